@@ -1,0 +1,1 @@
+"""Every side effect of a conference call: calls and SMS through the carrier, email over SMTP."""

@@ -1,0 +1,1 @@
+"""The thin, signed relay between the carrier and the workflows."""

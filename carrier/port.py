@@ -1,0 +1,69 @@
+"""What rallycall needs from a telephone carrier, in its own words.
+
+Activities and the callback server talk to this port only; the Twilio adapter implements it
+(against api.twilio.com or any Twilio-compatible server such as the simulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Protocol
+
+
+class FailureKind(Enum):
+    TRANSIENT = "transient"
+    """Rate limit or network trouble: try again later."""
+    DESTINATION = "destination"
+    """This number cannot be reached this way: the attempt fails, the scheme moves on."""
+    CONFIGURATION = "configuration"
+    """Credentials or caller ID are wrong: nothing will work until someone fixes them."""
+
+
+class CarrierError(Exception):
+    def __init__(self, kind: FailureKind, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """A call that, once answered, speaks the welcome and joins the conference room."""
+
+    to: str
+    caller_id: str
+    room: str
+    welcome: str
+    record: bool
+    ring_timeout: timedelta
+    status_callback: str
+    machine_callback: str
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A call status callback, verified and parsed."""
+
+    call_sid: str
+    status: str
+    answered_by: str | None
+    error_code: str | None
+
+
+class Carrier(Protocol):
+    async def place_call(self, call: OutboundCall, *, placed_since: datetime | None) -> str:
+        """Start the call and return its ID; with `placed_since`, first look for the same
+        call made by an earlier try (the carrier has no idempotency key) and return that."""
+
+    async def hang_up(self, call_id: str) -> None: ...
+
+    async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
+        """Send and return the message ID; with `sent_since`, reuse an identical earlier send."""
+
+    def is_authentic(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        """Whether a callback really comes from the carrier (its signature over URL and form)."""
+
+    def parse_call_event(self, params: Mapping[str, str]) -> CallEvent: ...

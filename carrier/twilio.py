@@ -1,0 +1,133 @@
+"""The Twilio adapter: calls and SMS through the real `twilio` SDK, errors sorted by what to do.
+
+`api_url` points the SDK at any Twilio-compatible server (the simulator in the embedded
+stack and the tests), so they exercise exactly the requests production sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+from carrier.port import CallEvent, CarrierError, FailureKind, OutboundCall
+
+REQUEST_TIMEOUT = 15.0
+"""The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
+
+DESTINATION_ERRORS = frozenset(
+    {"21211", "21214", "21215", "21216", "21217", "21408", "21610", "21612", "21614"}
+)
+CONFIGURATION_ERRORS = frozenset({"20003", "21210", "21212"})
+T = TypeVar("T")
+
+
+def conference_twiml(welcome: str, room: str, record: bool) -> str:
+    """What an answered leg hears: the welcome message first, then the bridge."""
+    response = VoiceResponse()
+    if welcome:
+        response.say(welcome)
+    dial = Dial()
+    dial.conference(
+        room,
+        start_conference_on_enter=True,
+        end_conference_on_exit=False,
+        record="record-from-start" if record else "do-not-record",
+    )
+    response.append(dial)
+    return str(response)
+
+
+def classify(exc: Exception) -> CarrierError:
+    """Turn an SDK or network failure into what the caller should do about it."""
+    if isinstance(exc, TwilioRestException):
+        code = str(exc.code) if exc.code is not None else None
+        message = f"Twilio error {code or exc.status}: {exc.msg}"
+        if code in DESTINATION_ERRORS:
+            return CarrierError(FailureKind.DESTINATION, message, code)
+        if code in CONFIGURATION_ERRORS or exc.status in (401, 403):
+            return CarrierError(FailureKind.CONFIGURATION, message, code)
+        return CarrierError(FailureKind.TRANSIENT, message, code)
+    return CarrierError(FailureKind.TRANSIENT, f"carrier unreachable: {exc!r}")
+
+
+def _second_of(moment: datetime) -> datetime:
+    """Twilio dates have one-second precision (RFC 2822); compare on that grid."""
+    return moment.replace(microsecond=0)
+
+
+class TwilioCarrier:
+    """Implements `carrier.port.Carrier`; create it inside the event loop it will serve."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_url: str | None = None) -> None:
+        self._http = AsyncTwilioHttpClient()
+        self._client = Client(account_sid, auth_token, http_client=self._http, environment={})
+        if api_url:
+            self._client.api.base_url = api_url.rstrip("/")
+            self._client.edge = self._client.region = None
+        self._validator = RequestValidator(auth_token)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def _call_api(self, request: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(request, REQUEST_TIMEOUT)
+        except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise classify(exc) from exc
+
+    async def place_call(self, call: OutboundCall, *, placed_since: datetime | None) -> str:
+        if placed_since is not None:
+            earlier = await self._call_api(
+                self._client.calls.list_async(to=call.to, from_=call.caller_id, limit=20)
+            )
+            for found in earlier:
+                if found.date_created is not None and found.date_created >= _second_of(placed_since):
+                    return str(found.sid)
+        created = await self._call_api(
+            self._client.calls.create_async(
+                to=call.to,
+                from_=call.caller_id,
+                twiml=conference_twiml(call.welcome, call.room, call.record),
+                timeout=int(call.ring_timeout / timedelta(seconds=1)),
+                status_callback=call.status_callback,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_method="POST",
+                machine_detection="Enable",
+                async_amd="true",
+                async_amd_status_callback=call.machine_callback,
+                async_amd_status_callback_method="POST",
+            )
+        )
+        return str(created.sid)
+
+    async def hang_up(self, call_id: str) -> None:
+        await self._call_api(self._client.calls(call_id).update_async(status="completed"))
+
+    async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
+        if sent_since is not None:
+            earlier = await self._call_api(self._client.messages.list_async(to=to, from_=sender, limit=20))
+            for found in earlier:
+                if found.body == body and found.date_created and found.date_created >= _second_of(sent_since):
+                    return str(found.sid)
+        sent = await self._call_api(self._client.messages.create_async(to=to, from_=sender, body=body))
+        return str(sent.sid)
+
+    def is_authentic(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        return bool(signature) and self._validator.validate(url, params, signature)
+
+    def parse_call_event(self, params: Mapping[str, str]) -> CallEvent:
+        return CallEvent(
+            call_sid=params.get("CallSid", ""),
+            status=params.get("CallStatus", ""),
+            answered_by=params.get("AnsweredBy") or None,
+            error_code=params.get("ErrorCode") or None,
+        )

@@ -1,0 +1,95 @@
+"""Settings shared by the worker, the starter, the callback server and the embedded stack.
+
+Everything comes from the environment or `.env`, with defaults that run the embedded stack
+(simulated carrier, local mail) on loopback with no account anywhere.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+DEV_ACCOUNT_SID = "AC" + "0" * 32
+DEV_AUTH_TOKEN = "rallycall-embedded-dev-token"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RALLYCALL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    task_queue: str = "rallycall"
+    ui_port: int = 8233
+
+    callback_addr: str = "127.0.0.1:8080"
+    """Where the callback server listens."""
+    public_url: str = "http://127.0.0.1:8080"
+    """Where the carrier reaches the callback server (signatures are checked against it)."""
+
+    twilio_api_url: str | None = None
+    """Base URL of a Twilio-compatible API; unset means api.twilio.com."""
+    twilio_account_sid: str = Field(DEV_ACCOUNT_SID, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(DEV_AUTH_TOKEN, validation_alias="TWILIO_AUTH_TOKEN")
+    dial_in_number: str = "+41215550100"
+    """The conference number: caller ID of outbound calls, and the number people dial in to."""
+
+    simulator_port: int = 0
+    scenario: Path = EXAMPLES / "scenario.yaml"
+    """How the simulated carrier answers each number (embedded stack only)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "rallycall <rallycall@localhost>"
+
+    pin_secret: str = "rallycall-embedded-pin-secret"
+    """Key of the HMAC that turns a PIN into its lease ID, so no PIN appears in plain text."""
+
+    @property
+    def callback_host(self) -> str:
+        return self.callback_addr.rsplit(":", 1)[0]
+
+    @property
+    def callback_port(self) -> int:
+        return int(self.callback_addr.rsplit(":", 1)[1])
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def carrier_log(self) -> Path:
+        return self.data_dir / "carrier.jsonl"
+
+
+@cache
+def settings() -> Settings:
+    return Settings()
+
+
+def temporal_target() -> str:
+    """The Temporal frontend address, as `temporalio.envconfig` resolves it."""
+    return str(ClientConfig.load_client_connect_config().get("target_host", DEFAULT_TEMPORAL_ADDRESS))
+
+
+def ui_url(workflow_id: str | None = None) -> str:
+    config = ClientConfig.load_client_connect_config()
+    namespace = config.get("namespace", "default")
+    base = f"http://localhost:{settings().ui_port}/namespaces/{namespace}/workflows"
+    return f"{base}/{workflow_id}" if workflow_id else base
+
+
+async def connect_temporal() -> Client:
+    """Connect through envconfig, so the same code reaches a dev server, a cluster or Cloud."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
+    return await Client.connect(**config, data_converter=pydantic_data_converter)

@@ -1,0 +1,130 @@
+"""The conference call's input (frozen at launch), its live roster, and the events that move it.
+
+The roster is the one source of truth: the workflow writes each attempt, outcome and
+notification into it as it happens; `status`, the Web UI and the final report all read it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.contacts import Contact
+from domain.messages import MessageTemplates
+from domain.scheme import DEFAULT_MAX_DURATION, AlertScheme, VoiceMedium
+
+Outcome = Literal["pending", "answered", "no-answer", "busy", "failed", "machine"]
+State = Literal["running", "ended"]
+Channel = Literal["sms", "email"]
+
+FINAL_CALL_STATUSES: dict[str, Outcome] = {
+    "busy": "busy",
+    "no-answer": "no-answer",
+    "failed": "failed",
+    "canceled": "failed",
+}
+"""Twilio call statuses that end an attempt that never reached the person."""
+
+
+class ConferenceInput(BaseModel):
+    """Everything a run needs, resolved and validated by the launcher."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pin: str
+    dial_in_number: str
+    welcome: str = ""
+    record: bool = False
+    participants: tuple[Contact, ...]
+    scheme: AlertScheme
+    templates: MessageTemplates
+    max_duration: timedelta = DEFAULT_MAX_DURATION
+    pin_lease_id: str
+    """Workflow ID of the lease that keeps this PIN unique among running conferences."""
+
+
+class CallAttempt(BaseModel):
+    attempt_id: str
+    medium: VoiceMedium
+    number: str
+    placed_at: datetime
+    outcome: Outcome = "pending"
+    call_sid: str | None = None
+    error: str | None = None
+
+
+class Notification(BaseModel):
+    channel: Channel
+    to: str
+    sent_at: datetime
+
+
+class PinAttempt(BaseModel):
+    from_number: str
+    at: datetime
+    accepted: bool
+    participant_id: str | None = None
+
+
+class ParticipantStatus(BaseModel):
+    id: str
+    name: str
+    guest: bool = False
+    in_conference: bool = False
+    attempts: list[CallAttempt] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+    rejoins: int = 0
+
+    def answered(self) -> bool:
+        return any(attempt.outcome == "answered" for attempt in self.attempts)
+
+
+class ConferenceReport(BaseModel):
+    """The roster as `status --json` prints it and as the workflow returns it when it ends."""
+
+    workflow_id: str
+    state: State
+    started_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    dial_in_number: str
+    welcome: str = ""
+    record: bool = False
+    scheme: str
+    participants: list[ParticipantStatus]
+    pin_attempts: list[PinAttempt] = Field(default_factory=list)
+
+    def in_conference(self) -> int:
+        return sum(p.in_conference for p in self.participants)
+
+
+class CallProgress(BaseModel):
+    """A carrier status callback for one attempt, as the callback server relays it."""
+
+    attempt_id: str
+    call_sid: str
+    status: str
+    answered_by: str | None = None
+    error_code: str | None = None
+
+
+class RejoinRequest(BaseModel):
+    """Someone dialled the conference number and keyed in a PIN."""
+
+    pin: str
+    from_number: str
+
+
+class RejoinResult(BaseModel):
+    accepted: bool
+    participant_id: str | None = None
+    guest: bool = False
+    reason: str | None = None
+
+
+class EndRequest(BaseModel):
+    reason: str = "ended by the launcher"

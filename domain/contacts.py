@@ -1,0 +1,164 @@
+"""Contacts and destinations: loaded from YAML, checked with phonenumbers and email-validator.
+
+A destination is a contact id or a raw E.164 number. Every problem names the contact and the
+field, so the launcher can fix the file under pressure, and nothing starts until all are fixed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+import yaml
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict
+
+from domain.errors import InvalidLaunch
+
+MAX_DESTINATIONS = 250
+"""A Twilio conference holds at most 250 participants."""
+
+PHONE_FIELDS = ("voice_pro", "voice_home", "mobile")
+MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+class Contact(BaseModel):
+    """A person with the media the alert scheme may use; numbers in E.164, email normalised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    voice_pro: str | None = None
+    voice_home: str | None = None
+    mobile: str | None = None
+    email: str | None = None
+
+    def numbers(self) -> set[str]:
+        return {n for n in (self.voice_pro, self.voice_home, self.mobile) if n}
+
+
+def to_e164(value: str) -> str:
+    """Normalise a phone number written in international form; ValueError says why not."""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not a phone number in international form (+41215550100)") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_mobile(e164: str) -> bool:
+    return phonenumbers.number_type(phonenumbers.parse(e164, None)) in MOBILE_TYPES
+
+
+def load_contacts(path: Path) -> dict[str, dict[str, Any]]:
+    """Read the contacts file: raw entries by id. Structure errors name the file and entry."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidLaunch([f"cannot read contacts file {path}: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidLaunch([f"{path} is not valid YAML: {exc}"]) from exc
+    entries = data.get("contacts") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise InvalidLaunch([f"{path}: expected a top-level 'contacts:' list"])
+    problems: list[str] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for index, entry in enumerate(entries):
+        contact_id = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(contact_id, str) or not contact_id.strip():
+            problems.append(f"{path}: contacts[{index}] has no 'id'")
+        elif contact_id in by_id:
+            problems.append(f"{path}: contact id {contact_id!r} appears twice")
+        else:
+            by_id[contact_id] = entry
+    if problems:
+        raise InvalidLaunch(problems)
+    return by_id
+
+
+def validate_contact(raw: dict[str, Any]) -> Contact:
+    """Check and normalise one contact entry; every bad field is reported."""
+    contact_id = raw["id"]
+    problems: list[str] = []
+    fields: dict[str, str | None] = {"id": contact_id}
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"contact {contact_id!r}: 'name' is empty")
+    else:
+        fields["name"] = name.strip()
+    for field in PHONE_FIELDS:
+        value = raw.get(field)
+        if value in (None, ""):
+            continue
+        try:
+            fields[field] = to_e164(str(value))
+        except ValueError as exc:
+            problems.append(f"contact {contact_id!r}: {field} {exc}")
+    email = raw.get("email")
+    if email not in (None, ""):
+        try:
+            fields["email"] = validate_email(str(email), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            problems.append(f"contact {contact_id!r}: email {email!r} is not valid ({exc})")
+    unknown = set(raw) - {"id", "name", "email", *PHONE_FIELDS}
+    if unknown:
+        problems.append(f"contact {contact_id!r}: unknown field(s) {', '.join(sorted(unknown))}")
+    if not problems and not (fields.get("voice_pro") or fields.get("voice_home")):
+        problems.append(f"contact {contact_id!r}: has neither voice_pro nor voice_home to call")
+    if problems:
+        raise InvalidLaunch(problems)
+    return Contact.model_validate(fields)
+
+
+def contact_for_number(value: str) -> Contact:
+    """A destination given as a raw number: called as work phone, texted if it is a mobile."""
+    e164 = to_e164(value)
+    return Contact(id=e164, name=e164, voice_pro=e164, mobile=e164 if is_mobile(e164) else None)
+
+
+def resolve_destinations(destinations: list[str], contacts: dict[str, dict[str, Any]]) -> list[Contact]:
+    """Turn `--to` values into validated contacts, refusing unknown, invalid and duplicate ones."""
+    if not destinations:
+        raise InvalidLaunch(["no destination given (use --to with a contact id or an E.164 number)"])
+    problems: list[str] = []
+    repeated = [d for d, n in Counter(destinations).items() if n > 1]
+    problems += [f"destination {d!r} is given more than once" for d in repeated]
+    if len(set(destinations)) > MAX_DESTINATIONS:
+        problems.append(
+            f"{len(set(destinations))} destinations: a conference holds at most {MAX_DESTINATIONS}"
+        )
+    resolved: list[Contact] = []
+    for destination in dict.fromkeys(destinations):
+        try:
+            if destination.startswith("+"):
+                resolved.append(contact_for_number(destination))
+            elif destination in contacts:
+                resolved.append(validate_contact(contacts[destination]))
+            else:
+                known = ", ".join(sorted(contacts)[:10]) or "none"
+                problems.append(f"unknown contact {destination!r} (known ids: {known})")
+        except ValueError as exc:
+            problems += exc.problems if isinstance(exc, InvalidLaunch) else [f"destination {exc}"]
+    problems += _shared_numbers(resolved)
+    if problems:
+        raise InvalidLaunch(problems)
+    return resolved
+
+
+def _shared_numbers(contacts: list[Contact]) -> list[str]:
+    """Two destinations reaching the same phone would ring it twice and blur the roster."""
+    owners: dict[str, str] = {}
+    problems = []
+    for contact in contacts:
+        for number in sorted(contact.numbers()):
+            if number in owners and owners[number] != contact.id:
+                problems.append(
+                    f"destinations {owners[number]!r} and {contact.id!r} share the number {number}"
+                )
+            owners.setdefault(number, contact.id)
+    return problems

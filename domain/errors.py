@@ -1,0 +1,16 @@
+"""Errors a launcher can act on: each names the contact or file, the field, and what was expected."""
+
+from __future__ import annotations
+
+
+class InvalidLaunch(ValueError):
+    """A launch refused before anything starts; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return f"cannot launch: {self.problems[0]}"
+        return "cannot launch:\n" + "\n".join(f"  - {p}" for p in self.problems)

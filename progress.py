@@ -1,0 +1,98 @@
+"""Follow a conference in a terminal: each roster change becomes one timeline line.
+
+Used by `starter.py conference --wait` and by the demo of `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from domain.conference import ConferenceReport, ParticipantStatus
+from domain.roster import MEDIUM_LABELS
+from workflows.conference import ConferenceCall
+
+OUTCOME_TEXT = {
+    "answered": "answered",
+    "no-answer": "did not answer",
+    "busy": "was busy",
+    "failed": "could not be called",
+    "machine": "answering machine (hung up, counts as not reached)",
+}
+
+
+def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tuple[datetime | None, str]]:
+    """What happened between two roster snapshots, with the time it happened when known."""
+    lines: list[tuple[datetime | None, str]] = []
+    previous = {p.id: p for p in before.participants} if before else {}
+    for person in after.participants:
+        lines += _participant_changes(previous.get(person.id), person)
+    if after.state == "ended" and (before is None or before.state != "ended"):
+        lines.append((after.ended_at, f"conference ended: {after.end_reason}"))
+    return lines
+
+
+def _participant_changes(
+    old: ParticipantStatus | None, new: ParticipantStatus
+) -> list[tuple[datetime | None, str]]:
+    lines: list[tuple[datetime | None, str]] = []
+    old_attempts = {a.attempt_id: a for a in old.attempts} if old else {}
+    for attempt in new.attempts:
+        label = MEDIUM_LABELS[attempt.medium]
+        seen = old_attempts.get(attempt.attempt_id)
+        if seen is None:
+            lines.append((attempt.placed_at, f"calling {new.name} on {label}"))
+        if attempt.outcome != "pending" and (seen is None or seen.outcome != attempt.outcome):
+            detail = f" ({attempt.error})" if attempt.error and attempt.outcome == "failed" else ""
+            lines.append((None, f"{new.name} {OUTCOME_TEXT[attempt.outcome]} on {label}{detail}"))
+    for note in new.notifications[len(old.notifications) if old else 0 :]:
+        channel = "SMS" if note.channel == "sms" else "email"
+        lines.append((note.sent_at, f"PIN invitation sent to {new.name} by {channel}"))
+    was_in = old.in_conference if old else False
+    if new.in_conference and not was_in:
+        how = f"rejoined with the PIN (rejoin {new.rejoins})" if new.rejoins else "is in the conference"
+        lines.append((None, f"{new.name} {'(guest) ' if new.guest else ''}{how}"))
+    elif was_in and not new.in_conference:
+        lines.append((new.left_at, f"{new.name} left the conference"))
+    return lines
+
+
+async def follow(
+    client: Client,
+    workflow_id: str,
+    emit: Callable[[str], None],
+    *,
+    poll_seconds: float = 0.5,
+) -> ConferenceReport | None:
+    """Print the timeline until the conference ends; returns the final report."""
+    handle = client.get_workflow_handle(workflow_id)
+    last: ConferenceReport | None = None
+    while True:
+        description = await handle.describe()
+        try:
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                report = await handle.query(ConferenceCall.current_roster)
+            elif description.status == WorkflowExecutionStatus.COMPLETED:
+                report = await handle.result()
+            else:
+                emit(f"conference is {description.status.name.lower() if description.status else 'gone'}")
+                return last
+        except RPCError:
+            await asyncio.sleep(poll_seconds)
+            continue
+        for at, text in changes(last, report):
+            emit(f"{_clock(report.started_at, at)}  {text}")
+        last = report
+        if report.state == "ended":
+            return report
+        await asyncio.sleep(poll_seconds)
+
+
+def _clock(started: datetime, at: datetime | None) -> str:
+    moment = at or datetime.now(started.tzinfo)
+    seconds = max(0, int((moment - started).total_seconds()))
+    return f"+{seconds // 60:02d}:{seconds % 60:02d}"

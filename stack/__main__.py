@@ -1,0 +1,92 @@
+"""`python -m stack [--demo]`: run the embedded stack until Ctrl-C.
+
+With --demo (what `make run` does) it also launches the demo conference from `examples/`, or
+picks up the one still running from a previous run, and prints its timeline live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from temporalio.client import Client
+
+from config import EXAMPLES, Settings, settings, ui_url
+from launcher import LaunchRequest, launch
+from progress import follow
+from stack.embedded import RunningStack, running_stack
+
+DEMO = LaunchRequest(
+    destinations=["alice", "bruno", "chloe"],
+    contacts_file=EXAMPLES / "contacts.yaml",
+    welcome="Major incident on the payment platform. You are joining the crisis bridge.",
+)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def banner(stack: RunningStack, config: Settings) -> None:
+    say("rallycall embedded stack is up (Ctrl-C to stop)")
+    say(f"  Temporal          {stack.temporal_address}   Web UI {ui_url()}")
+    say(f"  callback server   {config.callback_addr} (carrier reaches it at {config.public_url})")
+    if stack.simulator_url:
+        say(f"  carrier simulator {stack.simulator_url}   scenario {config.scenario}")
+        say(f"                    log {config.carrier_log}")
+    else:
+        say(f"  carrier           {stack.twilio_api_url}")
+    say(f"  mailbox           smtp 127.0.0.1:{stack.smtp_port} -> {config.mail_dir}/")
+
+
+async def running_demo(client: Client) -> str | None:
+    query = 'WorkflowType="ConferenceCall" AND RallycallState="running" AND ExecutionStatus="Running"'
+    async for execution in client.list_workflows(query):
+        return execution.id
+    return None
+
+
+async def demo(stack: RunningStack, config: Settings) -> None:
+    workflow_id = await running_demo(stack.client)
+    if workflow_id:
+        say(f"\nresuming conference {workflow_id} (still running from last time)")
+    else:
+        launched = await launch(stack.client, config, DEMO)
+        workflow_id = launched.workflow_id
+        say(f"\nlaunched demo conference {workflow_id}")
+        say(f"  dial-in {launched.dial_in_number}   PIN {launched.pin}")
+        say(
+            f"  rejoin from another terminal: .venv/bin/python starter.py rejoin --pin {launched.pin} "
+            f"--from +41215550113 {workflow_id}"
+        )
+    say(f"  watch it in the Web UI: {ui_url(workflow_id)}\n")
+    await follow(stack.client, workflow_id, say)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("--demo", action="store_true", help="launch and follow the demo conference")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = settings()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    async with running_stack(config) as stack:
+        banner(stack, config)
+        if args.demo:
+            await demo(stack, config)
+            say("\nthe stack stays up for starter.py commands; Ctrl-C to stop")
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit(0)
+    except OSError as exc:
+        sys.exit(f"cannot start the stack: {exc} (is another stack running? ports are settable, see README)")

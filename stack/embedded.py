@@ -1,0 +1,97 @@
+"""Start and stop the pieces of the embedded stack together, in one event loop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from callbacks.server import build_app, serve
+from carrier.simulator import CarrierSimulator, load_scenario
+from carrier.twilio import TwilioCarrier
+from config import Settings, temporal_target
+from localmail.server import Mailbox
+from stack.binaries import temporal_cli
+from worker import build_worker, smtp_settings
+from workflows import search_attributes
+
+log = logging.getLogger("rallycall.stack")
+
+
+@dataclass
+class RunningStack:
+    client: Client
+    temporal_address: str
+    simulator_url: str | None
+    twilio_api_url: str
+    smtp_port: int
+    mailbox: Mailbox
+
+
+@contextlib.asynccontextmanager
+async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
+    """Everything a conference needs, on loopback; torn down in reverse order on exit."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    host, port = temporal_target().rsplit(":", 1)
+    async with contextlib.AsyncExitStack() as stack:
+        env = await WorkflowEnvironment.start_local(
+            ip="127.0.0.1" if host in ("localhost", "127.0.0.1") else host,
+            port=int(port),
+            ui=True,
+            ui_port=config.ui_port,
+            search_attributes=search_attributes.ALL,
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=temporal_cli(),
+            dev_server_database_filename=str(config.data_dir / "temporal.db"),
+            dev_server_log_level="error",
+        )
+        stack.push_async_callback(env.shutdown)
+
+        mailbox = Mailbox(
+            config.mail_dir, port=config.smtp_port if "smtp_port" in config.model_fields_set else 0
+        )
+        mailbox.start()
+        stack.callback(mailbox.stop)
+
+        simulator_url = None
+        api_url = config.twilio_api_url
+        if not api_url:
+            simulator = CarrierSimulator(
+                config.twilio_account_sid,
+                config.twilio_auth_token,
+                load_scenario(config.scenario),
+                config.carrier_log,
+            )
+            runner = await serve(simulator.app(), "127.0.0.1", config.simulator_port)
+            stack.push_async_callback(runner.cleanup)
+            simulator_url = api_url = _url_of(runner)
+
+        carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, api_url)
+        stack.push_async_callback(carrier.close)
+        callbacks = await serve(
+            build_app(carrier, env.client, config.public_url), config.callback_host, config.callback_port
+        )
+        stack.push_async_callback(callbacks.cleanup)
+
+        worker = build_worker(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
+        await stack.enter_async_context(worker)
+
+        yield RunningStack(
+            client=env.client,
+            temporal_address=f"{host}:{port}",
+            simulator_url=simulator_url,
+            twilio_api_url=api_url,
+            smtp_port=mailbox.port,
+            mailbox=mailbox,
+        )
+
+
+def _url_of(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"

@@ -1,0 +1,243 @@
+"""The launcher's command line: start, watch, rejoin, end and list conference calls.
+
+    python starter.py conference --contacts FILE --to ID_OR_E164 [--to ...] [--welcome TEXT]
+                                 [--record] [--json] [--wait]
+    python starter.py status WORKFLOW_ID [--json]
+    python starter.py rejoin --pin PIN --from E164 [WORKFLOW_ID]
+    python starter.py end WORKFLOW_ID [--reason TEXT]
+    python starter.py list [--json]
+
+Exit codes: 0 done, 2 refused input (nothing launched), 3 refused by the conference (wrong
+PIN, conference over), 1 anything else (Temporal unreachable...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import connect_temporal, settings, ui_url
+from domain.conference import ConferenceReport, EndRequest, RejoinRequest
+from domain.contacts import to_e164
+from domain.errors import InvalidLaunch
+from launcher import LaunchRequest, conference_with_pin, launch
+from progress import follow
+from workflows import search_attributes as sa
+from workflows.conference import ConferenceCall
+
+REFUSED_INPUT = 2
+REFUSED_BY_CONFERENCE = 3
+
+
+class Refused(Exception):
+    """The conference (or its absence) said no; message for the user, exit code 3."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def dump(data: Any) -> None:
+    say(json.dumps(data, indent=2, default=str))
+
+
+async def conference(client: Client, args: argparse.Namespace) -> None:
+    request = LaunchRequest(
+        destinations=args.to or [],
+        contacts_file=args.contacts,
+        welcome=args.welcome or "",
+        record=args.record,
+    )
+    launched = await launch(client, settings(), request)
+    link = ui_url(launched.workflow_id)
+    if args.json:
+        dump(
+            {
+                "workflow_id": launched.workflow_id,
+                "pin": launched.pin,
+                "dial_in_number": launched.dial_in_number,
+                "ui_url": link,
+            }
+        )
+    else:
+        say(f"conference {launched.workflow_id} launched")
+        say(f"  dial-in number  {launched.dial_in_number}")
+        say(f"  PIN             {launched.pin}")
+        say(f"  Web UI          {link}")
+    if args.wait:
+        await follow(client, launched.workflow_id, say if not args.json else _silent)
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+async def report_of(client: Client, workflow_id: str) -> ConferenceReport:
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return await handle.query(ConferenceCall.current_roster)
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    state = description.status.name.lower() if description.status else "unknown"
+    raise Refused(f"conference {workflow_id} is {state}: it has no report")
+
+
+async def status(client: Client, args: argparse.Namespace) -> None:
+    report = await report_of(client, args.workflow_id)
+    if args.json:
+        dump(report.model_dump(mode="json"))
+    else:
+        print_roster(report)
+
+
+def print_roster(report: ConferenceReport) -> None:
+    say(
+        f"conference {report.workflow_id}: {report.state}, "
+        f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{report.in_conference()}/{len(report.participants)} in the bridge"
+    )
+    if report.end_reason:
+        say(f"  ended: {report.end_reason}")
+    for person in report.participants:
+        mark = "IN " if person.in_conference else "   "
+        calls = ", ".join(f"{a.medium}: {a.outcome}" for a in person.attempts) or "no call"
+        sent = ", ".join(n.channel for n in person.notifications) or "-"
+        extra = f", rejoins {person.rejoins}" if person.rejoins else ""
+        say(f"  {mark} {person.name:<24} {calls}; PIN sent: {sent}{extra}")
+
+
+async def rejoin(client: Client, args: argparse.Namespace) -> None:
+    try:
+        caller = to_e164(args.from_number)
+    except ValueError as exc:
+        raise InvalidLaunch([f"--from {exc}"]) from exc
+    workflow_id = args.workflow_id or await conference_with_pin(client, settings(), args.pin)
+    if workflow_id is None:
+        raise Refused("no running conference has this PIN")
+    handle = client.get_workflow_handle(workflow_id)
+    result = await handle.execute_update(
+        ConferenceCall.rejoin, RejoinRequest(pin=args.pin, from_number=caller)
+    )
+    if not result.accepted:
+        raise Refused(f"{result.reason} for conference {workflow_id} (the attempt is recorded)")
+    who = "as a guest" if result.guest else f"as {result.participant_id}"
+    say(f"{caller} is back in conference {workflow_id} {who}")
+
+
+async def end(client: Client, args: argparse.Namespace) -> None:
+    handle = client.get_workflow_handle(args.workflow_id)
+    await handle.execute_update(ConferenceCall.end, EndRequest(reason=args.reason))
+    report: ConferenceReport = await handle.result()
+    dump(report.model_dump(mode="json"))
+
+
+async def list_conferences(client: Client, args: argparse.Namespace) -> None:
+    rows: list[dict[str, Any]] = []
+    async for execution in client.list_workflows('WorkflowType="ConferenceCall"'):
+        attributes = execution.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": execution.id,
+                "state": attributes.get(sa.STATE),
+                "status": execution.status.name.lower() if execution.status else None,
+                "started_at": execution.start_time.astimezone(UTC).isoformat(),
+                "participants": attributes.get(sa.PARTICIPANTS),
+                "in_conference": attributes.get(sa.IN_CONFERENCE),
+            }
+        )
+    if args.json:
+        dump(rows)
+        return
+    if not rows:
+        say("no conference yet")
+    for row in rows:
+        say(
+            f"{row['workflow_id']}  {row['state'] or row['status']:<8} started {row['started_at'][:19]}  "
+            f"{row['in_conference']}/{row['participants']} in the bridge"
+        )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="starter.py", description="rallycall: emergency conference calls")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    launch_cmd = commands.add_parser("conference", help="launch a conference call")
+    launch_cmd.add_argument("--contacts", type=Path, help="contacts YAML file")
+    launch_cmd.add_argument("--to", action="append", metavar="ID_OR_E164", help="destination (repeat)")
+    launch_cmd.add_argument("--welcome", help="spoken to each participant before joining")
+    launch_cmd.add_argument("--record", action="store_true", help="record the conference")
+    launch_cmd.add_argument("--json", action="store_true")
+    launch_cmd.add_argument("--wait", action="store_true", help="follow progress until the end")
+    launch_cmd.set_defaults(run=conference)
+
+    status_cmd = commands.add_parser("status", help="the roster of a conference")
+    status_cmd.add_argument("workflow_id")
+    status_cmd.add_argument("--json", action="store_true")
+    status_cmd.set_defaults(run=status)
+
+    rejoin_cmd = commands.add_parser("rejoin", help="dial in with the PIN (as the phone line does)")
+    rejoin_cmd.add_argument("--pin", required=True)
+    rejoin_cmd.add_argument("--from", dest="from_number", required=True, metavar="E164")
+    rejoin_cmd.add_argument("workflow_id", nargs="?")
+    rejoin_cmd.set_defaults(run=rejoin)
+
+    end_cmd = commands.add_parser("end", help="end a conference; prints the final report")
+    end_cmd.add_argument("workflow_id")
+    end_cmd.add_argument("--reason", default="ended by the launcher")
+    end_cmd.set_defaults(run=end)
+
+    list_cmd = commands.add_parser("list", help="list conferences")
+    list_cmd.add_argument("--json", action="store_true")
+    list_cmd.set_defaults(run=list_conferences)
+    return top
+
+
+async def run(args: argparse.Namespace) -> int:
+    command: Callable[[Client, argparse.Namespace], Awaitable[None]] = args.run
+    try:
+        client = await connect_temporal()
+    except RuntimeError as exc:
+        say(f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
+        return 1
+    try:
+        await command(client, args)
+    except InvalidLaunch as exc:
+        say(f"error: {exc}")
+        return REFUSED_INPUT
+    except Refused as exc:
+        say(f"error: {exc}")
+        return REFUSED_BY_CONFERENCE
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        say(f"error: {getattr(cause, 'message', None) or cause or exc}")
+        return REFUSED_BY_CONFERENCE
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            say(f"error: conference not found or already over ({exc.message})")
+            return REFUSED_BY_CONFERENCE
+        say(f"error: Temporal said {exc.status.name}: {exc.message}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    code = asyncio.run(run(args))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # avoid the SDK's abort at interpreter exit (sdk-python #300)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The worker: runs conference workflows and their activities against the configured carrier
+and SMTP server. `python worker.py` runs it alone (against Twilio unless
+RALLYCALL_TWILIO_API_URL points elsewhere); the embedded stack runs it in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.calls import CarrierActivities
+from activities.mail import MailActivities, SmtpSettings
+from carrier.port import Carrier
+from carrier.twilio import TwilioCarrier
+from config import Settings, connect_temporal, settings
+from workflows.conference import ConferenceCall
+from workflows.pin_lease import PinLease
+
+
+def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
+    return SmtpSettings(
+        host=config.smtp_host,
+        port=port or config.smtp_port,
+        sender=config.mail_from,
+        username=config.smtp_username,
+        password=config.smtp_password,
+        starttls=config.smtp_starttls,
+    )
+
+
+def build_worker(client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings) -> Worker:
+    calls = CarrierActivities(carrier, config.public_url)
+    mail = MailActivities(smtp)
+    return Worker(
+        client,
+        task_queue=config.task_queue,
+        workflows=[ConferenceCall, PinLease],
+        activities=[calls.place_call, calls.hang_up, calls.send_sms, mail.send_email],
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = settings()
+    client = await connect_temporal()
+    carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
+    try:
+        await build_worker(client, config, carrier, smtp_settings(config)).run()
+    finally:
+        await carrier.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Workflows: orchestration only (timers, signals, activities); every side effect is an activity."""
