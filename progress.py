@@ -69,7 +69,7 @@ async def follow(
     poll_seconds: float = 0.5,
 ) -> ConferenceReport | None:
     """Print the timeline until the conference ends; returns the final report."""
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
     last: ConferenceReport | None = None
     while True:
         description = await handle.describe()

@@ -83,7 +83,7 @@ def _silent(_: str) -> None:
 
 
 async def report_of(client: Client, workflow_id: str) -> ConferenceReport:
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         return await handle.query(ConferenceCall.current_roster)
@@ -136,9 +136,9 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
 
 
 async def end(client: Client, args: argparse.Namespace) -> None:
-    handle = client.get_workflow_handle(args.workflow_id)
+    handle = client.get_workflow_handle_for(ConferenceCall.run, args.workflow_id)
     await handle.execute_update(ConferenceCall.end, EndRequest(reason=args.reason))
-    report: ConferenceReport = await handle.result()
+    report = await handle.result()
     dump(report.model_dump(mode="json"))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
+
+from stack.ports import free_port
 
 log = logging.getLogger("rallycall.mailbox")
 
@@ -45,7 +46,7 @@ class Mailbox:
     def __init__(self, folder: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.handler = MailboxHandler(folder)
         self.folder = folder
-        self._controller = Controller(self.handler, hostname=host, port=port or _free_port(host))
+        self._controller = Controller(self.handler, hostname=host, port=port or free_port(host))
 
     @property
     def port(self) -> int:
@@ -67,9 +68,3 @@ def read_eml(path: Path) -> EmailMessage:
     message = message_from_bytes(path.read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage)
     return message
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
