@@ -27,7 +27,7 @@ from config import Settings
 from domain.conference import ConferenceInput
 from domain.contacts import load_contacts, resolve_destinations, to_e164
 from domain.errors import InvalidLaunch
-from domain.messages import check_single_sms, invitation_fields, load_templates, render
+from domain.messages import Invitation, check_single_sms, load_templates, render
 from domain.scheme import CONFCALL, DEFAULT_MAX_DURATION, AlertScheme
 from workflows import search_attributes as sa
 from workflows.conference import ConferenceCall
@@ -78,11 +78,11 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str) -> ConferenceI
         raise InvalidLaunch([f"RALLYCALL_DIAL_IN_NUMBER: {exc}"]) from exc
     templates = load_templates()
     for contact in participants:
-        fields = invitation_fields(
+        invitation = Invitation(
             body=welcome, dial_in_number=dial_in, pin=pin, contact_id=contact.id, contact_name=contact.name
         )
         if contact.mobile:
-            check_single_sms(render(templates.sms, fields), contact.id)
+            check_single_sms(render(templates.sms, invitation.fields()), contact.id)
     return ConferenceInput(
         pin=pin,
         dial_in_number=dial_in,

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.messages import MessageTemplates, render
+from domain.messages import Invitation, MessageTemplates, render
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class SmtpSettings:
 class SendEmail(BaseModel):
     to: str
     templates: MessageTemplates
-    fields: dict[str, object]
+    invitation: Invitation
 
 
 def idempotent_message_id() -> str:
@@ -43,11 +43,13 @@ def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = request.to
-    message["Subject"] = render(request.templates.email_subject, request.fields)
+    message["Subject"] = render(request.templates.email_subject, request.invitation.fields())
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
-    message.set_content(render(request.templates.email_text, request.fields))
-    message.add_alternative(render(request.templates.email_html, request.fields, html=True), subtype="html")
+    message.set_content(render(request.templates.email_text, request.invitation.fields()))
+    message.add_alternative(
+        render(request.templates.email_html, request.invitation.fields(), html=True), subtype="html"
+    )
     return message
 
 

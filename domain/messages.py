@@ -89,19 +89,27 @@ def check_fields(source: str, where: str) -> None:
         raise InvalidLaunch([f"{where}: unknown field {fields} (fields: {allowed})"])
 
 
-def invitation_fields(
-    *, body: str, dial_in_number: str, pin: str, contact_id: str, contact_name: str
-) -> dict[str, Any]:
-    """The values a PIN invitation is rendered with."""
-    number = phonenumbers.format_number(
-        phonenumbers.parse(dial_in_number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-    return {
-        "Body": body,
-        "ConferenceNumber": number,
-        "Pin": pin,
-        "Contact": {"Id": contact_id, "Name": contact_name},
-    }
+class Invitation(BaseModel):
+    """Who gets the PIN invitation and what it says; turned into template fields where sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    body: str
+    dial_in_number: str
+    pin: str
+    contact_id: str
+    contact_name: str
+
+    def fields(self) -> dict[str, Any]:
+        number = phonenumbers.format_number(
+            phonenumbers.parse(self.dial_in_number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return {
+            "Body": self.body,
+            "ConferenceNumber": number,
+            "Pin": self.pin,
+            "Contact": {"Id": self.contact_id, "Name": self.contact_name},
+        }
 
 
 def render(source: str, fields: dict[str, Any], *, html: bool = False) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -203,11 +204,14 @@ async def harness(
         await sim_runner.cleanup()
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], seconds: float = 10) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T] | T], check: Callable[[T], bool], seconds: float = 10
+) -> T:
     """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        value = await probe()
+        found = probe()
+        value: T = await found if inspect.isawaitable(found) else found  # type: ignore[assignment]
         if check(value):
             return value
         if asyncio.get_running_loop().time() > deadline:

@@ -44,7 +44,9 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     h = conference_setup
     launched = await h.launch("alice", "bruno", "chloe", "dan", welcome="Datacenter fire")
 
-    report = await eventually(lambda: h.roster(launched), lambda r: "pending" not in outcomes(r, "voice_pro").values())
+    report = await eventually(
+        lambda: h.roster(launched), lambda r: "pending" not in outcomes(r, "voice_pro").values()
+    )
     assert sorted(h.called_numbers()) == sorted(WORK.values()), "t=0: every work phone, nothing else"
     assert outcomes(report, "voice_pro") == {"alice": "answered", "bruno": "no-answer", "chloe": "busy"}
     assert [p.id for p in report.participants if p.in_conference] == ["alice"]
@@ -54,14 +56,19 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
 
     await at(time_env, report, 61)
     report = await eventually(
-        lambda: h.roster(launched), lambda r: set(outcomes(r, "voice_home")) == {"bruno", "chloe", "dan"}
-        and "pending" not in outcomes(r, "voice_home").values()
+        lambda: h.roster(launched),
+        lambda r: (
+            set(outcomes(r, "voice_home")) == {"bruno", "chloe", "dan"}
+            and "pending" not in outcomes(r, "voice_home").values()
+        ),
     )
     home_calls = h.called_numbers()[len(WORK) :]
-    assert sorted(home_calls) == sorted([HOME["bruno"], HOME["chloe"], HOME["dan"]]), "alice is in: not called"
+    assert sorted(home_calls) == sorted([HOME["bruno"], HOME["chloe"], HOME["dan"]]), (
+        "alice is in: not called"
+    )
     assert outcomes(report, "voice_home") == {"bruno": "answered", "chloe": "machine", "dan": "answered"}
     assert sorted(p.id for p in report.participants if p.in_conference) == ["alice", "bruno", "dan"]
-    await eventually(lambda: _async(h.carrier_entries("hangup")), lambda e: len(e) == 1)
+    await eventually(lambda: h.carrier_entries("hangup"), lambda e: len(e) == 1)
     assert h.carrier_entries("hangup")[0]["to"] == HOME["chloe"], "the answering machine leg is hung up"
 
     await at(time_env, report, 119)
@@ -73,7 +80,9 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     )
     assert Counter(h.texted_numbers()) == Counter(MOBILES), "one SMS to every mobile, answered or not"
     sms_bodies = {e["body"] for e in h.carrier_entries("sms")}
-    assert sms_bodies == {f"Conference call in progress. To join, dial +41 21 555 01 00 and enter PIN {launched.pin}."}
+    assert sms_bodies == {
+        f"Conference call in progress. To join, dial +41 21 555 01 00 and enter PIN {launched.pin}."
+    }
 
     emails = h.mailbox.messages()
     assert sorted(m["To"] for m in emails) == ["alice@example.com", "bruno@example.com", "chloe@example.com"]
@@ -81,7 +90,7 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
         assert email["Subject"] == "Invitation Conference Call - Pin"
         text = email.get_body(("plain",)).get_content()
         html = email.get_body(("html",)).get_content()
-        assert f'To join the conference call "Datacenter fire", please call n°+41 21 555 01 00' in text
+        assert 'To join the conference call "Datacenter fire", please call n°+41 21 555 01 00' in text
         assert f"enter the pin code {launched.pin}" in text
         assert f"<strong>{launched.pin}</strong>" in html
     dan = next(p for p in report.participants if p.id == "dan")
@@ -91,14 +100,20 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     await h.handle(launched).result()
 
 
-async def test_rejoin_with_pin_wrong_pin_and_guest(time_env: WorkflowEnvironment, conference_setup: Harness) -> None:
+async def test_rejoin_with_pin_wrong_pin_and_guest(
+    time_env: WorkflowEnvironment, conference_setup: Harness
+) -> None:
     h = conference_setup
     launched = await h.launch("alice", "chloe")
     handle = h.handle(launched)
-    report = await eventually(lambda: h.roster(launched), lambda r: "pending" not in outcomes(r, "voice_pro").values())
+    report = await eventually(
+        lambda: h.roster(launched), lambda r: "pending" not in outcomes(r, "voice_pro").values()
+    )
     await at(time_env, report, 125)
 
-    wrong = await handle.execute_update(ConferenceCall.rejoin, RejoinRequest(pin="000000", from_number=HOME["chloe"]))
+    wrong = await handle.execute_update(
+        ConferenceCall.rejoin, RejoinRequest(pin="000000", from_number=HOME["chloe"])
+    )
     assert not wrong.accepted and wrong.reason == "wrong PIN"
     right = await handle.execute_update(
         ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=HOME["chloe"])
@@ -129,7 +144,9 @@ async def test_end_hangs_up_releases_pin_and_refuses_later_rejoins(
     h = conference_setup
     launched = await h.launch("alice", "bruno")
     handle = h.handle(launched)
-    await eventually(lambda: h.roster(launched), lambda r: outcomes(r, "voice_pro").get("alice") == "answered")
+    await eventually(
+        lambda: h.roster(launched), lambda r: outcomes(r, "voice_pro").get("alice") == "answered"
+    )
 
     await handle.execute_update(ConferenceCall.end, EndRequest(reason="incident resolved"))
     final: ConferenceReport = await handle.result()
@@ -144,14 +161,20 @@ async def test_end_hangs_up_releases_pin_and_refuses_later_rejoins(
     assert lease.status == WorkflowExecutionStatus.COMPLETED, "the PIN is free for another conference"
     assert await conference_with_pin(h.client, h.settings, launched.pin) is None
     with pytest.raises(RPCError) as refused:
-        await handle.execute_update(ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=WORK["alice"]))
+        await handle.execute_update(
+            ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=WORK["alice"])
+        )
     assert refused.value.status == RPCStatusCode.NOT_FOUND
 
 
-async def test_maximum_duration_ends_the_conference(time_env: WorkflowEnvironment, conference_setup: Harness) -> None:
+async def test_maximum_duration_ends_the_conference(
+    time_env: WorkflowEnvironment, conference_setup: Harness
+) -> None:
     h = conference_setup
     launched = await h.launch("alice", max_duration=timedelta(minutes=30))
-    report = await eventually(lambda: h.roster(launched), lambda r: outcomes(r, "voice_pro") == {"alice": "answered"})
+    report = await eventually(
+        lambda: h.roster(launched), lambda r: outcomes(r, "voice_pro") == {"alice": "answered"}
+    )
     await at(time_env, report, 29 * 60)
     assert (await h.roster(launched)).state == "running"
     await at(time_env, report, 30 * 60 + 1)
@@ -160,7 +183,3 @@ async def test_maximum_duration_ends_the_conference(time_env: WorkflowEnvironmen
     assert final.ended_at is not None
     assert timedelta(minutes=30) <= final.ended_at - final.started_at < timedelta(minutes=30, seconds=1)
     assert not any(p.in_conference for p in final.participants)
-
-
-async def _async(value):
-    return value

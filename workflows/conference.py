@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RejoinResult,
     )
     from domain.contacts import Contact
-    from domain.messages import invitation_fields
+    from domain.messages import Invitation
     from domain.roster import MEDIUM_LABELS, Roster
     from domain.scheme import VoiceMedium
     from workflows import search_attributes as sa
@@ -125,7 +125,7 @@ class ConferenceCall:
             to=mobile,
             sender=self.conference.dial_in_number,
             templates=self.conference.templates,
-            fields=self.invitation_fields(contact),
+            invitation=self.invitation(contact),
             requested_at=workflow.now(),
         )
         try:
@@ -145,7 +145,7 @@ class ConferenceCall:
 
     async def send_email(self, contact: Contact, email: str) -> None:
         request = SendEmail(
-            to=email, templates=self.conference.templates, fields=self.invitation_fields(contact)
+            to=email, templates=self.conference.templates, invitation=self.invitation(contact)
         )
         try:
             await workflow.execute_activity_method(
@@ -188,8 +188,8 @@ class ConferenceCall:
         except ActivityError as err:
             workflow.logger.warning("could not hang up %s: %s", call_id, failure_message(err))
 
-    def invitation_fields(self, contact: Contact) -> dict[str, object]:
-        return invitation_fields(
+    def invitation(self, contact: Contact) -> Invitation:
+        return Invitation(
             body=self.conference.welcome,
             dial_in_number=self.conference.dial_in_number,
             pin=self.conference.pin,

@@ -1,0 +1,69 @@
+"""The whole flow on the real dev server in real time: launch, callbacks, fallback, PIN by SMS
+and email, rejoin, end, final report, and a replay of the recorded history."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from domain.conference import ConferenceReport, EndRequest, RejoinRequest
+from tests.conftest import FAST, eventually, harness
+from workflows.conference import ConferenceCall
+from workflows.pin_lease import PinLease
+
+
+async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
+        launched = await h.launch("alice", "bruno", "chloe", "dan", scheme=FAST, welcome="Flood in hall B")
+        handle = h.handle(launched)
+
+        report = await eventually(
+            lambda: h.roster(launched),
+            lambda r: sum(len(p.notifications) for p in r.participants) == 7,
+            seconds=20,
+        )
+        people = {p.id: p for p in report.participants}
+        assert [a.outcome for a in people["alice"].attempts] == ["answered"]
+        assert [(a.medium, a.outcome) for a in people["bruno"].attempts] == [
+            ("voice_pro", "no-answer"),
+            ("voice_home", "answered"),
+        ]
+        assert [a.outcome for a in people["chloe"].attempts] == ["busy", "machine"]
+        assert [(a.medium, a.outcome) for a in people["dan"].attempts] == [("voice_home", "answered")]
+        for person in report.participants:
+            for attempt in person.attempts:
+                offset = attempt.placed_at - report.started_at
+                expected = timedelta(0) if attempt.medium == "voice_pro" else timedelta(seconds=2)
+                assert expected <= offset < expected + timedelta(seconds=1), (person.id, attempt)
+            for note in person.notifications:
+                assert timedelta(seconds=4) <= note.sent_at - report.started_at < timedelta(seconds=6)
+        assert all(
+            a.call_sid and a.call_sid.startswith("CA") for p in report.participants for a in p.attempts
+        )
+        assert Counter(h.texted_numbers()) == Counter(
+            ["+41795550101", "+41795550102", "+41795550103", "+41795550104"]
+        )
+        assert len(h.mailbox.messages()) == 3
+
+        chloe_back = await handle.execute_update(
+            ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number="+41795550103")
+        )
+        assert chloe_back.accepted and chloe_back.participant_id == "chloe"
+
+        await handle.execute_update(ConferenceCall.end, EndRequest(reason="drill over"))
+        final: ConferenceReport = await handle.result()
+        assert final.state == "ended" and final.end_reason == "drill over"
+        assert sorted(e["to"] for e in h.carrier_entries("hangup")) == sorted(
+            ["+41215550113", "+41215550101", "+41215550112", "+41215550114"]
+        ), "the answering machine, then everyone still on the bridge"
+
+        history = await handle.fetch_history()
+        replayer = Replayer(workflows=[ConferenceCall, PinLease], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(history)

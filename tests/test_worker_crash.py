@@ -1,0 +1,84 @@
+"""Kill the worker (SIGKILL, as a crash would) after the first calls; a new worker finishes the
+conference: the home calls, SMS and emails all happen, each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from domain.conference import EndRequest
+from domain.scheme import AlertScheme, AlertStep
+from tests.conftest import Harness, eventually, harness
+from workflows.conference import ConferenceCall
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW_ENOUGH_TO_CRASH = AlertScheme(
+    name="CRASH",
+    steps=(
+        AlertStep(medium="voice_pro", after=timedelta(0)),
+        AlertStep(medium="voice_home", after=timedelta(seconds=3)),
+    ),
+    ring_timeout=timedelta(seconds=1),
+    invitation_after=timedelta(seconds=5),
+)
+
+
+def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes]:
+    variables = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
+        "RALLYCALL_TWILIO_API_URL": h.simulator_url,
+        "RALLYCALL_PUBLIC_URL": h.settings.public_url,
+        "RALLYCALL_SMTP_HOST": "127.0.0.1",
+        "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
+    }
+    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=variables)
+
+
+async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with harness(dev_env.client, tmp_path, contacts_file) as h:
+        worker = start_worker(dev_env, h)
+        try:
+            launched = await h.launch("alice", "bruno", "chloe", "dan", scheme=SLOW_ENOUGH_TO_CRASH)
+            await eventually(h.called_numbers, lambda calls: len(calls) == 3, seconds=15)
+            await eventually(
+                lambda: h.roster(launched),
+                lambda r: all(a.call_sid for p in r.participants for a in p.attempts),
+            )
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+
+            await asyncio.sleep(6)  # both timers fire on the server while no worker is alive
+            assert len(h.called_numbers()) == 3 and h.texted_numbers() == []
+
+            worker = start_worker(dev_env, h)
+            report = await eventually(
+                lambda: h.roster(launched),
+                lambda r: sum(len(p.notifications) for p in r.participants) == 7,
+                seconds=30,
+            )
+            work, home = ["+41215550101", "+41215550102", "+41215550103"], ["+41215550112", "+41215550113"]
+            assert Counter(h.called_numbers()) == Counter([*work, *home, "+41215550114"]), "each call once"
+            assert Counter(h.texted_numbers()) == Counter(
+                ["+41795550101", "+41795550102", "+41795550103", "+41795550104"]
+            ), "each SMS sent exactly once"
+            assert h.mailbox.handler.deliveries == 3, "each email delivered exactly once"
+            assert all(len(p.notifications) == (2 if p.id != "dan" else 1) for p in report.participants)
+
+            handle = h.handle(launched)
+            await handle.execute_update(ConferenceCall.end, EndRequest())
+            await handle.result()
+        finally:
+            worker.kill()
+            worker.wait()
