@@ -7,6 +7,7 @@ signature does not match the public URL it claims to be for gets 403 and reaches
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from aiohttp import web
 from temporalio.client import Client
@@ -39,13 +40,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+def is_signed(request: web.Request, form: dict[str, str]) -> bool:
+    """Check the signature against the public URL: as received, or with the query encoded the way
+    rallycall wrote it (an HTTP client or proxy on the way may have decoded `%2F` and the like)."""
+    carrier = request.app[CARRIER_KEY]
+    signature = request.headers.get("X-Twilio-Signature", "")
+    base = request.app[PUBLIC_URL_KEY]
+    as_written = f"{request.path}?{urlencode(list(request.query.items()))}"
+    return any(carrier.is_authentic(base + path, form, signature) for path in {request.raw_path, as_written})
+
+
 async def relay_call_event(request: web.Request) -> web.Response:
     """Status and answering-machine callbacks for one outbound attempt."""
     carrier = request.app[CARRIER_KEY]
     params = await request.post()
-    url = request.app[PUBLIC_URL_KEY] + request.raw_path  # as sent: the signature covers it
     form = {key: str(value) for key, value in params.items()}
-    if not carrier.is_authentic(url, form, request.headers.get("X-Twilio-Signature", "")):
+    if not is_signed(request, form):
         log.warning("refused unsigned or forged callback for %s", request.path)
         raise web.HTTPForbidden(text="invalid signature")
     conference_id = request.query.get("conference", "")

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pytest
 import yaml
@@ -189,7 +189,7 @@ async def harness(
     mailbox = Mailbox(tmp_path / "mail")
     mailbox.start()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         task_queue=f"tests-{uuid.uuid4().hex[:8]}",
         public_url=public_url,
         smtp_port=mailbox.port,
@@ -204,14 +204,19 @@ async def harness(
         await sim_runner.cleanup()
 
 
+@overload
 async def eventually(
-    probe: Callable[[], Awaitable[T] | T], check: Callable[[T], bool], seconds: float = 10
-) -> T:
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], seconds: float = 10
+) -> T: ...
+@overload
+async def eventually(probe: Callable[[], T], check: Callable[[T], bool], seconds: float = 10) -> T: ...
+async def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], seconds: float = 10) -> Any:
     """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        found = probe()
-        value: T = await found if inspect.isawaitable(found) else found  # type: ignore[assignment]
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if check(value):
             return value
         if asyncio.get_running_loop().time() > deadline:

@@ -88,8 +88,9 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     assert sorted(m["To"] for m in emails) == ["alice@example.com", "bruno@example.com", "chloe@example.com"]
     for email in emails:
         assert email["Subject"] == "Invitation Conference Call - Pin"
-        text = email.get_body(("plain",)).get_content()
-        html = email.get_body(("html",)).get_content()
+        text_part, html_part = email.get_body(("plain",)), email.get_body(("html",))
+        assert text_part is not None and html_part is not None
+        text, html = text_part.get_content(), html_part.get_content()
         assert 'To join the conference call "Datacenter fire", please call n°+41 21 555 01 00' in text
         assert f"enter the pin code {launched.pin}" in text
         assert f"<strong>{launched.pin}</strong>" in html

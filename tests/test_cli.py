@@ -1,0 +1,129 @@
+"""The starter CLI as a launcher uses it, against the dev server: launch, status, rejoin, end,
+list; refusals exit non-zero with a clear message and launch nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import Harness, eventually, harness
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str]:
+    variables = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def starter_json(env: WorkflowEnvironment, h: Harness, *args: str) -> Any:
+    code, output = await starter(env, h, *args)
+    assert code == 0, output
+    return json.loads(output)
+
+
+@pytest.fixture
+async def cli_setup(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path):
+    async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
+        yield h
+
+
+async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_setup: Harness) -> None:
+    h = cli_setup
+    contacts = str(h.contacts_file)
+    launched = await starter_json(dev_env, h, "conference", "--contacts", contacts, "--to", "alice",
+                                  "--to", "chloe", "--welcome", "Gas leak", "--json")  # fmt: skip
+    assert set(launched) == {"workflow_id", "pin", "dial_in_number", "ui_url"}
+    assert launched["pin"].isdigit() and len(launched["pin"]) >= 6
+    assert launched["dial_in_number"] == "+41215550100"
+    assert launched["ui_url"].endswith(f"/workflows/{launched['workflow_id']}")
+    workflow_id = launched["workflow_id"]
+
+    async def status() -> dict[str, Any]:
+        result: dict[str, Any] = await starter_json(dev_env, h, "status", workflow_id, "--json")
+        return result
+
+    report = await eventually(status, lambda r: r["participants"][0]["in_conference"], seconds=15)
+    assert report["state"] == "running"
+    assert datetime.fromisoformat(report["started_at"]).utcoffset() == timedelta(0), "ISO-8601 UTC"
+    alice, chloe = report["participants"]
+    assert alice["attempts"][0]["medium"] == "voice_pro" and alice["attempts"][0]["outcome"] == "answered"
+    assert alice["joined_at"] and alice["rejoins"] == 0 and alice["notifications"] == []
+    assert chloe["attempts"][0]["outcome"] == "busy" and not chloe["in_conference"]
+
+    code, output = await starter(
+        dev_env, h, "rejoin", "--pin", "000000", "--from", "+41215550113", workflow_id
+    )
+    assert code == 3 and "wrong PIN" in output and "recorded" in output
+    code, output = await starter(dev_env, h, "rejoin", "--pin", "999999", "--from", "+41215550113")
+    assert code == 3 and "no running conference has this PIN" in output
+    code, output = await starter(dev_env, h, "rejoin", "--pin", launched["pin"], "--from", "+41 21 555 01 13")
+    assert code == 0 and f"back in conference {workflow_id} as chloe" in output
+    code, output = await starter(dev_env, h, "rejoin", "--pin", launched["pin"], "--from", "12")
+    assert code == 2 and "--from '12' is not a phone number" in output
+
+    report = await status()
+    assert report["participants"][1]["in_conference"] is True
+    assert [a["accepted"] for a in report["pin_attempts"]] == [False, True]
+
+    final = await starter_json(dev_env, h, "end", workflow_id, "--reason", "all clear")
+    assert final["state"] == "ended" and final["end_reason"] == "all clear"
+    assert not any(p["in_conference"] for p in final["participants"])
+    assert (await status())["state"] == "ended"
+
+    code, output = await starter(dev_env, h, "end", workflow_id)
+    assert code == 3 and "already over" in output
+    code, output = await starter(
+        dev_env, h, "rejoin", "--pin", launched["pin"], "--from", "+41215550113", workflow_id
+    )
+    assert code == 3 and "already over" in output
+
+    listed = await eventually(
+        lambda: starter_json(dev_env, h, "list", "--json"),
+        lambda rows: any(r["workflow_id"] == workflow_id and r["state"] == "ended" for r in rows),
+    )
+    row = next(r for r in listed if r["workflow_id"] == workflow_id)
+    assert (row["participants"], row["in_conference"]) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to", "nobody"], "unknown contact 'nobody'"),
+        ([], "no destination given"),
+        (["--to", "alice", "--to", "alice"], "destination 'alice' is given more than once"),
+        (["--to", "+41 12"], "destination '+41 12' is not a valid phone number"),
+    ],
+)
+async def test_refused_launch_exits_2_and_starts_nothing(
+    dev_env: WorkflowEnvironment, cli_setup: Harness, args: list[str], message: str
+) -> None:
+    h = cli_setup
+    before = await h.client.count_workflows()
+    code, output = await starter(dev_env, h, "conference", "--contacts", str(h.contacts_file), *args)
+    assert code == 2, output
+    assert message in output
+    assert (await h.client.count_workflows()).count == before.count, "nothing launched, no PIN reserved"
+
+
+async def test_status_of_an_unknown_conference(dev_env: WorkflowEnvironment, cli_setup: Harness) -> None:
+    code, output = await starter(dev_env, cli_setup, "status", "conference-does-not-exist")
+    assert code == 3 and "not found" in output
