@@ -158,7 +158,10 @@ class CarrierSimulator:
         )
         self.calls[call.sid] = call
         behaviour = self.scenario.behaviour(to)
-        self._log({"kind": "call", "sid": call.sid, "to": to, "from": sender, "behaviour": behaviour})
+        self._log(
+            {"kind": "call", "sid": call.sid, "to": to, "from": sender, "behaviour": behaviour,
+             "twiml": _str(form.get("Twiml")), "timeout": _str(form.get("Timeout"))}
+        )  # fmt: skip
         call.progress = asyncio.create_task(self._ring(call, behaviour))
         return web.json_response(call.resource(self.account_sid), status=201)
 

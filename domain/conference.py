@@ -23,7 +23,7 @@ FINAL_CALL_STATUSES: dict[str, Outcome] = {
     "busy": "busy",
     "no-answer": "no-answer",
     "failed": "failed",
-    "canceled": "failed",
+    "canceled": "no-answer",
 }
 """Twilio call statuses that end an attempt that never reached the person."""
 

@@ -64,7 +64,8 @@ class Roster:
             attempt.error = error
 
     def call_progress(self, event: CallProgress, at: datetime) -> str | None:
-        """Apply a carrier callback; returns a call ID to hang up (an answering machine)."""
+        """Apply a carrier callback; returns a call ID to hang up: an answering machine, or a
+        call answered after the conference ended."""
         found = self._attempts.get(event.attempt_id)
         if found is None:
             return None
@@ -78,6 +79,8 @@ class Roster:
             return event.call_sid
         if event.status == "in-progress" and attempt.outcome == "pending":
             attempt.outcome = "answered"
+            if self.ended_at is not None:
+                return event.call_sid
             self._join(status, event.call_sid, at)
         elif event.status == "completed":
             self._leave(status, event.call_sid, at)
@@ -117,9 +120,11 @@ class Roster:
             Notification(channel=channel, to=to, sent_at=at)
         )
 
-    def live_calls(self) -> list[str]:
-        """Carrier call IDs still connected to the bridge."""
-        return sorted(leg for legs in self._legs.values() for leg in legs if not leg.startswith("dial-in:"))
+    def calls_to_hang_up(self) -> list[str]:
+        """Carrier calls still on the bridge or still ringing: what ending the conference stops."""
+        on_bridge = {leg for legs in self._legs.values() for leg in legs if not leg.startswith("dial-in:")}
+        ringing = {attempt.call_sid for _, attempt in self._attempts.values() if attempt.outcome == "pending"}
+        return sorted(on_bridge | {sid for sid in ringing if sid})
 
     def in_conference(self) -> int:
         return sum(p.in_conference for p in self.participants.values())
@@ -127,6 +132,10 @@ class Roster:
     def end(self, at: datetime, reason: str) -> None:
         self.ended_at = at
         self.end_reason = reason
+        for _, attempt in self._attempts.values():
+            if attempt.outcome == "pending":
+                attempt.outcome = "no-answer"
+                attempt.error = "still ringing when the conference ended; hung up"
         for status in self.participants.values():
             for leg in list(self._legs[status.id]):
                 self._leave(status, leg, at)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -21,7 +22,9 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
     dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
 ) -> None:
     async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
-        launched = await h.launch("alice", "bruno", "chloe", "dan", scheme=FAST, welcome="Flood in hall B")
+        launched = await h.launch(
+            "alice", "bruno", "chloe", "dan", scheme=FAST, welcome="Flood in hall B", record=True
+        )
         handle = h.handle(launched)
 
         report = await eventually(
@@ -51,6 +54,17 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
             ["+41795550101", "+41795550102", "+41795550103", "+41795550104"]
         )
         assert len(h.mailbox.messages()) == 3
+
+        for call in h.carrier_entries("call"):
+            twiml = ElementTree.fromstring(call["twiml"])
+            assert [child.tag for child in twiml] == ["Say", "Dial"], "the welcome is spoken first"
+            assert twiml[0].text == "Flood in hall B"
+            conference = twiml.find("Dial/Conference")
+            assert conference is not None and conference.text == launched.workflow_id, (
+                "one bridge per conference"
+            )
+            assert conference.get("record") == "record-from-start"
+            assert call["timeout"] == "1" and call["from"] == launched.dial_in_number
 
         chloe_back = await handle.execute_update(
             ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number="+41795550103")

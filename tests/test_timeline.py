@@ -12,6 +12,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from carrier.simulator import Scenario
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from launcher import conference_with_pin, pin_lease_id
 from tests.conftest import Harness, eventually, harness
@@ -168,6 +169,27 @@ async def test_end_hangs_up_releases_pin_and_refuses_later_rejoins(
     assert refused.value.status == RPCStatusCode.NOT_FOUND
 
 
+async def test_ending_stops_phones_still_ringing(
+    time_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    slow_phones = Scenario(ring_seconds=30, default="answer")
+    async with harness(time_env.client, tmp_path, contacts_file, slow_phones) as h, h.worker():
+        launched = await h.launch("alice")
+        handle = h.handle(launched)
+        await eventually(
+            lambda: h.roster(launched), lambda r: r.participants[0].attempts[0].call_sid is not None
+        )
+        await handle.execute_update(ConferenceCall.end, EndRequest())
+        final = await handle.result()
+        assert [e["to"] for e in h.carrier_entries("hangup")] == [WORK["alice"]], (
+            "the ringing phone is hung up"
+        )
+        attempt = final.participants[0].attempts[0]
+        assert attempt.outcome == "no-answer" and "still ringing when the conference ended" in (
+            attempt.error or ""
+        )
+
+
 async def test_maximum_duration_ends_the_conference(
     time_env: WorkflowEnvironment, conference_setup: Harness
 ) -> None:
@@ -184,3 +206,19 @@ async def test_maximum_duration_ends_the_conference(
     assert final.ended_at is not None
     assert timedelta(minutes=30) <= final.ended_at - final.started_at < timedelta(minutes=30, seconds=1)
     assert not any(p.in_conference for p in final.participants)
+
+
+async def test_pin_is_never_shared_by_two_running_conferences(
+    conference_setup: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = conference_setup
+    first = await h.launch("alice")
+    draws = iter([int(first.pin), int(first.pin), 424242])
+    monkeypatch.setattr("launcher.secrets.randbelow", lambda _: next(draws))
+    second = await h.launch("bruno")
+    assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
+    assert await conference_with_pin(h.client, h.settings, first.pin) == first.workflow_id
+    assert await conference_with_pin(h.client, h.settings, second.pin) == second.workflow_id
+    for launched in (first, second):
+        await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
+        await h.handle(launched).result()

@@ -165,7 +165,7 @@ class ConferenceCall:
     async def close_bridge(self) -> None:
         """Disconnect whoever is still on, release the PIN, and wait for handlers in flight."""
         reason = self.end_request.reason if self.end_request else "maximum duration reached"
-        live = self.roster.live_calls()
+        live = self.roster.calls_to_hang_up()
         self.roster.end(workflow.now(), reason)
         self.publish()
         await asyncio.gather(*(self.hang_up(call_id) for call_id in live))
@@ -215,10 +215,10 @@ class ConferenceCall:
     @workflow.signal
     async def call_progress(self, event: CallProgress) -> None:
         """A carrier status callback, relayed by the callback server."""
-        machine_call = self.roster.call_progress(event, workflow.now())
+        unwanted_call = self.roster.call_progress(event, workflow.now())
         self.publish()
-        if machine_call and self.roster.ended_at is None:
-            await self.hang_up(machine_call)
+        if unwanted_call:
+            await self.hang_up(unwanted_call)
 
     @workflow.update
     def rejoin(self, request: RejoinRequest) -> RejoinResult:

@@ -1,0 +1,133 @@
+"""The Twilio adapter through the real SDK against the simulator: retries never place a second
+call or send a second SMS, and carrier errors are sorted into what to do about them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.calls import CarrierActivities, PlaceCall
+from callbacks.server import serve
+from carrier.port import CarrierError, FailureKind, OutboundCall
+from carrier.simulator import CarrierSimulator, Scenario
+from carrier.twilio import TwilioCarrier
+from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from stack.ports import free_port
+
+
+@dataclasses.dataclass
+class Sim:
+    url: str
+    simulator: CarrierSimulator
+    carrier: TwilioCarrier
+
+
+@pytest.fixture
+async def sim(tmp_path: Path) -> AsyncIterator[Sim]:
+    simulator = CarrierSimulator(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Scenario(ring_seconds=60), tmp_path / "log")
+    runner = await serve(simulator.app(), "127.0.0.1", 0)
+    url = "http://{}:{}".format(*runner.addresses[0][:2])
+    carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, url)
+    yield Sim(url, simulator, carrier)
+    await carrier.close()
+    await runner.cleanup()
+
+
+def call_to(number: str) -> OutboundCall:
+    return OutboundCall(
+        to=number,
+        caller_id="+41215550100",
+        room="conference-test",
+        welcome="",
+        record=False,
+        ring_timeout=timedelta(seconds=30),
+        status_callback="http://127.0.0.1:9/unused",
+        machine_callback="http://127.0.0.1:9/unused",
+    )
+
+
+async def test_retried_call_finds_the_first_tries_call(sim: Sim) -> None:
+    decided_at = datetime.now(UTC)
+    first = await sim.carrier.place_call(call_to("+41215550101"), placed_since=None)
+    retried = await sim.carrier.place_call(call_to("+41215550101"), placed_since=decided_at)
+    assert retried == first and len(sim.simulator.calls) == 1
+
+
+async def test_retry_of_a_call_that_never_reached_the_carrier_places_it(sim: Sim) -> None:
+    await sim.carrier.place_call(call_to("+41215550101"), placed_since=None)
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    await sim.carrier.place_call(call_to("+41215550101"), placed_since=later)
+    assert len(sim.simulator.calls) == 2, "an older call to the same number is not this attempt's"
+
+
+async def test_retried_sms_is_not_sent_twice(sim: Sim) -> None:
+    decided_at = datetime.now(UTC)
+    first = await sim.carrier.send_sms("+41795550101", "+41215550100", "PIN 123456", sent_since=None)
+    again = await sim.carrier.send_sms("+41795550101", "+41215550100", "PIN 123456", sent_since=decided_at)
+    other = await sim.carrier.send_sms("+41795550101", "+41215550100", "PIN 654321", sent_since=decided_at)
+    assert again == first and other != first and len(sim.simulator.messages) == 2
+
+
+async def test_place_call_activity_on_retry_does_not_dial_again(sim: Sim) -> None:
+    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+    request = PlaceCall(
+        attempt_id="alice/voice_pro",
+        to="+41215550101",
+        caller_id="+41215550100",
+        welcome="hello",
+        record=False,
+        ring_timeout=timedelta(seconds=30),
+        placed_at=datetime.now(UTC),
+    )
+    env = ActivityEnvironment()
+    first = await env.run(activities.place_call, request)
+    env.info = dataclasses.replace(env.info, attempt=2)  # the worker died before reporting the result
+    second = await env.run(activities.place_call, request)
+    assert second == first and len(sim.simulator.calls) == 1
+
+
+async def test_invalid_destination_is_a_permanent_failure_of_that_attempt(sim: Sim) -> None:
+    with pytest.raises(CarrierError) as failure:
+        await sim.carrier.place_call(call_to("+4121"), placed_since=None)
+    assert failure.value.kind is FailureKind.DESTINATION and failure.value.code == "21211"
+
+    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+    request = PlaceCall(
+        attempt_id="x/voice_pro",
+        to="+4121",
+        caller_id="+41215550100",
+        welcome="",
+        record=False,
+        ring_timeout=timedelta(seconds=30),
+        placed_at=datetime.now(UTC),
+    )
+    with pytest.raises(ApplicationError) as error:
+        await ActivityEnvironment().run(activities.place_call, request)
+    assert error.value.type == "DestinationRejected" and error.value.non_retryable
+    assert "Twilio error 21211" in error.value.message
+
+
+async def test_wrong_credentials_are_a_configuration_error(sim: Sim) -> None:
+    wrong = TwilioCarrier(DEV_ACCOUNT_SID, "wrong-token", sim.url)
+    try:
+        with pytest.raises(CarrierError) as failure:
+            await wrong.place_call(call_to("+41215550101"), placed_since=None)
+    finally:
+        await wrong.close()
+    assert failure.value.kind is FailureKind.CONFIGURATION and failure.value.code == "20003"
+
+
+async def test_unreachable_carrier_is_transient() -> None:
+    carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(CarrierError) as failure:
+            await carrier.send_sms("+41795550101", "+41215550100", "x", sent_since=None)
+    finally:
+        await carrier.close()
+    assert failure.value.kind is FailureKind.TRANSIENT
