@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from config import DEV_AUTH_TOKEN
 from domain.conference import EndRequest
-from tests.conftest import Harness, eventually, harness
+from tests.support import Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Harness, eventually, harness
+from tests.support import Harness, eventually, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 

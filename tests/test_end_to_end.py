@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
-from tests.conftest import FAST, eventually, harness
+from tests.support import FAST, eventually, harness
 from workflows.conference import ConferenceCall
 from workflows.pin_lease import PinLease
 

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from carrier.simulator import Scenario
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from launcher import conference_with_pin, pin_lease_id
-from tests.conftest import Harness, eventually, harness
+from tests.support import Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
 WORK = {"alice": "+41215550101", "bruno": "+41215550102", "chloe": "+41215550103"}

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.conference import EndRequest
 from domain.scheme import AlertScheme, AlertStep
-from tests.conftest import Harness, eventually, harness
+from tests.support import Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
 ROOT = Path(__file__).resolve().parent.parent

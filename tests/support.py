@@ -1,0 +1,206 @@
+"""Test support shared by the tests and the benchmarks: a conference setup of real parts on
+loopback (simulator, callback server, mailbox, worker), the Temporal servers, and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from callbacks.server import build_app, serve
+from carrier.simulator import CarrierSimulator, Scenario
+from carrier.twilio import TwilioCarrier
+from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
+from domain.conference import ConferenceReport
+from domain.scheme import AlertScheme, AlertStep
+from launcher import Launched, LaunchRequest, launch
+from localmail.server import Mailbox
+from stack.binaries import temporal_test_server
+from stack.ports import free_port
+from worker import build_worker, smtp_settings
+from workflows import search_attributes
+from workflows.conference import ConferenceCall
+
+T = TypeVar("T")
+
+CONTACTS = {
+    "contacts": [
+        {
+            "id": "alice",
+            "name": "Alice Martin",
+            "voice_pro": "+41215550101",
+            "voice_home": "+41215550111",
+            "mobile": "+41795550101",
+            "email": "alice@example.com",
+        },
+        {
+            "id": "bruno",
+            "name": "Bruno Keller",
+            "voice_pro": "+41215550102",
+            "voice_home": "+41215550112",
+            "mobile": "+41795550102",
+            "email": "bruno@example.com",
+        },
+        {
+            "id": "chloe",
+            "name": "Chloé Rochat",
+            "voice_pro": "+41215550103",
+            "voice_home": "+41215550113",
+            "mobile": "+41795550103",
+            "email": "chloe@example.com",
+        },
+        {"id": "dan", "name": "Dan Home-Only", "voice_home": "+41215550114", "mobile": "+41795550104"},
+    ]
+}
+SCENARIO = Scenario(
+    ring_seconds=0.05,
+    default="no-answer",
+    numbers={
+        "+41215550101": "answer",
+        "+41215550102": "no-answer",
+        "+41215550112": "answer",
+        "+41215550103": "busy",
+        "+41215550113": "machine",
+        "+41215550114": "answer",
+    },
+)
+FAST = AlertScheme(
+    name="FAST",
+    steps=(
+        AlertStep(medium="voice_pro", after=timedelta(0)),
+        AlertStep(medium="voice_home", after=timedelta(seconds=2)),
+    ),
+    ring_timeout=timedelta(seconds=1),
+    invitation_after=timedelta(seconds=4),
+)
+"""CONFCALL's shape on a real-time clock, for end-to-end runs on the dev server."""
+
+
+@contextlib.asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from PyPI, with rallycall's search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
+    )
+    try:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                    for key in search_attributes.ALL
+                },
+            )
+        )
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@dataclass
+class Harness:
+    """One conference setup: simulator, callback server, mailbox and settings on loopback."""
+
+    client: Client
+    settings: Settings
+    simulator: CarrierSimulator
+    simulator_url: str
+    mailbox: Mailbox
+    carrier_log: Path
+    contacts_file: Path
+
+    async def launch(self, *to: str, **options: Any) -> Launched:
+        request = LaunchRequest(destinations=list(to), contacts_file=self.contacts_file, **options)
+        return await launch(self.client, self.settings, request)
+
+    def handle(self, launched: Launched) -> WorkflowHandle[Any, ConferenceReport]:
+        return self.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
+
+    async def roster(self, launched: Launched) -> ConferenceReport:
+        return await self.handle(launched).query(ConferenceCall.current_roster)
+
+    def carrier_entries(self, kind: str) -> list[dict[str, Any]]:
+        if not self.carrier_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.carrier_log.read_text().splitlines()]
+        return [e for e in entries if e["kind"] == kind]
+
+    def called_numbers(self) -> list[str]:
+        return [e["to"] for e in self.carrier_entries("call")]
+
+    def texted_numbers(self) -> list[str]:
+        return [e["to"] for e in self.carrier_entries("sms")]
+
+    @contextlib.asynccontextmanager
+    async def worker(self) -> AsyncIterator[Worker]:
+        carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
+        smtp = smtp_settings(self.settings, self.mailbox.port)
+        try:
+            async with build_worker(self.client, self.settings, carrier, smtp) as worker:
+                yield worker
+        finally:
+            await carrier.close()
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    client: Client, tmp_path: Path, contacts_file: Path, scenario: Scenario = SCENARIO
+) -> AsyncIterator[Harness]:
+    carrier_log = tmp_path / "carrier.jsonl"
+    simulator = CarrierSimulator(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, scenario, carrier_log)
+    sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
+    simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
+    relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    callbacks = await serve(build_app(relay_carrier, client, public_url), "127.0.0.1", port)
+    mailbox = Mailbox(tmp_path / "mail")
+    mailbox.start()
+    settings = Settings(
+        _env_file=None,
+        task_queue=f"tests-{uuid.uuid4().hex[:8]}",
+        public_url=public_url,
+        smtp_port=mailbox.port,
+        data_dir=tmp_path,
+    )
+    try:
+        yield Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
+    finally:
+        mailbox.stop()
+        await callbacks.cleanup()
+        await relay_carrier.close()
+        await sim_runner.cleanup()
+
+
+@overload
+async def eventually(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], seconds: float = 10
+) -> T: ...
+@overload
+async def eventually(probe: Callable[[], T], check: Callable[[T], bool], seconds: float = 10) -> T: ...
+async def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], seconds: float = 10) -> Any:
+    """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {seconds}s; last value: {value!r}")
+        await asyncio.sleep(0.05)
