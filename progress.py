@@ -17,11 +17,11 @@ from domain.roster import MEDIUM_LABELS
 from workflows.conference import ConferenceCall
 
 OUTCOME_TEXT = {
-    "answered": "answered",
-    "no-answer": "did not answer",
-    "busy": "was busy",
-    "failed": "could not be called",
-    "machine": "answering machine (hung up, counts as not reached)",
+    "answered": "{name} answered on {phone}",
+    "no-answer": "{name} did not answer on {phone}",
+    "busy": "{name}'s {phone} was busy",
+    "failed": "{name} could not be called on {phone}",
+    "machine": "{name}'s {phone} answered by a machine: hung up, not reached",
 }
 
 
@@ -48,7 +48,8 @@ def _participant_changes(
             lines.append((attempt.placed_at, f"calling {new.name} on {label}"))
         if attempt.outcome != "pending" and (seen is None or seen.outcome != attempt.outcome):
             detail = f" ({attempt.error})" if attempt.error and attempt.outcome == "failed" else ""
-            lines.append((None, f"{new.name} {OUTCOME_TEXT[attempt.outcome]} on {label}{detail}"))
+            text = OUTCOME_TEXT[attempt.outcome].format(name=new.name, phone=label)
+            lines.append((None, text + detail))
     for note in new.notifications[len(old.notifications) if old else 0 :]:
         channel = "SMS" if note.channel == "sms" else "email"
         lines.append((note.sent_at, f"PIN invitation sent to {new.name} by {channel}"))

@@ -1,0 +1,34 @@
+"""`python -m callbacks`: the callback server alone, for deployments where the carrier is real.
+
+Listens on RALLYCALL_CALLBACK_ADDR and checks signatures against RALLYCALL_PUBLIC_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from callbacks.server import build_app, serve
+from carrier.twilio import TwilioCarrier
+from config import connect_temporal, settings
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = settings()
+    client = await connect_temporal()
+    carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
+    runner = await serve(
+        build_app(carrier, client, config.public_url), config.callback_host, config.callback_port
+    )
+    logging.getLogger("rallycall.callbacks").info(
+        "listening on %s for %s", config.callback_addr, config.public_url
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await carrier.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

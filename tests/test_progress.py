@@ -1,0 +1,65 @@
+"""What `--wait` and `make run` print: one line per change of the roster, in timeline order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from domain.conference import CallAttempt, ConferenceReport, Notification, ParticipantStatus
+from progress import changes
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def report(*people: ParticipantStatus, state: str = "running") -> ConferenceReport:
+    return ConferenceReport(
+        workflow_id="conference-x",
+        state=state,  # type: ignore[arg-type]
+        started_at=T0,
+        ended_at=T0 + timedelta(minutes=5) if state == "ended" else None,
+        end_reason="drill over" if state == "ended" else None,
+        dial_in_number="+41215550100",
+        scheme="CONFCALL",
+        participants=list(people),
+    )
+
+
+def attempt(medium: str, outcome: str, at: int) -> CallAttempt:
+    return CallAttempt(
+        attempt_id=f"a/{medium}",
+        medium=medium,  # type: ignore[arg-type]
+        number="+41215550101",
+        placed_at=T0 + timedelta(seconds=at),
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+
+
+def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
+    calling = ParticipantStatus(id="a", name="Ann", attempts=[attempt("voice_pro", "pending", 0)])
+    first = report(calling)
+    assert [text for _, text in changes(None, first)] == ["calling Ann on work phone"]
+
+    machine = ParticipantStatus(
+        id="a",
+        name="Ann",
+        attempts=[attempt("voice_pro", "machine", 0), attempt("voice_home", "answered", 60)],
+        in_conference=True,
+        notifications=[Notification(channel="sms", to="+41795550101", sent_at=T0 + timedelta(seconds=120))],
+    )
+    second = report(machine)
+    lines = changes(first, second)
+    assert [text for _, text in lines] == [
+        "Ann's work phone answered by a machine: hung up, not reached",
+        "calling Ann on home phone",
+        "Ann answered on home phone",
+        "PIN invitation sent to Ann by SMS",
+        "Ann is in the conference",
+    ]
+    assert lines[1][0] == T0 + timedelta(seconds=60) and lines[3][0] == T0 + timedelta(seconds=120)
+    assert changes(second, second) == []
+
+    back = machine.model_copy(update={"in_conference": False})
+    ended = report(back, state="ended")
+    assert [text for _, text in changes(second, ended)] == [
+        "Ann left the conference",
+        "conference ended: drill over",
+    ]
