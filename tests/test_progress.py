@@ -13,7 +13,7 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def report(*people: ParticipantStatus, state: str = "running") -> ConferenceReport:
     return ConferenceReport(
         workflow_id="conference-x",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         started_at=T0,
         ended_at=T0 + timedelta(minutes=5) if state == "ended" else None,
         end_reason="drill over" if state == "ended" else None,
@@ -26,10 +26,10 @@ def report(*people: ParticipantStatus, state: str = "running") -> ConferenceRepo
 def attempt(medium: str, outcome: str, at: int) -> CallAttempt:
     return CallAttempt(
         attempt_id=f"a/{medium}",
-        medium=medium,  # type: ignore[arg-type]
+        medium=medium,
         number="+41215550101",
         placed_at=T0 + timedelta(seconds=at),
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
     )
 
 
