@@ -36,6 +36,8 @@ log = logging.getLogger("rallycall.simulator")
 
 Behaviour = Literal["answer", "no-answer", "busy", "fail", "machine"]
 API_PREFIX = "/2010-04-01/Accounts/{account}"
+PROGRESS_EVENTS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
+"""Which StatusCallbackEvent a call status belongs to; every final status is `completed`."""
 
 
 class Scenario(BaseModel):
@@ -65,6 +67,8 @@ class SimulatedCall:
     created: datetime
     status_callback: str | None
     machine_callback: str | None
+    events: frozenset[str] | set[str]
+    """The progress events the caller asked for (Twilio sends `completed` only by default)."""
     sequence: int = 0
     answered_at: datetime | None = None
     progress: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -154,6 +158,7 @@ class CarrierSimulator:
             status="queued",
             created=datetime.now(UTC),
             status_callback=_str(form.get("StatusCallback")),
+            events=frozenset(str(e) for e in form.getall("StatusCallbackEvent", [])) or {"completed"},
             machine_callback=_str(form.get("AsyncAmdStatusCallback")),
         )
         self.calls[call.sid] = call
@@ -245,7 +250,9 @@ class CarrierSimulator:
 
     async def _report(self, call: SimulatedCall, status: str) -> None:
         call.status = "queued" if status == "initiated" else status
-        await self._post(call.status_callback, self._params(call, CallStatus=call.status))
+        event = PROGRESS_EVENTS.get(status, "completed")
+        if event in call.events:
+            await self._post(call.status_callback, self._params(call, CallStatus=call.status))
 
     def _params(self, call: SimulatedCall, **extra: str) -> dict[str, str]:
         call.sequence += 1

@@ -99,7 +99,7 @@ class TwilioCarrier:
                 twiml=conference_twiml(call.welcome, call.room, call.record),
                 timeout=int(call.ring_timeout / timedelta(seconds=1)),
                 status_callback=call.status_callback,
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_event=["answered", "completed"],  # all the roster needs
                 status_callback_method="POST",
                 machine_detection="Enable",
                 async_amd="true",

@@ -3,6 +3,7 @@ and email, rejoin, end, final report, and a replay of the recorded history."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from tests.support import FAST, eventually, harness
 from workflows.conference import ConferenceCall
 from workflows.pin_lease import PinLease
+
+HISTORIES = Path(__file__).parent / "histories"
 
 
 async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
@@ -81,3 +84,5 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         history = await handle.fetch_history()
         replayer = Replayer(workflows=[ConferenceCall, PinLease], data_converter=pydantic_data_converter)
         await replayer.replay_workflow(history)
+        if os.environ.get("RALLYCALL_SAVE_HISTORY"):
+            (HISTORIES / "conference_full_flow.json").write_text(history.to_json())
