@@ -49,14 +49,15 @@ def _participant_changes(
         if attempt.outcome != "pending" and (seen is None or seen.outcome != attempt.outcome):
             detail = f" ({attempt.error})" if attempt.error and attempt.outcome == "failed" else ""
             text = OUTCOME_TEXT[attempt.outcome].format(name=new.name, phone=label)
-            lines.append((None, text + detail))
+            lines.append((attempt.outcome_at, text + detail))
     for note in new.notifications[len(old.notifications) if old else 0 :]:
         channel = "SMS" if note.channel == "sms" else "email"
         lines.append((note.sent_at, f"PIN invitation sent to {new.name} by {channel}"))
     was_in = old.in_conference if old else False
     if new.in_conference and not was_in:
         how = f"rejoined with the PIN (rejoin {new.rejoins})" if new.rejoins else "is in the conference"
-        lines.append((None, f"{new.name} {'(guest) ' if new.guest else ''}{how}"))
+        at = None if new.rejoins else new.joined_at
+        lines.append((at, f"{new.name} {'(guest) ' if new.guest else ''}{how}"))
     elif was_in and not new.in_conference:
         lines.append((new.left_at, f"{new.name} left the conference"))
     return lines

@@ -51,8 +51,14 @@ class CallAttempt(BaseModel):
     number: str
     placed_at: datetime
     outcome: Outcome = "pending"
+    outcome_at: datetime | None = None
     call_sid: str | None = None
     error: str | None = None
+
+    def settle(self, outcome: Outcome, at: datetime, error: str | None = None) -> None:
+        self.outcome = outcome
+        self.outcome_at = at
+        self.error = error or self.error
 
 
 class Notification(BaseModel):

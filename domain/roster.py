@@ -58,10 +58,9 @@ class Roster:
         self._attempts[attempt.attempt_id] = (status, attempt)
         return attempt
 
-    def attempt_failed(self, attempt: CallAttempt, error: str) -> None:
+    def attempt_failed(self, attempt: CallAttempt, error: str, at: datetime) -> None:
         if attempt.outcome == "pending":
-            attempt.outcome = "failed"
-            attempt.error = error
+            attempt.settle("failed", at, error)
 
     def call_progress(self, event: CallProgress, at: datetime) -> str | None:
         """Apply a carrier callback; returns a call ID to hang up: an answering machine, or a
@@ -74,18 +73,18 @@ class Roster:
         if event.error_code:
             attempt.error = f"carrier error {event.error_code}"
         if event.answered_by and event.answered_by.startswith("machine"):
-            attempt.outcome = "machine"
+            attempt.settle("machine", at)
             self._leave(status, event.call_sid, at)
             return event.call_sid
         if event.status == "in-progress" and attempt.outcome == "pending":
-            attempt.outcome = "answered"
+            attempt.settle("answered", at)
             if self.ended_at is not None:
                 return event.call_sid
             self._join(status, event.call_sid, at)
         elif event.status == "completed":
             self._leave(status, event.call_sid, at)
         elif event.status in FINAL_CALL_STATUSES and attempt.outcome == "pending":
-            attempt.outcome = FINAL_CALL_STATUSES[event.status]
+            attempt.settle(FINAL_CALL_STATUSES[event.status], at)
         return None
 
     def rejoin(self, request: RejoinRequest, at: datetime) -> RejoinResult:
@@ -134,8 +133,7 @@ class Roster:
         self.end_reason = reason
         for _, attempt in self._attempts.values():
             if attempt.outcome == "pending":
-                attempt.outcome = "no-answer"
-                attempt.error = "still ringing when the conference ended; hung up"
+                attempt.settle("no-answer", at, "still ringing when the conference ended; hung up")
         for status in self.participants.values():
             for leg in list(self._legs[status.id]):
                 self._leave(status, leg, at)

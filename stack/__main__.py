@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -83,10 +84,19 @@ async def main() -> None:
         await asyncio.Event().wait()
 
 
-if __name__ == "__main__":
+def run() -> int:
     try:
         asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit(0)
+        return 0
     except OSError as exc:
-        sys.exit(f"cannot start the stack: {exc} (is another stack running? ports are settable, see README)")
+        print(f"cannot start the stack: {exc} (another stack running? ports are settable, see README)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # avoid the SDK's abort at interpreter exit (sdk-python #300)

@@ -107,7 +107,7 @@ class ConferenceCall:
                 summary=f"call {contact.name} on {MEDIUM_LABELS[medium]}",
             )
         except ActivityError as err:
-            self.roster.attempt_failed(attempt, failure_message(err))
+            self.roster.attempt_failed(attempt, failure_message(err), workflow.now())
         self.publish()
 
     async def send_pin_invitations(self) -> None:
