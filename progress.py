@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -16,6 +16,7 @@ from domain.conference import ConferenceReport, ParticipantStatus
 from domain.roster import MEDIUM_LABELS
 from workflows.conference import ConferenceCall
 
+LATEST = datetime.max.replace(tzinfo=UTC)
 OUTCOME_TEXT = {
     "answered": "{name} answered on {phone}",
     "no-answer": "{name} did not answer on {phone}",
@@ -33,7 +34,7 @@ def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tu
         lines += _participant_changes(previous.get(person.id), person)
     if after.state == "ended" and (before is None or before.state != "ended"):
         lines.append((after.ended_at, f"conference ended: {after.end_reason}"))
-    return lines
+    return sorted(lines, key=lambda line: line[0] or LATEST)
 
 
 def _participant_changes(

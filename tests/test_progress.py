@@ -58,7 +58,7 @@ def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
     assert [at - T0 for at, _ in lines[:4] if at] == [timedelta(seconds=s) for s in (3, 60, 63, 120)]
     assert changes(second, second) == []
 
-    back = machine.model_copy(update={"in_conference": False})
+    back = machine.model_copy(update={"in_conference": False, "left_at": T0 + timedelta(minutes=4)})
     ended = report(back, state="ended")
     assert [text for _, text in changes(second, ended)] == [
         "Ann left the conference",
