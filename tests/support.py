@@ -78,16 +78,22 @@ SCENARIO = Scenario(
         "+41215550114": "answer",
     },
 )
-FAST = AlertScheme(
-    name="FAST",
-    steps=(
-        AlertStep(medium="voice_pro", after=timedelta(0)),
-        AlertStep(medium="voice_home", after=timedelta(seconds=2)),
-    ),
-    ring_timeout=timedelta(seconds=1),
-    invitation_after=timedelta(seconds=4),
-)
-"""CONFCALL's shape on a real-time clock, for end-to-end runs on the dev server."""
+
+
+def confcall_in_seconds(home_after: float, invitation_after: float) -> AlertScheme:
+    """CONFCALL's shape on a real-time clock, for end-to-end runs on the dev server."""
+    return AlertScheme(
+        name="FAST",
+        steps=(
+            AlertStep(medium="voice_pro", after=timedelta(0)),
+            AlertStep(medium="voice_home", after=timedelta(seconds=home_after)),
+        ),
+        ring_timeout=timedelta(seconds=1),
+        invitation_after=timedelta(seconds=invitation_after),
+    )
+
+
+FAST = confcall_in_seconds(home_after=2, invitation_after=4)
 
 
 @contextlib.asynccontextmanager

@@ -52,6 +52,18 @@ def call_to(number: str) -> OutboundCall:
     )
 
 
+def place_call_request(number: str) -> PlaceCall:
+    return PlaceCall(
+        attempt_id="alice/voice_pro",
+        to=number,
+        caller_id="+41215550100",
+        welcome="hello",
+        record=False,
+        ring_timeout=timedelta(seconds=30),
+        placed_at=datetime.now(UTC),
+    )
+
+
 async def test_retried_call_finds_the_first_tries_call(sim: Sim) -> None:
     decided_at = datetime.now(UTC)
     first = await sim.carrier.place_call(call_to("+41215550101"), placed_since=None)
@@ -76,15 +88,7 @@ async def test_retried_sms_is_not_sent_twice(sim: Sim) -> None:
 
 async def test_place_call_activity_on_retry_does_not_dial_again(sim: Sim) -> None:
     activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
-    request = PlaceCall(
-        attempt_id="alice/voice_pro",
-        to="+41215550101",
-        caller_id="+41215550100",
-        welcome="hello",
-        record=False,
-        ring_timeout=timedelta(seconds=30),
-        placed_at=datetime.now(UTC),
-    )
+    request = place_call_request("+41215550101")
     env = ActivityEnvironment()
     first = await env.run(activities.place_call, request)
     env.info = dataclasses.replace(env.info, attempt=2)  # the worker died before reporting the result
@@ -98,17 +102,8 @@ async def test_invalid_destination_is_a_permanent_failure_of_that_attempt(sim: S
     assert failure.value.kind is FailureKind.DESTINATION and failure.value.code == "21211"
 
     activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
-    request = PlaceCall(
-        attempt_id="x/voice_pro",
-        to="+4121",
-        caller_id="+41215550100",
-        welcome="",
-        record=False,
-        ring_timeout=timedelta(seconds=30),
-        placed_at=datetime.now(UTC),
-    )
     with pytest.raises(ApplicationError) as error:
-        await ActivityEnvironment().run(activities.place_call, request)
+        await ActivityEnvironment().run(activities.place_call, place_call_request("+4121"))
     assert error.value.type == "DestinationRejected" and error.value.non_retryable
     assert "Twilio error 21211" in error.value.message
 

@@ -9,26 +9,16 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from domain.conference import EndRequest
-from domain.scheme import AlertScheme, AlertStep
-from tests.support import Harness, eventually, harness
+from tests.support import Harness, confcall_in_seconds, eventually, harness
 from workflows.conference import ConferenceCall
 
 ROOT = Path(__file__).resolve().parent.parent
-SLOW_ENOUGH_TO_CRASH = AlertScheme(
-    name="CRASH",
-    steps=(
-        AlertStep(medium="voice_pro", after=timedelta(0)),
-        AlertStep(medium="voice_home", after=timedelta(seconds=3)),
-    ),
-    ring_timeout=timedelta(seconds=1),
-    invitation_after=timedelta(seconds=5),
-)
+SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, invitation_after=5)
 
 
 def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes]:
