@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
-from domain.messages import Invitation, MessageTemplates, render
+from domain.messages import Invitation, render
 
 ERROR_TYPES = {
     FailureKind.DESTINATION: "DestinationRejected",
@@ -35,7 +35,8 @@ class PlaceCall(BaseModel):
 class SendSms(BaseModel):
     to: str
     sender: str
-    templates: MessageTemplates
+    template: str
+    """The SMS template source (the other templates are the email's)."""
     invitation: Invitation
     requested_at: datetime
 
@@ -95,7 +96,7 @@ class CarrierActivities:
     @activity.defn
     async def send_sms(self, request: SendSms) -> str:
         """Text the PIN invitation; a retry first looks for the same text already sent."""
-        body = render(request.templates.sms, request.invitation.fields())
+        body = render(request.template, request.invitation.fields())
         retrying = activity.info().attempt > 1
         try:
             return await self._carrier.send_sms(

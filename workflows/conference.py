@@ -124,7 +124,7 @@ class ConferenceCall:
         request = SendSms(
             to=mobile,
             sender=self.conference.dial_in_number,
-            templates=self.conference.templates,
+            template=self.conference.templates.sms,
             invitation=self.invitation(contact),
             requested_at=workflow.now(),
         )
