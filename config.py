@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     dial_in_number: str = "+41215550100"
     """The conference number: caller ID of outbound calls, and the number people dial in to."""
 
+    calls_per_second: float = Field(1.0, gt=0)
+    """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
+
+    pin_failures_per_caller: int = Field(5, ge=1)
+    """Wrong PINs one caller number may key in per 10 minutes before being turned away."""
+
     simulator_port: int = 0
     scenario: Path = EXAMPLES / "scenario.yaml"
     """How the simulated carrier answers each number (embedded stack only)."""

@@ -6,8 +6,6 @@ and a started one never depends on files that may change while it runs.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +19,9 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from config import Settings
+from directory import caller_key, pin_lease_id
 from domain.conference import ConferenceInput
 from domain.contacts import load_contacts, resolve_destinations, to_e164
 from domain.errors import InvalidLaunch
@@ -53,12 +51,6 @@ class Launched:
     workflow_id: str
     pin: str
     dial_in_number: str
-
-
-def pin_lease_id(pin: str, secret: str) -> str:
-    """The lease's workflow ID: keyed on the PIN without revealing it."""
-    digest = hmac.new(secret.encode(), pin.encode(), hashlib.sha256).hexdigest()[:24]
-    return f"pin-lease-{digest}"
 
 
 def new_conference_id(now: datetime) -> str:
@@ -140,6 +132,16 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
                     SearchAttributePair(sa.STATE, "running"),
                     SearchAttributePair(sa.PARTICIPANTS, len(conference.participants)),
                     SearchAttributePair(sa.IN_CONFERENCE, 0),
+                    SearchAttributePair(
+                        sa.CALLER_KEYS,
+                        sorted(
+                            {
+                                caller_key(n, settings.pin_secret)
+                                for c in conference.participants
+                                for n in c.numbers()
+                            }
+                        ),
+                    ),
                 ]
             ),
         )
@@ -147,15 +149,3 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
         await client.get_workflow_handle(conference.pin_lease_id).terminate("conference did not start")
         raise
     return Launched(workflow_id=conference_id, pin=pin, dial_in_number=conference.dial_in_number)
-
-
-async def conference_with_pin(client: Client, settings: Settings, pin: str) -> str | None:
-    """The running conference holding this PIN, if any."""
-    handle = client.get_workflow_handle(pin_lease_id(pin, settings.pin_secret))
-    try:
-        description = await handle.describe()
-        if description.status is None or description.status.name != "RUNNING":
-            return None
-        return await description.memo_value("conference", type_hint=str)
-    except RPCError:
-        return None

@@ -27,10 +27,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import connect_temporal, settings, ui_url
+from directory import conference_with_pin
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
-from launcher import LaunchRequest, conference_with_pin, launch
+from launcher import LaunchRequest, launch
 from progress import follow
 from workflows import search_attributes as sa
 from workflows.conference import ConferenceCall
@@ -122,7 +123,7 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
         caller = to_e164(args.from_number)
     except ValueError as exc:
         raise InvalidLaunch([f"--from {exc}"]) from exc
-    workflow_id = args.workflow_id or await conference_with_pin(client, settings(), args.pin)
+    workflow_id = args.workflow_id or await conference_with_pin(client, settings().pin_secret, args.pin)
     if workflow_id is None:
         raise Refused("no running conference has this PIN")
     handle = client.get_workflow_handle(workflow_id)

@@ -5,7 +5,9 @@ RALLYCALL_TWILIO_API_URL points elsewhere); the embedded stack runs it in-proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,7 +17,7 @@ from activities.mail import MailActivities, SmtpSettings
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, settings
-from workflows.conference import ConferenceCall
+from workflows.conference import ConferenceCall, calls_task_queue
 from workflows.pin_lease import PinLease
 
 
@@ -30,15 +32,28 @@ def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
     )
 
 
-def build_worker(client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings) -> Worker:
+@contextlib.asynccontextmanager
+async def running_workers(
+    client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings
+) -> AsyncIterator[None]:
+    """Poll both task queues: the main one (workflows, hang-ups, SMS, email) and the calls
+    one, whose rate Temporal's server holds to the carrier's calls per second across workers."""
     calls = CarrierActivities(carrier, config.public_url)
     mail = MailActivities(smtp)
-    return Worker(
+    main_queue = Worker(
         client,
         task_queue=config.task_queue,
         workflows=[ConferenceCall, PinLease],
-        activities=[calls.place_call, calls.hang_up, calls.send_sms, mail.send_email],
+        activities=[calls.hang_up, calls.end_conference, calls.send_sms, mail.send_email],
     )
+    calls_queue = Worker(
+        client,
+        task_queue=calls_task_queue(config.task_queue),
+        activities=[calls.place_call],
+        max_task_queue_activities_per_second=config.calls_per_second,
+    )
+    async with main_queue, calls_queue:
+        yield
 
 
 async def main() -> None:
@@ -47,7 +62,8 @@ async def main() -> None:
     client = await connect_temporal()
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     try:
-        await build_worker(client, config, carrier, smtp_settings(config)).run()
+        async with running_workers(client, config, carrier, smtp_settings(config)):
+            await asyncio.Event().wait()
     finally:
         await carrier.close()
 

@@ -4,12 +4,13 @@ request; call progress comes back later as signed callbacks, never by waiting he
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from callbacks import urls
+from callbacks.urls import bridge_for, callback_url
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
 from domain.messages import Invitation, render
 
@@ -41,12 +42,6 @@ class SendSms(BaseModel):
     requested_at: datetime
 
 
-def callback_url(public_url: str, path: str, workflow_id: str, attempt_id: str) -> str:
-    """Where the carrier reports on one attempt; the query is covered by the signature."""
-    query = urlencode({"conference": workflow_id, "attempt": attempt_id})
-    return f"{public_url.rstrip('/')}{path}?{query}"
-
-
 def as_application_error(exc: CarrierError) -> ApplicationError:
     return ApplicationError(
         str(exc),
@@ -66,18 +61,17 @@ class CarrierActivities:
         """Dial one destination into the conference room (named after the workflow)."""
         info = activity.info()
         assert info.workflow_id, "calls are placed for a conference workflow"
+        conference_id = info.workflow_id
         call = OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
-            room=info.workflow_id,
-            welcome=request.welcome,
-            record=request.record,
+            bridge=bridge_for(self._public_url, conference_id, request.welcome, request.record),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
-                self._public_url, "/twilio/call-status", info.workflow_id, request.attempt_id
+                self._public_url, urls.CALL_STATUS, conference=conference_id, attempt=request.attempt_id
             ),
             machine_callback=callback_url(
-                self._public_url, "/twilio/machine-detection", info.workflow_id, request.attempt_id
+                self._public_url, urls.MACHINE_DETECTION, conference=conference_id, attempt=request.attempt_id
             ),
         )
         retrying = info.attempt > 1
@@ -90,6 +84,14 @@ class CarrierActivities:
     async def hang_up(self, call_id: str) -> None:
         try:
             await self._carrier.hang_up(call_id)
+        except CarrierError as exc:
+            raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def end_conference(self, conference_sid: str) -> None:
+        """Close the bridge at the carrier: everyone still in it is disconnected."""
+        try:
+            await self._carrier.end_conference(conference_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 

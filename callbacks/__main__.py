@@ -17,9 +17,7 @@ async def main() -> None:
     config = settings()
     client = await connect_temporal()
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
-    runner = await serve(
-        build_app(carrier, client, config.public_url), config.callback_host, config.callback_port
-    )
+    runner = await serve(build_app(carrier, client, config), config.callback_host, config.callback_port)
     logging.getLogger("rallycall.callbacks").info(
         "listening on %s for %s", config.callback_addr, config.public_url
     )

@@ -1,37 +1,60 @@
-"""Carrier callbacks in, workflow signals out: verify the signature, translate, forward.
+"""Carrier callbacks in, workflow signals and updates out: verify the signature, translate,
+forward, and answer the dial-in line with TwiML.
 
-No business rule lives here; the workflow decides what a callback means. A request whose
-signature does not match the public URL it claims to be for gets 403 and reaches nothing.
+No conference rule lives here: the workflow decides what a callback means and whether a PIN is
+right. A request whose signature does not match the public URL it claims gets 403 and reaches
+nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from aiohttp import web
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from carrier.port import Carrier
-from domain.conference import CallProgress
+from callbacks import urls
+from callbacks.pin_guard import PinGuard
+from carrier.port import Carrier, InboundCall
+from config import Settings
+from directory import conference_with_pin, conferences_of_caller
+from domain.conference import BridgeUpdate, CallProgress, RecordingReady, RejoinRequest, RejoinResult
 from workflows.conference import ConferenceCall
 
 log = logging.getLogger("rallycall.callbacks")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_TRIES = 3
+PROMPT = "Welcome to the conference line. Please enter your conference PIN."
+RETRY = "That PIN is not valid. Please enter it again."
+WRONG_PIN_GOODBYE = "That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye."
+TOO_MANY_GOODBYE = "Too many wrong PINs from this number. Please try again later. Goodbye."
 
-CARRIER_KEY = web.AppKey("carrier", Carrier)
-CLIENT_KEY = web.AppKey("client", Client)
-PUBLIC_URL_KEY = web.AppKey("public_url", str)
+
+@dataclass(frozen=True)
+class Relay:
+    carrier: Carrier
+    client: Client
+    public_url: str
+    pin_secret: str
+    guard: PinGuard
 
 
-def build_app(carrier: Carrier, client: Client, public_url: str) -> web.Application:
+RELAY = web.AppKey("relay", Relay)
+
+
+def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Application:
     app = web.Application()
-    app[CARRIER_KEY] = carrier
-    app[CLIENT_KEY] = client
-    app[PUBLIC_URL_KEY] = public_url.rstrip("/")
-    app.router.add_post("/twilio/call-status", relay_call_event)
-    app.router.add_post("/twilio/machine-detection", relay_call_event)
+    guard = PinGuard(config.pin_failures_per_caller)
+    app[RELAY] = Relay(carrier, client, config.public_url.rstrip("/"), config.pin_secret, guard)
+    app.router.add_post(urls.CALL_STATUS, relay_call_event)
+    app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)
+    app.router.add_post(urls.CONFERENCE_STATUS, relay_bridge_event)
+    app.router.add_post(urls.RECORDING_STATUS, relay_recording)
+    app.router.add_post(urls.VOICE_INBOUND, answer_dial_in)
+    app.router.add_post(urls.VOICE_PIN, check_pin)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -40,29 +63,47 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def is_signed(request: web.Request, form: dict[str, str]) -> bool:
-    """Check the signature against the public URL: as received, or with the query encoded the way
-    rallycall wrote it (an HTTP client or proxy on the way may have decoded `%2F` and the like)."""
-    carrier = request.app[CARRIER_KEY]
+async def signed_form(request: web.Request) -> dict[str, str]:
+    """The posted form, if the carrier signed it for our public URL; 403 otherwise. The URL is
+    checked as received and with the query encoded the way rallycall wrote it (a client or
+    proxy on the way may have decoded `%2F` and the like)."""
+    relay = request.app[RELAY]
+    form = {key: str(value) for key, value in (await request.post()).items()}
     signature = request.headers.get("X-Twilio-Signature", "")
-    base = request.app[PUBLIC_URL_KEY]
-    as_written = f"{request.path}?{urlencode(list(request.query.items()))}"
-    return any(carrier.is_authentic(base + path, form, signature) for path in {request.raw_path, as_written})
+    paths = {request.raw_path}
+    if request.query:
+        paths.add(f"{request.path}?{urlencode(list(request.query.items()))}")
+    if not any(relay.carrier.is_authentic(relay.public_url + path, form, signature) for path in paths):
+        log.warning("refused unsigned or forged request to %s", request.path)
+        raise web.HTTPForbidden(text="invalid signature")
+    return form
+
+
+def twiml(document: str) -> web.Response:
+    return web.Response(text=document, content_type="application/xml")
+
+
+async def signal(request: web.Request, signal_name: str, payload: object) -> web.Response:
+    conference_id = request.query.get("conference", "")
+    if not conference_id:
+        raise web.HTTPBadRequest(text="conference is required")
+    handle = request.app[RELAY].client.get_workflow_handle(conference_id)
+    try:
+        await handle.signal(signal_name, payload)
+    except RPCError as exc:
+        log.info(
+            "%s for %s not delivered (%s): conference is over", signal_name, conference_id, exc.status.name
+        )
+    return twiml(EMPTY_TWIML)
 
 
 async def relay_call_event(request: web.Request) -> web.Response:
     """Status and answering-machine callbacks for one outbound attempt."""
-    carrier = request.app[CARRIER_KEY]
-    params = await request.post()
-    form = {key: str(value) for key, value in params.items()}
-    if not is_signed(request, form):
-        log.warning("refused unsigned or forged callback for %s", request.path)
-        raise web.HTTPForbidden(text="invalid signature")
-    conference_id = request.query.get("conference", "")
+    form = await signed_form(request)
     attempt_id = request.query.get("attempt", "")
-    if not conference_id or not attempt_id:
-        raise web.HTTPBadRequest(text="conference and attempt are required")
-    event = carrier.parse_call_event(form)
+    if not attempt_id:
+        raise web.HTTPBadRequest(text="attempt is required")
+    event = request.app[RELAY].carrier.parse_call_event(form)
     progress = CallProgress(
         attempt_id=attempt_id,
         call_sid=event.call_sid,
@@ -70,12 +111,69 @@ async def relay_call_event(request: web.Request) -> web.Response:
         answered_by=event.answered_by,
         error_code=event.error_code,
     )
-    handle = request.app[CLIENT_KEY].get_workflow_handle(conference_id)
-    try:
-        await handle.signal(ConferenceCall.call_progress, progress)
-    except RPCError as exc:
-        log.info("callback for %s not delivered (%s): conference is over", conference_id, exc.status.name)
-    return web.Response(text=EMPTY_TWIML, content_type="application/xml")
+    return await signal(request, ConferenceCall.call_progress.__name__, progress)
+
+
+async def relay_bridge_event(request: web.Request) -> web.Response:
+    event = request.app[RELAY].carrier.parse_bridge_event(await signed_form(request))
+    update = BridgeUpdate(kind=event.kind, conference_sid=event.conference_sid, call_sid=event.call_sid)
+    return await signal(request, ConferenceCall.bridge_event.__name__, update)
+
+
+async def relay_recording(request: web.Request) -> web.Response:
+    event = request.app[RELAY].carrier.parse_recording_event(await signed_form(request))
+    if event.status != "completed":
+        return twiml(EMPTY_TWIML)
+    ready = RecordingReady(recording_sid=event.recording_sid, url=event.url)
+    return await signal(request, ConferenceCall.recording_ready.__name__, ready)
+
+
+async def answer_dial_in(request: web.Request) -> web.Response:
+    """The dial-in number's Voice URL: ask for the PIN."""
+    relay = request.app[RELAY]
+    call = relay.carrier.parse_inbound_call(await signed_form(request))
+    if relay.guard.refuses(call.caller):
+        return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
+    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, 1), PROMPT))
+
+
+async def check_pin(request: web.Request) -> web.Response:
+    """Digits keyed at the prompt: into the bridge, another try, or goodbye after three."""
+    relay = request.app[RELAY]
+    call = relay.carrier.parse_inbound_call(await signed_form(request))
+    tries = int(request.query.get("try", "1"))
+    if relay.guard.refuses(call.caller):
+        return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
+    admitted = await offer_pin(relay, call)
+    if admitted is not None:
+        conference_id, result = admitted
+        bridge = urls.bridge_for(relay.public_url, conference_id, result.welcome, result.record)
+        return twiml(relay.carrier.connect_to_bridge(bridge))
+    if call.digits:
+        relay.guard.failed(call.caller)
+    if tries >= MAX_TRIES or relay.guard.refuses(call.caller):
+        return twiml(relay.carrier.say_goodbye(WRONG_PIN_GOODBYE))
+    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, tries + 1), RETRY))
+
+
+async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult] | None:
+    """Hand the PIN to the conference that holds it; a wrong PIN goes to the conferences the
+    caller belongs to, which record the attempt. Returns the conference that let them in."""
+    holder = await conference_with_pin(relay.client, relay.pin_secret, call.digits) if call.digits else None
+    candidates = (
+        [holder] if holder else await conferences_of_caller(relay.client, relay.pin_secret, call.caller)
+    )
+    request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
+    for conference_id in candidates:
+        handle = relay.client.get_workflow_handle_for(ConferenceCall.run, conference_id)
+        try:
+            result = await handle.execute_update(ConferenceCall.rejoin, request)
+        except (WorkflowUpdateFailedError, RPCError) as exc:
+            log.info("dial-in not offered to %s: %s", conference_id, exc)
+            continue
+        if result.accepted:
+            return conference_id, result
+    return None
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -30,14 +30,24 @@ class CarrierError(Exception):
 
 
 @dataclass(frozen=True)
+class Bridge:
+    """The conference room a call joins, and where the carrier reports on it."""
+
+    room: str
+    welcome: str
+    record: bool
+    events_callback: str
+    """Receives join, leave, start and end of the conference."""
+    recording_callback: str
+
+
+@dataclass(frozen=True)
 class OutboundCall:
     """A call that, once answered, speaks the welcome and joins the conference room."""
 
     to: str
     caller_id: str
-    room: str
-    welcome: str
-    record: bool
+    bridge: Bridge
     ring_timeout: timedelta
     status_callback: str
     machine_callback: str
@@ -45,12 +55,37 @@ class OutboundCall:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """A call status callback, verified and parsed."""
+    """A call status or answering-machine callback, verified and parsed."""
 
     call_sid: str
     status: str
     answered_by: str | None
     error_code: str | None
+
+
+@dataclass(frozen=True)
+class BridgeEvent:
+    """Something happened in the conference room: `start`, `end`, `join` or `leave`."""
+
+    kind: str
+    conference_sid: str
+    call_sid: str | None
+
+
+@dataclass(frozen=True)
+class RecordingEvent:
+    recording_sid: str
+    url: str
+    status: str
+
+
+@dataclass(frozen=True)
+class InboundCall:
+    """A call to the dial-in number, with the digits keyed at the last prompt if any."""
+
+    call_sid: str
+    caller: str
+    digits: str
 
 
 class Carrier(Protocol):
@@ -60,6 +95,9 @@ class Carrier(Protocol):
 
     async def hang_up(self, call_id: str) -> None: ...
 
+    async def end_conference(self, conference_sid: str) -> None:
+        """Close the room: everyone in it is disconnected."""
+
     async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
         """Send and return the message ID; with `sent_since`, reuse an identical earlier send."""
 
@@ -67,3 +105,18 @@ class Carrier(Protocol):
         """Whether a callback really comes from the carrier (its signature over URL and form)."""
 
     def parse_call_event(self, params: Mapping[str, str]) -> CallEvent: ...
+
+    def parse_bridge_event(self, params: Mapping[str, str]) -> BridgeEvent: ...
+
+    def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent: ...
+
+    def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall: ...
+
+    def ask_for_pin(self, action_url: str, prompt: str) -> str:
+        """The answer to an inbound call: say `prompt`, collect the PIN, post it to `action_url`."""
+
+    def connect_to_bridge(self, bridge: Bridge) -> str:
+        """The answer that speaks the welcome and puts the caller into the room."""
+
+    def say_goodbye(self, message: str) -> str:
+        """The answer that says `message` and hangs up."""

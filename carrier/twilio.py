@@ -16,9 +16,18 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio.twiml.voice_response import Dial, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from carrier.port import CallEvent, CarrierError, FailureKind, OutboundCall
+from carrier.port import (
+    Bridge,
+    BridgeEvent,
+    CallEvent,
+    CarrierError,
+    FailureKind,
+    InboundCall,
+    OutboundCall,
+    RecordingEvent,
+)
 
 REQUEST_TIMEOUT = 15.0
 """The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
@@ -30,20 +39,28 @@ CONFIGURATION_ERRORS = frozenset({"20003", "21210", "21212"})
 T = TypeVar("T")
 
 
-def conference_twiml(welcome: str, room: str, record: bool) -> str:
-    """What an answered leg hears: the welcome message first, then the bridge."""
+PIN_DIGITS_MAX = 12
+
+
+def bridge_twiml(bridge: Bridge) -> VoiceResponse:
+    """What a caller hears on joining: the welcome message first, then the conference room."""
     response = VoiceResponse()
-    if welcome:
-        response.say(welcome)
+    if bridge.welcome:
+        response.say(bridge.welcome)
     dial = Dial()
     dial.conference(
-        room,
+        bridge.room,
         start_conference_on_enter=True,
         end_conference_on_exit=False,
-        record="record-from-start" if record else "do-not-record",
+        status_callback=bridge.events_callback,
+        status_callback_event="start end join leave",
+        status_callback_method="POST",
+        record="record-from-start" if bridge.record else "do-not-record",
+        recording_status_callback=bridge.recording_callback if bridge.record else None,
+        recording_status_callback_event="completed" if bridge.record else None,
     )
     response.append(dial)
-    return str(response)
+    return response
 
 
 def classify(exc: Exception) -> CarrierError:
@@ -96,7 +113,7 @@ class TwilioCarrier:
             self._client.calls.create_async(
                 to=call.to,
                 from_=call.caller_id,
-                twiml=conference_twiml(call.welcome, call.room, call.record),
+                twiml=str(bridge_twiml(call.bridge)),
                 timeout=int(call.ring_timeout / timedelta(seconds=1)),
                 status_callback=call.status_callback,
                 status_callback_event=["answered", "completed"],  # all the roster needs
@@ -111,6 +128,9 @@ class TwilioCarrier:
 
     async def hang_up(self, call_id: str) -> None:
         await self._call_api(self._client.calls(call_id).update_async(status="completed"))
+
+    async def end_conference(self, conference_sid: str) -> None:
+        await self._call_api(self._client.conferences(conference_sid).update_async(status="completed"))
 
     async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
         if sent_since is not None:
@@ -131,3 +151,42 @@ class TwilioCarrier:
             answered_by=params.get("AnsweredBy") or None,
             error_code=params.get("ErrorCode") or None,
         )
+
+    def parse_bridge_event(self, params: Mapping[str, str]) -> BridgeEvent:
+        event = params.get("StatusCallbackEvent", "")
+        return BridgeEvent(
+            kind=event.removeprefix("participant-").removeprefix("conference-"),
+            conference_sid=params.get("ConferenceSid", ""),
+            call_sid=params.get("CallSid") or None,
+        )
+
+    def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent:
+        return RecordingEvent(
+            recording_sid=params.get("RecordingSid", ""),
+            url=params.get("RecordingUrl", ""),
+            status=params.get("RecordingStatus", ""),
+        )
+
+    def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall:
+        return InboundCall(
+            call_sid=params.get("CallSid", ""), caller=params.get("From", ""), digits=params.get("Digits", "")
+        )
+
+    def ask_for_pin(self, action_url: str, prompt: str) -> str:
+        response = VoiceResponse()
+        gather = Gather(
+            input="dtmf", action=action_url, method="POST", finish_on_key="#", timeout=10,
+            num_digits=PIN_DIGITS_MAX, action_on_empty_result=True,
+        )  # fmt: skip
+        gather.say(prompt)
+        response.append(gather)
+        return str(response)
+
+    def connect_to_bridge(self, bridge: Bridge) -> str:
+        return str(bridge_twiml(bridge))
+
+    def say_goodbye(self, message: str) -> str:
+        response = VoiceResponse()
+        response.say(message)
+        response.hangup()
+        return str(response)

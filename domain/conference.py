@@ -103,6 +103,9 @@ class ConferenceReport(BaseModel):
     scheme: str
     participants: list[ParticipantStatus]
     pin_attempts: list[PinAttempt] = Field(default_factory=list)
+    recording_url: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    """What kept the scheme from running as designed (e.g. carrier credentials refused)."""
 
     def in_conference(self) -> int:
         return sum(p.in_conference for p in self.participants)
@@ -118,11 +121,26 @@ class CallProgress(BaseModel):
     error_code: str | None = None
 
 
+class BridgeUpdate(BaseModel):
+    """A conference-room callback: `start`, `end`, `join` or `leave` (of `call_sid`)."""
+
+    kind: str
+    conference_sid: str
+    call_sid: str | None = None
+
+
+class RecordingReady(BaseModel):
+    recording_sid: str
+    url: str
+
+
 class RejoinRequest(BaseModel):
     """Someone dialled the conference number and keyed in a PIN."""
 
     pin: str
     from_number: str
+    call_sid: str | None = None
+    """The dial-in call, when it comes through the phone line; its join and leave follow."""
 
 
 class RejoinResult(BaseModel):
@@ -130,6 +148,8 @@ class RejoinResult(BaseModel):
     participant_id: str | None = None
     guest: bool = False
     reason: str | None = None
+    welcome: str = ""
+    record: bool = False
 
 
 class EndRequest(BaseModel):

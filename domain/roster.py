@@ -1,7 +1,8 @@
 """Who is in the conference: pure bookkeeping the workflow drives with deterministic time.
 
-Every change is recorded here at the moment it happens (attempt placed, call answered, left,
-PIN accepted or refused), so the roster is the audit trail too.
+Every change is recorded here at the moment it happens (attempt placed, call answered, joined
+or left the bridge, PIN accepted or refused), so the roster is the audit trail too. Presence in
+the bridge follows the conference room's own join and leave events, keyed by call ID.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from domain.conference import (
     FINAL_CALL_STATUSES,
+    BridgeUpdate,
     CallAttempt,
     CallProgress,
     Channel,
@@ -26,6 +28,8 @@ from domain.contacts import Contact
 from domain.scheme import VoiceMedium
 
 MEDIUM_LABELS = {"voice_pro": "work phone", "voice_home": "home phone"}
+DIAL_IN_WITHOUT_CALL = "dial-in:"
+"""Leg prefix of a rejoin that did not come through the phone line (`starter.py rejoin`)."""
 
 
 class Roster:
@@ -35,11 +39,20 @@ class Roster:
         self.started_at = started_at
         self.ended_at: datetime | None = None
         self.end_reason: str | None = None
+        self.conference_sid: str | None = None
+        self.recording_url: str | None = None
+        self.problems: list[str] = []
         self.participants = {c.id: ParticipantStatus(id=c.id, name=c.name) for c in conference.participants}
         self.pin_attempts: list[PinAttempt] = []
         self._attempts: dict[str, tuple[ParticipantStatus, CallAttempt]] = {}
+        self._owners: dict[str, ParticipantStatus] = {}
+        """Who each known call (outbound attempt or dial-in) belongs to."""
+        self._early_joins: set[str] = set()
+        """Calls the room reported before we knew whose they were."""
         self._legs: dict[str, set[str]] = {pid: set() for pid in self.participants}
-        """Live connections into the bridge per participant (call IDs, or dial-ins)."""
+        """Connections into the bridge per participant."""
+
+    # --- calling -------------------------------------------------------------------------
 
     def not_yet_reached(self, medium: VoiceMedium) -> list[tuple[Contact, str]]:
         """Destinations nobody has reached yet that have a number on this medium."""
@@ -58,6 +71,10 @@ class Roster:
         self._attempts[attempt.attempt_id] = (status, attempt)
         return attempt
 
+    def call_created(self, attempt: CallAttempt, call_sid: str, at: datetime) -> None:
+        attempt.call_sid = call_sid
+        self._own(self._attempts[attempt.attempt_id][0], call_sid, at)
+
     def attempt_failed(self, attempt: CallAttempt, error: str, at: datetime) -> None:
         if attempt.outcome == "pending":
             attempt.settle("failed", at, error)
@@ -69,7 +86,8 @@ class Roster:
         if found is None:
             return None
         status, attempt = found
-        attempt.call_sid = attempt.call_sid or event.call_sid
+        if attempt.call_sid is None:
+            self.call_created(attempt, event.call_sid, at)
         if event.error_code:
             attempt.error = f"carrier error {event.error_code}"
         if event.answered_by and event.answered_by.startswith("machine"):
@@ -80,12 +98,33 @@ class Roster:
             attempt.settle("answered", at)
             if self.ended_at is not None:
                 return event.call_sid
-            self._join(status, event.call_sid, at)
         elif event.status == "completed":
             self._leave(status, event.call_sid, at)
         elif event.status in FINAL_CALL_STATUSES and attempt.outcome == "pending":
             attempt.settle(FINAL_CALL_STATUSES[event.status], at)
         return None
+
+    # --- the bridge ----------------------------------------------------------------------
+
+    def bridge_event(self, event: BridgeUpdate, at: datetime) -> None:
+        """The conference room reported a start, an end, or a participant joining or leaving."""
+        if event.kind == "start":
+            self.conference_sid = event.conference_sid
+        elif event.kind == "end":
+            for status in self.participants.values():
+                for leg in [leg for leg in self._legs[status.id] if not leg.startswith(DIAL_IN_WITHOUT_CALL)]:
+                    self._leave(status, leg, at)
+        elif event.call_sid and event.kind == "join":
+            owner = self._owners.get(event.call_sid)
+            if owner is None:
+                self._early_joins.add(event.call_sid)
+            elif self._admits(event.call_sid):
+                self._join(owner, event.call_sid, at)
+        elif event.call_sid and event.kind == "leave":
+            self._early_joins.discard(event.call_sid)
+            owner = self._owners.get(event.call_sid)
+            if owner is not None:
+                self._leave(owner, event.call_sid, at)
 
     def rejoin(self, request: RejoinRequest, at: datetime) -> RejoinResult:
         """Someone dialled in: check the PIN, recognise the caller or admit a guest."""
@@ -101,29 +140,43 @@ class Roster:
         )
         if not accepted:
             return RejoinResult(accepted=False, reason="wrong PIN")
-        if contact is None:
-            guest_id = f"guest:{request.from_number}"
-            status = self.participants.setdefault(
-                guest_id, ParticipantStatus(id=guest_id, name=f"Guest {request.from_number}", guest=True)
-            )
-            self._legs.setdefault(guest_id, set())
-        else:
-            status = self.participants[contact.id]
+        status = self.participants[contact.id] if contact else self._guest(request.from_number)
         if status.joined_at is not None:
             status.rejoins += 1
-        self._join(status, f"dial-in:{len(self.pin_attempts)}", at)
-        return RejoinResult(accepted=True, participant_id=status.id, guest=status.guest)
+        if request.call_sid:
+            self._own(status, request.call_sid, at)
+        else:
+            self._join(status, f"{DIAL_IN_WITHOUT_CALL}{len(self.pin_attempts)}", at)
+        return RejoinResult(
+            accepted=True,
+            participant_id=status.id,
+            guest=status.guest,
+            welcome=self.conference.welcome,
+            record=self.conference.record,
+        )
+
+    def recording_ready(self, url: str) -> None:
+        self.recording_url = url
+
+    # --- notifications, problems, the end --------------------------------------------------
 
     def notified(self, participant_id: str, channel: Channel, to: str, at: datetime) -> None:
         self.participants[participant_id].notifications.append(
             Notification(channel=channel, to=to, sent_at=at)
         )
 
-    def calls_to_hang_up(self) -> list[str]:
-        """Carrier calls still on the bridge or still ringing: what ending the conference stops."""
-        on_bridge = {leg for legs in self._legs.values() for leg in legs if not leg.startswith("dial-in:")}
-        ringing = {attempt.call_sid for _, attempt in self._attempts.values() if attempt.outcome == "pending"}
-        return sorted(on_bridge | {sid for sid in ringing if sid})
+    def problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def live_calls(self) -> list[str]:
+        """Carrier calls connected to the bridge."""
+        legs = {leg for legs in self._legs.values() for leg in legs}
+        return sorted(leg for leg in legs if not leg.startswith(DIAL_IN_WITHOUT_CALL))
+
+    def ringing_calls(self) -> list[str]:
+        """Carrier calls placed and not yet answered or failed."""
+        return sorted(a.call_sid for _, a in self._attempts.values() if a.outcome == "pending" and a.call_sid)
 
     def in_conference(self) -> int:
         return sum(p.in_conference for p in self.participants.values())
@@ -151,6 +204,8 @@ class Roster:
             scheme=self.conference.scheme.name,
             participants=[p.model_copy(deep=True) for p in self.participants.values()],
             pin_attempts=list(self.pin_attempts),
+            recording_url=self.recording_url,
+            problems=list(self.problems),
         )
 
     def markdown(self) -> str:
@@ -160,18 +215,43 @@ class Roster:
             f"**Conference call** ({self.conference.scheme.name}) - {state}, "
             f"{self.in_conference()}/{len(self.participants)} in the bridge",
             "",
-            "| participant | in | calls | PIN sent |",
-            "|---|---|---|---|",
         ]
+        lines += [f"**Problem:** {problem}" for problem in self.problems]
+        if self.recording_url:
+            lines.append(f"Recording: {self.recording_url}")
+        lines += ["", "| participant | in | calls | PIN sent | rejoins |", "|---|---|---|---|---|"]
         for status in self.participants.values():
             calls = ", ".join(f"{MEDIUM_LABELS[a.medium]}: {a.outcome}" for a in status.attempts) or "-"
             sent = ", ".join(n.channel for n in status.notifications) or "-"
             mark = "yes" if status.in_conference else "no"
-            lines.append(f"| {status.name} | {mark} | {calls} | {sent} |")
+            name = f"{status.name} (guest)" if status.guest else status.name
+            lines.append(f"| {name} | {mark} | {calls} | {sent} | {status.rejoins} |")
         return "\n".join(lines)
+
+    # --- internals -----------------------------------------------------------------------
 
     def _contact_with_number(self, number: str) -> Contact | None:
         return next((c for c in self.conference.participants if number in c.numbers()), None)
+
+    def _guest(self, number: str) -> ParticipantStatus:
+        guest_id = f"guest:{number}"
+        self._legs.setdefault(guest_id, set())
+        return self.participants.setdefault(
+            guest_id, ParticipantStatus(id=guest_id, name=f"Guest {number}", guest=True)
+        )
+
+    def _own(self, status: ParticipantStatus, call_sid: str, at: datetime) -> None:
+        """Link a call to its participant; a join the room reported earlier now counts."""
+        self._owners[call_sid] = status
+        if call_sid in self._early_joins and self._admits(call_sid):
+            self._early_joins.discard(call_sid)
+            self._join(status, call_sid, at)
+
+    def _admits(self, call_sid: str) -> bool:
+        """A call answered by a machine, or any call once the conference ended, is not let in."""
+        if self.ended_at is not None:
+            return False
+        return not any(a.call_sid == call_sid and a.outcome == "machine" for _, a in self._attempts.values())
 
     def _join(self, status: ParticipantStatus, leg: str, at: datetime) -> None:
         self._legs[status.id].add(leg)

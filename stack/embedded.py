@@ -12,13 +12,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from callbacks import urls
 from callbacks.server import build_app, serve
+from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, load_scenario
 from carrier.twilio import TwilioCarrier
 from config import Settings, temporal_target
 from localmail.server import Mailbox
 from stack.binaries import temporal_cli
-from worker import build_worker, smtp_settings
+from worker import running_workers, smtp_settings
 from workflows import search_attributes
 
 log = logging.getLogger("rallycall.stack")
@@ -67,20 +69,24 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
                 config.twilio_auth_token,
                 load_scenario(config.scenario),
                 config.carrier_log,
+                dial_in_number=config.dial_in_number,
+                voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),
             )
             runner = await serve(simulator.app(), "127.0.0.1", config.simulator_port)
             stack.push_async_callback(runner.cleanup)
             simulator_url = api_url = _url_of(runner)
+            (config.data_dir / "simulator.url").write_text(simulator_url)
 
         carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, api_url)
         stack.push_async_callback(carrier.close)
         callbacks = await serve(
-            build_app(carrier, env.client, config.public_url), config.callback_host, config.callback_port
+            build_app(carrier, env.client, config), config.callback_host, config.callback_port
         )
         stack.push_async_callback(callbacks.cleanup)
 
-        worker = build_worker(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
-        await stack.enter_async_context(worker)
+        await stack.enter_async_context(
+            running_workers(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
+        )
 
         yield RunningStack(
             client=env.client,

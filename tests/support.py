@@ -19,9 +19,10 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
+from callbacks import urls
 from callbacks.server import build_app, serve
+from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
@@ -31,7 +32,7 @@ from launcher import Launched, LaunchRequest, launch
 from localmail.server import Mailbox
 from stack.binaries import temporal_test_server
 from stack.ports import free_port
-from worker import build_worker, smtp_settings
+from worker import running_workers, smtp_settings
 from workflows import search_attributes
 from workflows.conference import ConferenceCall
 
@@ -152,37 +153,48 @@ class Harness:
         return [e["to"] for e in self.carrier_entries("sms")]
 
     @contextlib.asynccontextmanager
-    async def worker(self) -> AsyncIterator[Worker]:
+    async def worker(self) -> AsyncIterator[None]:
         carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
         smtp = smtp_settings(self.settings, self.mailbox.port)
         try:
-            async with build_worker(self.client, self.settings, carrier, smtp) as worker:
-                yield worker
+            async with running_workers(self.client, self.settings, carrier, smtp):
+                yield
         finally:
             await carrier.close()
 
 
 @contextlib.asynccontextmanager
 async def harness(
-    client: Client, tmp_path: Path, contacts_file: Path, scenario: Scenario = SCENARIO
+    client: Client,
+    tmp_path: Path,
+    contacts_file: Path,
+    scenario: Scenario = SCENARIO,
+    calls_per_second: float = 100,
 ) -> AsyncIterator[Harness]:
     carrier_log = tmp_path / "carrier.jsonl"
-    simulator = CarrierSimulator(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, scenario, carrier_log)
-    sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
-    simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
-    relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
     port = free_port()
-    public_url = f"http://127.0.0.1:{port}"
-    callbacks = await serve(build_app(relay_carrier, client, public_url), "127.0.0.1", port)
     mailbox = Mailbox(tmp_path / "mail")
     mailbox.start()
     settings = Settings(
         _env_file=None,
         task_queue=f"tests-{uuid.uuid4().hex[:8]}",
-        public_url=public_url,
+        public_url=f"http://127.0.0.1:{port}",
         smtp_port=mailbox.port,
         data_dir=tmp_path,
+        calls_per_second=calls_per_second,
     )
+    simulator = CarrierSimulator(
+        DEV_ACCOUNT_SID,
+        DEV_AUTH_TOKEN,
+        scenario,
+        carrier_log,
+        dial_in_number=settings.dial_in_number,
+        voice_url=callback_url(settings.public_url, urls.VOICE_INBOUND),
+    )
+    sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
+    simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
+    relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
+    callbacks = await serve(build_app(relay_carrier, client, settings), "127.0.0.1", port)
     try:
         yield Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
     finally:

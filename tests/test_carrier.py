@@ -14,6 +14,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.calls import CarrierActivities, PlaceCall
 from callbacks.server import serve
+from callbacks.urls import bridge_for
 from carrier.port import CarrierError, FailureKind, OutboundCall
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
@@ -43,9 +44,7 @@ def call_to(number: str) -> OutboundCall:
     return OutboundCall(
         to=number,
         caller_id="+41215550100",
-        room="conference-test",
-        welcome="",
-        record=False,
+        bridge=bridge_for("http://127.0.0.1:9", "conference-test", "", record=False),
         ring_timeout=timedelta(seconds=30),
         status_callback="http://127.0.0.1:9/unused",
         machine_callback="http://127.0.0.1:9/unused",

@@ -13,8 +13,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
+from directory import conference_with_pin, pin_lease_id
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
-from launcher import conference_with_pin, pin_lease_id
 from tests.support import Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
@@ -140,7 +140,7 @@ async def test_rejoin_with_pin_wrong_pin_and_guest(
     await handle.result()
 
 
-async def test_end_hangs_up_releases_pin_and_refuses_later_rejoins(
+async def test_end_closes_the_bridge_releases_pin_and_refuses_later_rejoins(
     time_env: WorkflowEnvironment, conference_setup: Harness
 ) -> None:
     h = conference_setup
@@ -155,13 +155,14 @@ async def test_end_hangs_up_releases_pin_and_refuses_later_rejoins(
 
     assert final.state == "ended" and final.end_reason == "incident resolved"
     assert not any(p.in_conference for p in final.participants)
-    assert [e["to"] for e in h.carrier_entries("hangup")] == ["+41215550101"], "alice's live call is hung up"
+    assert [e["room"] for e in h.carrier_entries("end-conference")] == [launched.workflow_id], "bridge ended"
+    assert h.simulator.calls[final.participants[0].attempts[0].call_sid or ""].status == "completed"
     assert sorted(h.called_numbers()) == [WORK["alice"], WORK["bruno"]], "ended before 1 min: no home call"
     await at(time_env, final, 300)
     assert h.texted_numbers() == [] and h.mailbox.messages() == [], "ended before 2 min: no PIN sent"
     lease = await h.client.get_workflow_handle(pin_lease_id(launched.pin, h.settings.pin_secret)).describe()
     assert lease.status == WorkflowExecutionStatus.COMPLETED, "the PIN is free for another conference"
-    assert await conference_with_pin(h.client, h.settings, launched.pin) is None
+    assert await conference_with_pin(h.client, h.settings.pin_secret, launched.pin) is None
     with pytest.raises(RPCError) as refused:
         await handle.execute_update(
             ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=WORK["alice"])
@@ -217,8 +218,8 @@ async def test_pin_is_never_shared_by_two_running_conferences(
     monkeypatch.setattr("launcher.secrets.randbelow", lambda _: next(draws))
     second = await h.launch("bruno")
     assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
-    assert await conference_with_pin(h.client, h.settings, first.pin) == first.workflow_id
-    assert await conference_with_pin(h.client, h.settings, second.pin) == second.workflow_id
+    assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
+    assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
     for launched in (first, second):
         await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
         await h.handle(launched).result()

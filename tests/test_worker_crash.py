@@ -30,6 +30,7 @@ def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes
         "RALLYCALL_PUBLIC_URL": h.settings.public_url,
         "RALLYCALL_SMTP_HOST": "127.0.0.1",
         "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
+        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
     }
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=variables)
 

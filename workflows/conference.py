@@ -23,10 +23,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.calls import NON_RETRYABLE, CarrierActivities, PlaceCall, SendSms
     from activities.mail import MailActivities, SendEmail
     from domain.conference import (
+        BridgeUpdate,
         CallProgress,
         ConferenceInput,
         ConferenceReport,
         EndRequest,
+        RecordingReady,
         RejoinRequest,
         RejoinResult,
     )
@@ -42,6 +44,8 @@ CARRIER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
+RECORDING_GRACE = timedelta(minutes=5)
+"""How long an ended conference waits for the carrier to report its recording."""
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(seconds=60),
@@ -56,6 +60,7 @@ class ConferenceCall:
         self.conference = conference
         self.roster = Roster(conference, workflow.info().workflow_id, workflow.now())
         self.end_request: EndRequest | None = None
+        self.carrier_refused = False
         self.indexed: tuple[str, int, int] | None = None
 
     @workflow.run
@@ -82,6 +87,8 @@ class ConferenceCall:
         return self.end_request is None
 
     async def call_everyone_not_yet_reached(self, medium: VoiceMedium) -> None:
+        if self.carrier_refused:
+            return
         targets = self.roster.not_yet_reached(medium)
         await asyncio.gather(*(self.call(contact, medium, number) for contact, number in targets))
 
@@ -98,23 +105,33 @@ class ConferenceCall:
             placed_at=attempt.placed_at,
         )
         try:
-            attempt.call_sid = await workflow.execute_activity_method(
+            call_sid = await workflow.execute_activity_method(
                 CarrierActivities.place_call,
                 request,
+                task_queue=calls_task_queue(workflow.info().task_queue),
                 start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=timedelta(seconds=50),
+                schedule_to_close_timeout=timedelta(minutes=15),
                 retry_policy=CARRIER_RETRY,
                 summary=f"call {contact.name} on {MEDIUM_LABELS[medium]}",
             )
+            self.roster.call_created(attempt, call_sid, workflow.now())
         except ActivityError as err:
             self.roster.attempt_failed(attempt, failure_message(err), workflow.now())
+            self.notice_carrier_refusal(err)
         self.publish()
+
+    def notice_carrier_refusal(self, err: ActivityError) -> None:
+        """Credentials or caller ID refused: no call or SMS can work until someone fixes them,
+        so the scheme stops using the carrier (email still goes out) and says so loudly."""
+        if isinstance(err.cause, ApplicationError) and err.cause.type == "CarrierMisconfigured":
+            self.carrier_refused = True
+            self.roster.problem(f"the carrier refused our configuration: {err.cause.message}")
 
     async def send_pin_invitations(self) -> None:
         """Everyone, reached or not, gets the dial-in number and PIN to come (back) in."""
         sends = []
         for contact in self.conference.participants:
-            if contact.mobile:
+            if contact.mobile and not self.carrier_refused:
                 sends.append(self.send_sms(contact, contact.mobile))
             if contact.email:
                 sends.append(self.send_email(contact, contact.email))
@@ -139,6 +156,7 @@ class ConferenceCall:
             )
         except ActivityError as err:
             workflow.logger.warning("SMS to %s failed: %s", contact.id, failure_message(err))
+            self.notice_carrier_refusal(err)
             return
         self.roster.notified(contact.id, "sms", mobile, workflow.now())
         self.publish()
@@ -163,17 +181,46 @@ class ConferenceCall:
         self.publish()
 
     async def close_bridge(self) -> None:
-        """Disconnect whoever is still on, release the PIN, and wait for handlers in flight."""
+        """End the room at the carrier (everyone still on is disconnected), stop phones still
+        ringing, release the PIN, and let handlers in flight finish."""
         reason = self.end_request.reason if self.end_request else "maximum duration reached"
-        live = self.roster.calls_to_hang_up()
+        room, live, ringing = (
+            self.roster.conference_sid,
+            self.roster.live_calls(),
+            self.roster.ringing_calls(),
+        )
         self.roster.end(workflow.now(), reason)
         self.publish()
-        await asyncio.gather(*(self.hang_up(call_id) for call_id in live))
+        if room is None or not await self.end_conference(room):
+            ringing += live
+        await asyncio.gather(*(self.hang_up(call_id) for call_id in ringing))
+        if self.conference.record and room is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self.roster.recording_url is not None,
+                    timeout=RECORDING_GRACE,
+                    timeout_summary="wait for the recording",
+                )
         try:
             await workflow.get_external_workflow_handle(self.conference.pin_lease_id).signal(PinLease.release)
         except ApplicationError:
             workflow.logger.warning("PIN lease %s was already gone", self.conference.pin_lease_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def end_conference(self, conference_sid: str) -> bool:
+        try:
+            await workflow.execute_activity_method(
+                CarrierActivities.end_conference,
+                conference_sid,
+                start_to_close_timeout=timedelta(seconds=20),
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CARRIER_RETRY,
+                summary="end the bridge at the carrier",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not end the bridge: %s", failure_message(err))
+            return False
+        return True
 
     async def hang_up(self, call_id: str) -> None:
         try:
@@ -220,6 +267,17 @@ class ConferenceCall:
         if unwanted_call:
             await self.hang_up(unwanted_call)
 
+    @workflow.signal
+    def bridge_event(self, event: BridgeUpdate) -> None:
+        """The conference room's own callbacks: who is really in the bridge."""
+        self.roster.bridge_event(event, workflow.now())
+        self.publish()
+
+    @workflow.signal
+    def recording_ready(self, recording: RecordingReady) -> None:
+        self.roster.recording_ready(recording.url)
+        self.publish()
+
     @workflow.update
     def rejoin(self, request: RejoinRequest) -> RejoinResult:
         """Someone dialled in and keyed a PIN; every attempt is recorded, right or wrong."""
@@ -244,6 +302,11 @@ class ConferenceCall:
     @workflow.query(name="roster")
     def current_roster(self) -> ConferenceReport:
         return self.roster.report()
+
+
+def calls_task_queue(task_queue: str) -> str:
+    """Calls go through their own task queue, rate-limited to the carrier's calls per second."""
+    return f"{task_queue}-calls"
 
 
 def failure_message(err: ActivityError) -> str:

@@ -8,4 +8,6 @@ from temporalio.common import SearchAttributeKey
 STATE = SearchAttributeKey.for_keyword("RallycallState")
 PARTICIPANTS = SearchAttributeKey.for_int("RallycallParticipants")
 IN_CONFERENCE = SearchAttributeKey.for_int("RallycallInConference")
-ALL = (STATE, PARTICIPANTS, IN_CONFERENCE)
+CALLER_KEYS = SearchAttributeKey.for_keyword_list("RallycallCallerKeys")
+"""Keyed hashes of the participants' numbers, so a dial-in can find its conference."""
+ALL = (STATE, PARTICIPANTS, IN_CONFERENCE, CALLER_KEYS)

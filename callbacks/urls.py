@@ -1,0 +1,38 @@
+"""The callback server's addresses, as the carrier is told them. One place for the paths, so
+what activities hand to the carrier and what the server routes cannot drift apart."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from carrier.port import Bridge
+
+CALL_STATUS = "/twilio/call-status"
+MACHINE_DETECTION = "/twilio/machine-detection"
+CONFERENCE_STATUS = "/twilio/conference-status"
+RECORDING_STATUS = "/twilio/recording-status"
+VOICE_INBOUND = "/twilio/voice/inbound"
+"""Set this as the Voice URL (POST) of the dial-in number."""
+VOICE_PIN = "/twilio/voice/pin"
+
+
+def callback_url(public_url: str, path: str, **query: str) -> str:
+    """An absolute callback URL; its query is covered by the carrier's signature."""
+    base = f"{public_url.rstrip('/')}{path}"
+    return f"{base}?{urlencode(query)}" if query else base
+
+
+def pin_url(public_url: str, tries: int) -> str:
+    """Where the digits keyed at the `tries`-th PIN prompt are posted."""
+    return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode({'try': tries})}"
+
+
+def bridge_for(public_url: str, conference_id: str, welcome: str, record: bool) -> Bridge:
+    """The conference room of a conference workflow (named after it), reporting back to us."""
+    return Bridge(
+        room=conference_id,
+        welcome=welcome,
+        record=record,
+        events_callback=callback_url(public_url, CONFERENCE_STATUS, conference=conference_id),
+        recording_callback=callback_url(public_url, RECORDING_STATUS, conference=conference_id),
+    )

@@ -1,0 +1,54 @@
+"""How the simulated carrier behaves: per number, how the phone answers, and faults to inject.
+
+ring_seconds: 2                      # how long a phone rings before its outcome
+default: no-answer                   # answer | no-answer | busy | fail | machine
+numbers:
+  "+41215550101": answer
+  "+41215550102": {answer: answer, hangup_after_s: 20}   # hangs up by mistake after 20 s
+faults:                              # consumed in order, one per API request to that number
+  "+41215550103": [rate-limited, lost-response, 21614]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Behaviour = Literal["answer", "no-answer", "busy", "fail", "machine"]
+Fault = Literal["rate-limited", "server-error", "lost-response"] | int
+"""`rate-limited`: 429 / 20429; `server-error`: 500, nothing done; `lost-response`: the call or
+SMS is made but the response is a 500 (as when a reply is lost); a number: that Twilio error
+code with status 400."""
+
+
+class NumberPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Behaviour = "answer"
+    hangup_after_s: float | None = Field(default=None, gt=0)
+    """Answers, then hangs up (by mistake) this many seconds later."""
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ring_seconds: float = Field(default=2.0, ge=0)
+    default: Behaviour = "no-answer"
+    numbers: dict[str, Behaviour | NumberPlan] = {}
+    faults: dict[str, list[Fault]] = {}
+
+    def plan(self, number: str) -> NumberPlan:
+        found = self.numbers.get(number, self.default)
+        return found if isinstance(found, NumberPlan) else NumberPlan(answer=found)
+
+
+def load_scenario(path: Path | None) -> Scenario:
+    if path is None:
+        return Scenario()
+    try:
+        return Scenario.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise SystemExit(f"scenario {path}: {exc}") from exc
