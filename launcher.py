@@ -22,7 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
 from directory import caller_key, pin_lease_id
-from domain.conference import ConferenceInput
+from domain.conference import PIN_DIGITS, ConferenceInput
 from domain.contacts import load_contacts, resolve_destinations, to_e164
 from domain.errors import InvalidLaunch
 from domain.messages import Invitation, check_single_sms, load_templates, render
@@ -31,7 +31,6 @@ from workflows import search_attributes as sa
 from workflows.conference import ConferenceCall
 from workflows.pin_lease import LeaseTerms, PinLease
 
-PIN_DIGITS = 6
 MAX_WELCOME = 1000
 LEASE_GRACE = timedelta(minutes=10)
 
@@ -84,6 +83,7 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str) -> ConferenceI
         scheme=request.scheme,
         templates=templates,
         max_duration=request.max_duration,
+        calls_per_second=settings.calls_per_second,
         pin_lease_id=pin_lease_id(pin, settings.pin_secret),
     )
 

@@ -17,7 +17,7 @@ from activities.mail import MailActivities, SmtpSettings
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, settings
-from workflows.conference import ConferenceCall, calls_task_queue
+from workflows.conference import ConferenceCall
 from workflows.pin_lease import PinLease
 
 
@@ -36,23 +36,16 @@ def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
 async def running_workers(
     client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings
 ) -> AsyncIterator[None]:
-    """Poll both task queues: the main one (workflows, hang-ups, SMS, email) and the calls
-    one, whose rate Temporal's server holds to the carrier's calls per second across workers."""
+    """Run the conference workflows and all their activities until the block exits."""
     calls = CarrierActivities(carrier, config.public_url)
     mail = MailActivities(smtp)
-    main_queue = Worker(
+    worker = Worker(
         client,
         task_queue=config.task_queue,
         workflows=[ConferenceCall, PinLease],
-        activities=[calls.hang_up, calls.end_conference, calls.send_sms, mail.send_email],
+        activities=[calls.place_call, calls.hang_up, calls.end_conference, calls.send_sms, mail.send_email],
     )
-    calls_queue = Worker(
-        client,
-        task_queue=calls_task_queue(config.task_queue),
-        activities=[calls.place_call],
-        max_task_queue_activities_per_second=config.calls_per_second,
-    )
-    async with main_queue, calls_queue:
+    async with worker:
         yield
 
 

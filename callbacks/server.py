@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -21,13 +22,21 @@ from callbacks.pin_guard import PinGuard
 from carrier.port import Carrier, InboundCall
 from config import Settings
 from directory import conference_with_pin, conferences_of_caller
-from domain.conference import BridgeUpdate, CallProgress, RecordingReady, RejoinRequest, RejoinResult
+from domain.conference import (
+    PIN_DIGITS,
+    BridgeUpdate,
+    CallProgress,
+    RecordingReady,
+    RejoinRequest,
+    RejoinResult,
+)
 from workflows.conference import ConferenceCall
 
 log = logging.getLogger("rallycall.callbacks")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_TRIES = 3
-PROMPT = "Welcome to the conference line. Please enter your conference PIN."
+UPDATE_TIMEOUT = 5.0
+PROMPT = "Welcome to the conference line. Please enter your six digit conference PIN."
 RETRY = "That PIN is not valid. Please enter it again."
 WRONG_PIN_GOODBYE = "That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye."
 TOO_MANY_GOODBYE = "Too many wrong PINs from this number. Please try again later. Goodbye."
@@ -134,7 +143,7 @@ async def answer_dial_in(request: web.Request) -> web.Response:
     call = relay.carrier.parse_inbound_call(await signed_form(request))
     if relay.guard.refuses(call.caller):
         return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
-    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, 1), PROMPT))
+    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, 1), PROMPT, PIN_DIGITS))
 
 
 async def check_pin(request: web.Request) -> web.Response:
@@ -151,9 +160,11 @@ async def check_pin(request: web.Request) -> web.Response:
         return twiml(relay.carrier.connect_to_bridge(bridge))
     if call.digits:
         relay.guard.failed(call.caller)
-    if tries >= MAX_TRIES or relay.guard.refuses(call.caller):
+    if relay.guard.refuses(call.caller):
+        return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
+    if tries >= MAX_TRIES:
         return twiml(relay.carrier.say_goodbye(WRONG_PIN_GOODBYE))
-    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, tries + 1), RETRY))
+    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, tries + 1), RETRY, PIN_DIGITS))
 
 
 async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult] | None:
@@ -164,16 +175,20 @@ async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult]
         [holder] if holder else await conferences_of_caller(relay.client, relay.pin_secret, call.caller)
     )
     request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
-    for conference_id in candidates:
-        handle = relay.client.get_workflow_handle_for(ConferenceCall.run, conference_id)
-        try:
-            result = await handle.execute_update(ConferenceCall.rejoin, request)
-        except (WorkflowUpdateFailedError, RPCError) as exc:
-            log.info("dial-in not offered to %s: %s", conference_id, exc)
-            continue
-        if result.accepted:
-            return conference_id, result
-    return None
+    answers = await asyncio.gather(*(offer(relay, conference_id, request) for conference_id in candidates))
+    return next(((cid, result) for cid, result in zip(candidates, answers, strict=True) if result), None)
+
+
+async def offer(relay: Relay, conference_id: str, request: RejoinRequest) -> RejoinResult | None:
+    """The conference's answer to a PIN, or None if it refused or could not answer in time (the
+    caller is on the line: no one conference may hold the others up)."""
+    handle = relay.client.get_workflow_handle_for(ConferenceCall.run, conference_id)
+    try:
+        result = await asyncio.wait_for(handle.execute_update(ConferenceCall.rejoin, request), UPDATE_TIMEOUT)
+    except (WorkflowUpdateFailedError, RPCError, TimeoutError) as exc:
+        log.info("dial-in not offered to %s: %r", conference_id, exc)
+        return None
+    return result if result.accepted else None
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -112,8 +112,9 @@ class Carrier(Protocol):
 
     def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall: ...
 
-    def ask_for_pin(self, action_url: str, prompt: str) -> str:
-        """The answer to an inbound call: say `prompt`, collect the PIN, post it to `action_url`."""
+    def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:
+        """The answer to an inbound call: say `prompt`, collect `digits` keys (or up to #), and
+        post them to `action_url`."""
 
     def connect_to_bridge(self, bridge: Bridge) -> str:
         """The answer that speaks the welcome and puts the caller into the room."""

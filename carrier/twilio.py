@@ -39,9 +39,6 @@ CONFIGURATION_ERRORS = frozenset({"20003", "21210", "21212"})
 T = TypeVar("T")
 
 
-PIN_DIGITS_MAX = 12
-
-
 def bridge_twiml(bridge: Bridge) -> VoiceResponse:
     """What a caller hears on joining: the welcome message first, then the conference room."""
     response = VoiceResponse()
@@ -172,11 +169,11 @@ class TwilioCarrier:
             call_sid=params.get("CallSid", ""), caller=params.get("From", ""), digits=params.get("Digits", "")
         )
 
-    def ask_for_pin(self, action_url: str, prompt: str) -> str:
+    def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:
         response = VoiceResponse()
         gather = Gather(
             input="dtmf", action=action_url, method="POST", finish_on_key="#", timeout=10,
-            num_digits=PIN_DIGITS_MAX, action_on_empty_result=True,
+            num_digits=digits, action_on_empty_result=True,
         )  # fmt: skip
         gather.say(prompt)
         response.append(gather)

@@ -15,6 +15,9 @@ from domain.contacts import Contact
 from domain.messages import MessageTemplates
 from domain.scheme import DEFAULT_MAX_DURATION, AlertScheme, VoiceMedium
 
+PIN_DIGITS = 6
+"""Length of a conference PIN: the dial-in prompt collects exactly this many digits."""
+
 Outcome = Literal["pending", "answered", "no-answer", "busy", "failed", "machine"]
 State = Literal["running", "ended"]
 Channel = Literal["sms", "email"]
@@ -41,6 +44,8 @@ class ConferenceInput(BaseModel):
     scheme: AlertScheme
     templates: MessageTemplates
     max_duration: timedelta = DEFAULT_MAX_DURATION
+    calls_per_second: float = Field(default=1.0, gt=0)
+    """The carrier account's outbound call rate: calls of a round are spaced by its inverse."""
     pin_lease_id: str
     """Workflow ID of the lease that keeps this PIN unique among running conferences."""
 

@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from callbacks import urls
@@ -134,6 +135,15 @@ class Harness:
         request = LaunchRequest(destinations=list(to), contacts_file=self.contacts_file, **options)
         return await launch(self.client, self.settings, request)
 
+    async def terminate_leftovers(self) -> None:
+        """A test that failed half-way leaves its conferences running: stop them, so they do not
+        answer (or fail to answer) another test's dial-ins."""
+        query = f'TaskQueue="{self.settings.task_queue}" AND ExecutionStatus="Running"'
+        with contextlib.suppress(RPCError):  # the time-skipping server cannot list
+            async for execution in self.client.list_workflows(query):
+                with contextlib.suppress(RPCError):
+                    await self.client.get_workflow_handle(execution.id).terminate("test over")
+
     def handle(self, launched: Launched) -> WorkflowHandle[Any, ConferenceReport]:
         return self.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
 
@@ -195,9 +205,11 @@ async def harness(
     simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
     relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
     callbacks = await serve(build_app(relay_carrier, client, settings), "127.0.0.1", port)
+    h = Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
     try:
-        yield Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
+        yield h
     finally:
+        await h.terminate_leftovers()
         mailbox.stop()
         await callbacks.cleanup()
         await relay_carrier.close()

@@ -24,6 +24,7 @@ async def starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int
         **os.environ,
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
+        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "starter.py", *args, cwd=ROOT, env=variables,

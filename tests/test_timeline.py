@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -221,5 +222,36 @@ async def test_pin_is_never_shared_by_two_running_conferences(
     assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
     assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
     for launched in (first, second):
+        await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
+        await h.handle(launched).result()
+
+
+def placed_at_least(count: int, calls: list[str]) -> bool:
+    return len(calls) >= count
+
+
+async def test_calls_are_paced_to_the_carriers_calls_per_second(
+    time_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with harness(time_env.client, tmp_path, contacts_file, calls_per_second=1) as h, h.worker():
+        launched = await h.launch("alice", "bruno", "chloe", "+41215550120", "+41215550121")
+        report = await eventually(
+            lambda: h.roster(launched),
+            lambda r: (
+                r.participants[0].attempts[0].call_sid is not None if r.participants[0].attempts else False
+            ),
+        )
+        assert len(h.called_numbers()) == 1, "one call per second: the first one at once"
+        for second, placed in ((1.5, 2), (2.5, 3), (3.5, 4), (4.5, 5), (30, 5)):
+            await at(time_env, report, second)
+            await eventually(h.called_numbers, partial(placed_at_least, placed))
+            assert len(h.called_numbers()) == placed, f"{placed} calls by {second} s"
+        report = await h.roster(launched)
+        offsets = sorted(
+            (a.placed_at - report.started_at).total_seconds() for p in report.participants for a in p.attempts
+        )
+        assert [round(o) for o in offsets] == [0, 1, 2, 3, 4], (
+            "the roster shows when each call really went out"
+        )
         await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
         await h.handle(launched).result()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from datetime import timedelta
 
 from temporalio import workflow
@@ -90,9 +91,21 @@ class ConferenceCall:
         if self.carrier_refused:
             return
         targets = self.roster.not_yet_reached(medium)
-        await asyncio.gather(*(self.call(contact, medium, number) for contact, number in targets))
+        rate = self.conference.calls_per_second
+        await asyncio.gather(
+            *(
+                self.call(contact, medium, number, after=timedelta(seconds=math.floor(n / rate)))
+                for n, (contact, number) in enumerate(targets)
+            )
+        )
 
-    async def call(self, contact: Contact, medium: VoiceMedium, number: str) -> None:
+    async def call(self, contact: Contact, medium: VoiceMedium, number: str, after: timedelta) -> None:
+        """Place one call, `after` the start of its round: at most the carrier's calls per second
+        start in any one second."""
+        if after:
+            await workflow.sleep(after, summary="pace calls to the carrier's calls per second")
+        if self.end_request is not None or self.carrier_refused:
+            return
         attempt = self.roster.attempt_placed(contact, medium, number, workflow.now())
         self.publish()
         request = PlaceCall(
@@ -108,7 +121,6 @@ class ConferenceCall:
             call_sid = await workflow.execute_activity_method(
                 CarrierActivities.place_call,
                 request,
-                task_queue=calls_task_queue(workflow.info().task_queue),
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=15),
                 retry_policy=CARRIER_RETRY,
@@ -302,11 +314,6 @@ class ConferenceCall:
     @workflow.query(name="roster")
     def current_roster(self) -> ConferenceReport:
         return self.roster.report()
-
-
-def calls_task_queue(task_queue: str) -> str:
-    """Calls go through their own task queue, rate-limited to the carrier's calls per second."""
-    return f"{task_queue}-calls"
 
 
 def failure_message(err: ActivityError) -> str:

@@ -1,0 +1,95 @@
+"""Carrier faults as Twilio produces them, injected by the simulator: what is retried, what fails
+one attempt and lets the scheme move on, and what stops the carrier side loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from carrier.simulator import Scenario
+from carrier.simulator.scenario import Fault
+from domain.conference import ConferenceReport, EndRequest
+from tests.support import FAST, SCENARIO, Harness, eventually, harness
+from workflows.conference import ConferenceCall
+
+ALICE_WORK, ALICE_HOME = "+41215550101", "+41215550111"
+
+
+def with_faults(*faults: Fault, number: str = ALICE_WORK) -> Scenario:
+    return SCENARIO.model_copy(update={"faults": {number: list(faults)}})
+
+
+async def finish(h: Harness, workflow_id: str) -> ConferenceReport:
+    handle = h.client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
+    await handle.execute_update(ConferenceCall.end, EndRequest())
+    return await handle.result()
+
+
+def alice(report: ConferenceReport) -> object:
+    return next(p for p in report.participants if p.id == "alice")
+
+
+async def test_rate_limits_and_server_errors_are_retried_into_one_call(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    scenario = with_faults("rate-limited", "server-error", "rate-limited")
+    async with harness(dev_env.client, tmp_path, contacts_file, scenario) as h, h.worker():
+        launched = await h.launch("alice")
+        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
+        assert [f["fault"] for f in h.carrier_entries("fault")] == [
+            "rate-limited",
+            "server-error",
+            "rate-limited",
+        ]
+        assert h.called_numbers() == [ALICE_WORK], "placed once, after three refusals"
+        assert [a.outcome for a in report.participants[0].attempts] == ["answered"]
+        await finish(h, launched.workflow_id)
+
+
+async def test_a_lost_response_never_places_a_second_call(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with (
+        harness(dev_env.client, tmp_path, contacts_file, with_faults("lost-response")) as h,
+        h.worker(),
+    ):
+        launched = await h.launch("alice")
+        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
+        assert h.called_numbers() == [ALICE_WORK], "the retry found the call the lost response had placed"
+        attempt = report.participants[0].attempts[0]
+        assert attempt.outcome == "answered" and attempt.call_sid == next(iter(h.simulator.calls))
+        await finish(h, launched.workflow_id)
+
+
+async def test_a_number_the_carrier_rejects_fails_that_attempt_and_the_scheme_moves_on(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    scenario = SCENARIO.model_copy(
+        update={"faults": {ALICE_WORK: [21614]}, "numbers": {**SCENARIO.numbers, ALICE_HOME: "answer"}}
+    )
+    async with harness(dev_env.client, tmp_path, contacts_file, scenario) as h, h.worker():
+        launched = await h.launch("alice", scheme=FAST)
+        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
+        work, home = report.participants[0].attempts
+        assert work.outcome == "failed" and "21614" in (work.error or "")
+        assert home.medium == "voice_home" and home.outcome == "answered"
+        assert h.called_numbers() == [ALICE_HOME], "no retry of a permanent refusal"
+        await finish(h, launched.workflow_id)
+
+
+async def test_refused_credentials_stop_calls_and_sms_loudly_but_email_goes_out(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with harness(dev_env.client, tmp_path, contacts_file, with_faults(21212)) as h, h.worker():
+        launched = await h.launch("alice", "bruno", scheme=FAST)
+        report = await eventually(
+            lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.participants) == 2, 20
+        )
+        assert len(report.problems) == 1 and "the carrier refused our configuration" in report.problems[0]
+        assert "21212" in report.problems[0]
+        assert all(a.medium == "voice_pro" for p in report.participants for a in p.attempts), "no home calls"
+        assert h.texted_numbers() == [], "no SMS through a carrier that refuses us"
+        assert sorted(m["To"] for m in h.mailbox.messages()) == ["alice@example.com", "bruno@example.com"]
+        final = await finish(h, launched.workflow_id)
+        assert final.problems == report.problems

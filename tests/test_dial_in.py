@@ -1,0 +1,154 @@
+"""Dialling in with the PIN through the phone line: the simulator calls the dial-in number's
+Voice URL on the real callback server, keys in digits, and joins the room as Twilio would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from callbacks.server import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
+from carrier.simulator import Scenario
+from carrier.simulator.scenario import NumberPlan
+from domain.conference import ConferenceReport, EndRequest
+from tests.support import FAST, SCENARIO, Harness, eventually, harness
+from workflows.conference import ConferenceCall
+
+CHLOE_MOBILE = "+41795550103"
+ALICE_MOBILE = "+41795550101"
+
+
+async def dial_in(
+    h: Harness, caller: str, *digits: str, hangup_after_s: float | None = None
+) -> dict[str, Any]:
+    order = {"from": caller, "digits": list(digits), "hangup_after_s": hangup_after_s}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{h.simulator_url}/simulator/inbound", json=order) as response,
+    ):
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+def person(report: ConferenceReport, participant_id: str) -> Any:
+    return next(p for p in report.participants if p.id == participant_id)
+
+
+@pytest.fixture
+async def line(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path):
+    async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
+        yield h
+
+
+async def end(h: Harness, workflow_id: str) -> ConferenceReport:
+    handle = h.client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
+    await handle.execute_update(ConferenceCall.end, EndRequest())
+    return await handle.result()
+
+
+async def test_right_pin_hears_the_welcome_and_joins_the_bridge(line: Harness) -> None:
+    launched = await line.launch("alice", "chloe", welcome="Server room flooded")
+    call = await dial_in(line, CHLOE_MOBILE, launched.pin)
+    assert call["joined"] == launched.workflow_id
+    assert call["transcript"] == [
+        f"heard: {PROMPT}",
+        f"keyed: {launched.pin}",
+        "heard: Server room flooded",
+        f"joined conference {launched.workflow_id}",
+    ]
+    report = await eventually(lambda: line.roster(launched), lambda r: person(r, "chloe").in_conference)
+    assert [(a.from_number, a.accepted) for a in report.pin_attempts] == [(CHLOE_MOBILE, True)]
+    final = await end(line, launched.workflow_id)
+    assert not person(final, "chloe").in_conference, "ending the bridge disconnects the dial-in too"
+
+
+async def test_wrong_pin_then_right_pin_every_attempt_recorded(line: Harness) -> None:
+    launched = await line.launch("alice", "chloe")
+    call = await dial_in(line, CHLOE_MOBILE, "000000", launched.pin)
+    assert call["joined"] == launched.workflow_id
+    assert f"heard: {RETRY}" in call["transcript"]
+    report = await eventually(lambda: line.roster(launched), lambda r: person(r, "chloe").in_conference)
+    assert [(a.from_number, a.accepted) for a in report.pin_attempts] == [
+        (CHLOE_MOBILE, False),
+        (CHLOE_MOBILE, True),
+    ], "the wrong PIN is recorded on the conference the caller belongs to"
+    await end(line, launched.workflow_id)
+
+
+async def test_three_wrong_pins_and_the_line_hangs_up(line: Harness) -> None:
+    launched = await line.launch("alice")
+    call = await dial_in(line, "+41797770001", "111111", "222222", "333333", launched.pin)
+    assert call["joined"] is None and call["status"] == "completed"
+    assert call["transcript"][-2:] == [f"heard: {WRONG_PIN_GOODBYE}", "hung up by the application"]
+    assert call["transcript"].count("heard: " + RETRY) == 2, "three tries, then goodbye"
+    await end(line, launched.workflow_id)
+
+
+async def test_a_caller_guessing_pins_is_turned_away(line: Harness) -> None:
+    launched = await line.launch("alice")
+    guesser = "+41797770002"
+    await dial_in(line, guesser, "111111", "222222", "333333")
+    second = await dial_in(line, guesser, "444444", "555555", "666666")
+    assert second["transcript"][-2:] == [f"heard: {TOO_MANY_GOODBYE}", "hung up by the application"]
+    assert second["transcript"].count("heard: " + RETRY) == 1, "the fifth wrong PIN in ten minutes ends it"
+    third = await dial_in(line, guesser, launched.pin)
+    assert third["joined"] is None and third["transcript"][0] == f"heard: {TOO_MANY_GOODBYE}"
+    other = await dial_in(line, "+41797770003", launched.pin)
+    assert other["joined"] == launched.workflow_id, "other callers are not affected"
+    await end(line, launched.workflow_id)
+
+
+async def test_unknown_number_with_the_right_pin_joins_as_a_guest(line: Harness) -> None:
+    launched = await line.launch("alice")
+    await dial_in(line, "+41797770004", launched.pin)
+    report = await eventually(
+        lambda: line.roster(launched), lambda r: any(p.guest and p.in_conference for p in r.participants)
+    )
+    guest = next(p for p in report.participants if p.guest)
+    assert guest.name == "Guest +41797770004"
+    await end(line, launched.workflow_id)
+
+
+async def test_hang_up_by_mistake_then_dial_back_in(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    clumsy = SCENARIO.model_copy(
+        update={
+            "numbers": {**SCENARIO.numbers, "+41215550101": NumberPlan(answer="answer", hangup_after_s=0.3)}
+        }
+    )
+    async with harness(dev_env.client, tmp_path, contacts_file, clumsy) as h, h.worker():
+        launched = await h.launch("alice")
+        report = await eventually(
+            lambda: h.roster(launched), lambda r: person(r, "alice").left_at is not None
+        )
+        alice = person(report, "alice")
+        assert not alice.in_conference and alice.joined_at is not None and alice.rejoins == 0
+        assert [e["to"] for e in h.carrier_entries("callee-hangup")] == ["+41215550101"]
+
+        await dial_in(h, ALICE_MOBILE, launched.pin)
+        report = await eventually(lambda: h.roster(launched), lambda r: person(r, "alice").in_conference)
+        alice = person(report, "alice")
+        assert alice.rejoins == 1 and alice.left_at is None
+        await end(h, launched.workflow_id)
+
+
+async def test_machine_on_the_work_phone_falls_back_to_home(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    machines = Scenario(ring_seconds=0.05, numbers={"+41215550101": "machine", "+41215550111": "answer"})
+    async with harness(dev_env.client, tmp_path, contacts_file, machines) as h, h.worker():
+        launched = await h.launch("alice", scheme=FAST)
+        report = await eventually(lambda: h.roster(launched), lambda r: person(r, "alice").in_conference, 15)
+        assert [(a.medium, a.outcome) for a in person(report, "alice").attempts] == [
+            ("voice_pro", "machine"),
+            ("voice_home", "answered"),
+        ]
+        assert [e["to"] for e in h.carrier_entries("hangup")] == ["+41215550101"], (
+            "the machine leg is hung up"
+        )
+        await end(h, launched.workflow_id)
