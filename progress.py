@@ -32,6 +32,10 @@ def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tu
     previous = {p.id: p for p in before.participants} if before else {}
     for person in after.participants:
         lines += _participant_changes(previous.get(person.id), person)
+    for problem in after.problems[len(before.problems) if before else 0 :]:
+        lines.append((None, f"PROBLEM: {problem}"))
+    if after.recording_url and (before is None or before.recording_url != after.recording_url):
+        lines.append((None, f"recording: {after.recording_url}"))
     if after.state == "ended" and (before is None or before.state != "ended"):
         lines.append((after.ended_at, f"conference ended: {after.end_reason}"))
     return sorted(lines, key=lambda line: line[0] or LATEST)

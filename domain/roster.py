@@ -214,11 +214,10 @@ class Roster:
         lines = [
             f"**Conference call** ({self.conference.scheme.name}) - {state}, "
             f"{self.in_conference()}/{len(self.participants)} in the bridge",
-            "",
         ]
-        lines += [f"**Problem:** {problem}" for problem in self.problems]
+        lines += [f"\n**Problem:** {problem}" for problem in self.problems]
         if self.recording_url:
-            lines.append(f"Recording: {self.recording_url}")
+            lines.append(f"\nRecording: {self.recording_url}")
         lines += ["", "| participant | in | calls | PIN sent | rejoins |", "|---|---|---|---|---|"]
         for status in self.participants.values():
             calls = ", ".join(f"{MEDIUM_LABELS[a.medium]}: {a.outcome}" for a in status.attempts) or "-"

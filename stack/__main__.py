@@ -12,14 +12,18 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 
 from temporalio.client import Client
 
+from carrier.simulator.client import place_inbound_call
 from config import EXAMPLES, Settings, settings, ui_url
 from launcher import LaunchRequest, launch
 from progress import follow
 from stack.embedded import RunningStack, running_stack
 
+DEMO_DIAL_IN_FROM = "+41795550101"
+"""Alice's mobile: the number she dials back in from."""
 DEMO = LaunchRequest(
     destinations=["alice", "bruno", "chloe"],
     contacts_file=EXAMPLES / "contacts.yaml",
@@ -50,6 +54,16 @@ async def running_demo(client: Client) -> str | None:
     return None
 
 
+background: set[asyncio.Task[None]] = set()
+
+
+async def dial_back_in(simulator_url: str, pin: str, after: timedelta) -> None:
+    """Alice hung up by mistake; once the PIN has gone out she dials the conference number."""
+    await asyncio.sleep((after + timedelta(seconds=10)).total_seconds())
+    say(f"(demo) Alice dials {DEMO_DIAL_IN_FROM} into the conference line and keys in the PIN")
+    await place_inbound_call(simulator_url, DEMO_DIAL_IN_FROM, [pin])
+
+
 async def demo(stack: RunningStack, config: Settings) -> None:
     workflow_id = await running_demo(stack.client)
     if workflow_id:
@@ -60,9 +74,12 @@ async def demo(stack: RunningStack, config: Settings) -> None:
         say(f"\nlaunched demo conference {workflow_id}")
         say(f"  dial-in {launched.dial_in_number}   PIN {launched.pin}")
         say(
-            f"  rejoin from another terminal: .venv/bin/python starter.py rejoin --pin {launched.pin} "
-            f"--from +41215550113 {workflow_id}"
+            f"  dial in from another terminal: .venv/bin/python -m carrier.simulator dial "
+            f"--from +41795550103 --digits {launched.pin}"
         )
+        if stack.simulator_url:
+            alice_dials_back = dial_back_in(stack.simulator_url, launched.pin, DEMO.scheme.invitation_after)
+            background.add(asyncio.create_task(alice_dials_back))
     say(f"  watch it in the Web UI: {ui_url(workflow_id)}\n")
     await follow(stack.client, workflow_id, say)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from callbacks.server import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
 from carrier.simulator import Scenario
+from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan
 from domain.conference import ConferenceReport, EndRequest
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
@@ -21,17 +21,8 @@ CHLOE_MOBILE = "+41795550103"
 ALICE_MOBILE = "+41795550101"
 
 
-async def dial_in(
-    h: Harness, caller: str, *digits: str, hangup_after_s: float | None = None
-) -> dict[str, Any]:
-    order = {"from": caller, "digits": list(digits), "hangup_after_s": hangup_after_s}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{h.simulator_url}/simulator/inbound", json=order) as response,
-    ):
-        assert response.status == 200, await response.text()
-        result: dict[str, Any] = await response.json()
-        return result
+async def dial_in(h: Harness, caller: str, *digits: str) -> dict[str, Any]:
+    return await place_inbound_call(h.simulator_url, caller, list(digits))
 
 
 def person(report: ConferenceReport, participant_id: str) -> Any:

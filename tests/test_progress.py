@@ -59,8 +59,12 @@ def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
     assert changes(second, second) == []
 
     back = machine.model_copy(update={"in_conference": False, "left_at": T0 + timedelta(minutes=4)})
-    ended = report(back, state="ended")
+    ended = report(back, state="ended").model_copy(
+        update={"recording_url": "https://rec/RE1", "problems": ["the carrier refused our configuration"]}
+    )
     assert [text for _, text in changes(second, ended)] == [
         "Ann left the conference",
         "conference ended: drill over",
+        "PROBLEM: the carrier refused our configuration",
+        "recording: https://rec/RE1",
     ]

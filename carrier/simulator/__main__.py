@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
 import aiohttp
 
+from carrier.simulator.client import place_inbound_call
 from config import settings
 
 
 async def dial(simulator: str, caller: str, digits: list[str], hangup_after: float | None) -> int:
-    order = {"from": caller, "digits": digits, "hangup_after_s": hangup_after}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{simulator}/simulator/inbound", json=order) as resp,
-    ):
-        if resp.status != 200:
-            print(f"error: the simulator answered {resp.status}: {await resp.text()}")
-            return 1
-        result = json.loads(await resp.text())
+    try:
+        result = await place_inbound_call(simulator, caller, digits, hangup_after)
+    except (RuntimeError, aiohttp.ClientError) as exc:
+        print(f"error: {exc}")
+        return 1
     for line in result["transcript"]:
         print(f"  {line}")
     print(
