@@ -47,6 +47,7 @@ class Roster:
         self._attempts: dict[str, tuple[ParticipantStatus, CallAttempt]] = {}
         self._owners: dict[str, ParticipantStatus] = {}
         """Who each known call (outbound attempt or dial-in) belongs to."""
+        self._ended_calls: set[str] = set()
         self._early_joins: set[str] = set()
         """Calls the room reported before we knew whose they were."""
         self._legs: dict[str, set[str]] = {pid: set() for pid in self.participants}
@@ -99,6 +100,7 @@ class Roster:
             if self.ended_at is not None:
                 return event.call_sid
         elif event.status == "completed":
+            self._ended_calls.add(event.call_sid)
             self._leave(status, event.call_sid, at)
         elif event.status in FINAL_CALL_STATUSES and attempt.outcome == "pending":
             attempt.settle(FINAL_CALL_STATUSES[event.status], at)
@@ -169,10 +171,13 @@ class Roster:
         if text not in self.problems:
             self.problems.append(text)
 
-    def live_calls(self) -> list[str]:
-        """Carrier calls connected to the bridge."""
-        legs = {leg for legs in self._legs.values() for leg in legs}
-        return sorted(leg for leg in legs if not leg.startswith(DIAL_IN_WITHOUT_CALL))
+    def connected_calls(self) -> list[str]:
+        """Carrier calls up: in the bridge, or answered and not yet reported there or ended."""
+        legs = {
+            leg for legs in self._legs.values() for leg in legs if not leg.startswith(DIAL_IN_WITHOUT_CALL)
+        }
+        answered = {a.call_sid for _, a in self._attempts.values() if a.outcome == "answered" and a.call_sid}
+        return sorted(legs | (answered - self._ended_calls))
 
     def ringing_calls(self) -> list[str]:
         """Carrier calls placed and not yet answered or failed."""

@@ -9,7 +9,7 @@ import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -130,19 +130,20 @@ class Harness:
     mailbox: Mailbox
     carrier_log: Path
     contacts_file: Path
+    launched: list[str] = field(default_factory=list)
 
     async def launch(self, *to: str, **options: Any) -> Launched:
         request = LaunchRequest(destinations=list(to), contacts_file=self.contacts_file, **options)
-        return await launch(self.client, self.settings, request)
+        launched = await launch(self.client, self.settings, request)
+        self.launched.append(launched.workflow_id)
+        return launched
 
     async def terminate_leftovers(self) -> None:
-        """A test that failed half-way leaves its conferences running: stop them, so they do not
-        answer (or fail to answer) another test's dial-ins."""
-        query = f'TaskQueue="{self.settings.task_queue}" AND ExecutionStatus="Running"'
-        with contextlib.suppress(RPCError):  # the time-skipping server cannot list
-            async for execution in self.client.list_workflows(query):
-                with contextlib.suppress(RPCError):
-                    await self.client.get_workflow_handle(execution.id).terminate("test over")
+        """A test that failed half-way leaves its conferences running without a worker: stop
+        them, or the time-skipping server would wait for them forever."""
+        for workflow_id in self.launched:
+            with contextlib.suppress(RPCError):
+                await self.client.get_workflow_handle(workflow_id).terminate("test over")
 
     def handle(self, launched: Launched) -> WorkflowHandle[Any, ConferenceReport]:
         return self.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)

@@ -62,7 +62,13 @@ async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_s
         result: dict[str, Any] = await starter_json(dev_env, h, "status", workflow_id, "--json")
         return result
 
-    report = await eventually(status, lambda r: r["participants"][0]["in_conference"], seconds=15)
+    report = await eventually(
+        status,
+        lambda r: (
+            r["participants"][0]["in_conference"] and r["participants"][1]["attempts"][0]["outcome"] == "busy"
+        ),
+        seconds=15,
+    )
     assert report["state"] == "running"
     assert datetime.fromisoformat(report["started_at"]).utcoffset() == timedelta(0), "ISO-8601 UTC"
     alice, chloe = report["participants"]

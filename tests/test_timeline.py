@@ -47,7 +47,8 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     launched = await h.launch("alice", "bruno", "chloe", "dan", welcome="Datacenter fire")
 
     report = await eventually(
-        lambda: h.roster(launched), lambda r: "pending" not in outcomes(r, "voice_pro").values()
+        lambda: h.roster(launched),
+        lambda r: "pending" not in outcomes(r, "voice_pro").values() and r.in_conference() == 1,
     )
     assert sorted(h.called_numbers()) == sorted(WORK.values()), "t=0: every work phone, nothing else"
     assert outcomes(report, "voice_pro") == {"alice": "answered", "bruno": "no-answer", "chloe": "busy"}
@@ -62,6 +63,7 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
         lambda r: (
             set(outcomes(r, "voice_home")) == {"bruno", "chloe", "dan"}
             and "pending" not in outcomes(r, "voice_home").values()
+            and r.in_conference() == 3
         ),
     )
     home_calls = h.called_numbers()[len(WORK) :]
@@ -147,9 +149,7 @@ async def test_end_closes_the_bridge_releases_pin_and_refuses_later_rejoins(
     h = conference_setup
     launched = await h.launch("alice", "bruno")
     handle = h.handle(launched)
-    await eventually(
-        lambda: h.roster(launched), lambda r: outcomes(r, "voice_pro").get("alice") == "answered"
-    )
+    await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference)
 
     await handle.execute_update(ConferenceCall.end, EndRequest(reason="incident resolved"))
     final: ConferenceReport = await handle.result()

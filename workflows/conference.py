@@ -198,7 +198,7 @@ class ConferenceCall:
         reason = self.end_request.reason if self.end_request else "maximum duration reached"
         room, live, ringing = (
             self.roster.conference_sid,
-            self.roster.live_calls(),
+            self.roster.connected_calls(),
             self.roster.ringing_calls(),
         )
         self.roster.end(workflow.now(), reason)
