@@ -76,7 +76,9 @@ async def run(people: int) -> None:
     events = len(history.events)
     size = sum(event.ByteSize() for event in history.events)  # what Temporal counts
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"destinations                 {people}")
+    print(
+        f"destinations                 {people} (calls paced at {h.settings.calls_per_second:g} per second)"
+    )
     print(f"launch (validate, PIN, start) {launch_s:8.2f} s")
     print(f"all work calls settled       {work_s:8.2f} s after launch")
     print(f"all home calls settled       {home_s:8.2f} s after the 1-minute timer")

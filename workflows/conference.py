@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -220,32 +222,29 @@ class ConferenceCall:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def end_conference(self, conference_sid: str) -> bool:
+        return await self.carrier_cleanup(CarrierActivities.end_conference, conference_sid, "end the bridge")
+
+    async def hang_up(self, call_id: str) -> bool:
+        return await self.carrier_cleanup(CarrierActivities.hang_up, call_id, "hang up")
+
+    async def carrier_cleanup(
+        self, step: Callable[[Any, str], Awaitable[None]], sid: str, summary: str
+    ) -> bool:
+        """Hang-ups and room ends are tried for two minutes, then given up on without failing
+        the conference: whether they worked is the carrier's callbacks' to tell."""
         try:
             await workflow.execute_activity_method(
-                CarrierActivities.end_conference,
-                conference_sid,
+                step,
+                sid,
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=CARRIER_RETRY,
-                summary="end the bridge at the carrier",
+                summary=summary,
             )
         except ActivityError as err:
-            workflow.logger.warning("could not end the bridge: %s", failure_message(err))
+            workflow.logger.warning("%s %s failed: %s", summary, sid, failure_message(err))
             return False
         return True
-
-    async def hang_up(self, call_id: str) -> None:
-        try:
-            await workflow.execute_activity_method(
-                CarrierActivities.hang_up,
-                call_id,
-                start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=CARRIER_RETRY,
-                summary="hang up",
-            )
-        except ActivityError as err:
-            workflow.logger.warning("could not hang up %s: %s", call_id, failure_message(err))
 
     def invitation(self, contact: Contact) -> Invitation:
         return Invitation(
