@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -82,7 +82,7 @@ async def follow(
         description = await handle.describe()
         try:
             if description.status == WorkflowExecutionStatus.RUNNING:
-                report = await handle.query(ConferenceCall.current_roster)
+                report = await handle.query(ConferenceCall.current_roster, rpc_timeout=timedelta(seconds=5))
             elif description.status == WorkflowExecutionStatus.COMPLETED:
                 report = await handle.result()
             else:

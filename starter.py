@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,13 @@ from workflows.conference import ConferenceCall
 
 REFUSED_INPUT = 2
 REFUSED_BY_CONFERENCE = 3
+
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class NoWorker(Exception):
+    """A running conference whose worker is down: the roster cannot be read right now."""
 
 
 class Refused(Exception):
@@ -87,7 +94,17 @@ async def report_of(client: Client, workflow_id: str) -> ConferenceReport:
     handle = client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
-        return await handle.query(ConferenceCall.current_roster)
+        try:
+            return await handle.query(ConferenceCall.current_roster, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+        attributes = description.typed_search_attributes
+        raise NoWorker(
+            f"conference {workflow_id} is running but no worker answered within "
+            f"{QUERY_TIMEOUT.seconds} s: start one (make stack, or python worker.py). Last indexed: "
+            f"{attributes.get(sa.IN_CONFERENCE)}/{attributes.get(sa.PARTICIPANTS)} in the bridge."
+        )
     if description.status == WorkflowExecutionStatus.COMPLETED:
         return await handle.result()
     state = description.status.name.lower() if description.status else "unknown"
@@ -219,6 +236,9 @@ async def run(args: argparse.Namespace) -> int:
     except Refused as exc:
         say(f"error: {exc}")
         return REFUSED_BY_CONFERENCE
+    except NoWorker as exc:
+        say(f"error: {exc}")
+        return 1
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         say(f"error: {getattr(cause, 'message', None) or cause or exc}")

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from directory import pin_lease_id
+from launcher import LaunchRequest, launch
 from tests.support import Harness, eventually, harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +137,18 @@ async def test_refused_launch_exits_2_and_starts_nothing(
 async def test_status_of_an_unknown_conference(dev_env: WorkflowEnvironment, cli_setup: Harness) -> None:
     code, output = await starter(dev_env, cli_setup, "status", "conference-does-not-exist")
     assert code == 3 and "not found" in output
+
+
+async def test_status_says_so_when_no_worker_is_running(
+    dev_env: WorkflowEnvironment, cli_setup: Harness
+) -> None:
+    orphan = cli_setup.settings.model_copy(update={"task_queue": f"no-worker-{uuid.uuid4().hex[:6]}"})
+    launched = await launch(cli_setup.client, orphan, LaunchRequest(["alice"], cli_setup.contacts_file))
+    try:
+        code, output = await starter(dev_env, cli_setup, "status", launched.workflow_id)
+        assert code == 1 and "no worker answered within 5 s" in output and "0/1 in the bridge" in output
+    finally:
+        await cli_setup.client.get_workflow_handle(launched.workflow_id).terminate("test over")
+        await cli_setup.client.get_workflow_handle(pin_lease_id(launched.pin, orphan.pin_secret)).terminate(
+            "test over"
+        )
