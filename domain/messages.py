@@ -76,17 +76,30 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> MessageTemplates:
     return MessageTemplates(**sources)
 
 
-def check_fields(source: str, where: str) -> None:
-    """Refuse a template that does not parse or names a field no message can fill."""
+def check_fields(source: str, where: str, fields: frozenset[str] = FIELDS) -> None:
+    """Refuse a template that does not parse or names a field no message can fill; the error
+    says where (line and column) the offending field stands."""
     try:
         names = meta.find_undeclared_variables(_TEXT.parse(source))
     except TemplateSyntaxError as exc:
         raise InvalidLaunch([f"{where}, line {exc.lineno}: {exc.message}"]) from exc
-    unknown = names - FIELDS
+    unknown = sorted(names - fields)
     if unknown:
-        fields = ", ".join(f"#{{{name}}}" for name in sorted(unknown))
-        allowed = ", ".join(f"#{{{name}}}" for name in sorted(FIELDS))
-        raise InvalidLaunch([f"{where}: unknown field {fields} (fields: {allowed})"])
+        allowed = ", ".join(f"#{{{name}}}" for name in sorted(fields))
+        raise InvalidLaunch(
+            [
+                f"{where}, {_position(source, name)}: unknown field #{{{name}}} (fields: {allowed})"
+                for name in unknown
+            ]
+        )
+
+
+def _position(source: str, name: str) -> str:
+    offset = source.find("#{" + name)
+    offset = offset if offset >= 0 else source.find(name)
+    line = source.count("\n", 0, offset) + 1
+    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
 
 
 class Invitation(BaseModel):

@@ -140,7 +140,9 @@ def test_template_naming_an_unknown_field(tmp_path: Path) -> None:
     folder = write_templates(
         tmp_path / "t", **{"pin_invitation.sms.txt": "Dial #{ConferenceNumber}, PIN #{PinCode}"}
     )
-    with pytest.raises(InvalidLaunch, match=r"pin_invitation.sms.txt: unknown field #\{PinCode\}"):
+    with pytest.raises(
+        InvalidLaunch, match=r"pin_invitation.sms.txt, line 1, column 31: unknown field #\{PinCode\}"
+    ):
         load_templates(folder)
 
 
