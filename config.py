@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     pin_failures_per_caller: int = Field(5, ge=1)
     """Wrong PINs one caller number may key in per 10 minutes before being turned away."""
 
+    definitions_dir: Path = EXAMPLES
+    """Alert schemes (`schemes.yaml`) and procedures (`procedures/*.yaml`)."""
+    red_button: str = "conference-call"
+    """The procedure `starter.py conference` runs: a text field for the welcome, a contacts field."""
+    contacts_file: Path = EXAMPLES / "contacts.yaml"
+
     simulator_port: int = 0
     scenario: Path = EXAMPLES / "scenario.yaml"
     """How the simulated carrier answers each number (embedded stack only)."""

@@ -1,4 +1,5 @@
-"""Launching: validate everything, freeze it into the workflow input, reserve a PIN, start.
+"""Launching: check the launch form, resolve destinations and schemes, freeze everything into
+the workflow input, reserve a PIN when there is a bridge, start.
 
 Nothing reaches Temporal until every check has passed, so a refused launch leaves no trace
 and a started one never depends on files that may change while it runs.
@@ -7,10 +8,11 @@ and a started one never depends on files that may change while it runs.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import phonenumbers
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -22,86 +24,210 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
 from directory import caller_key, pin_lease_id
-from domain.conference import PIN_DIGITS, ConferenceInput
-from domain.contacts import load_contacts, resolve_destinations, to_e164
+from domain.conference import PIN_DIGITS, ConferenceInput, LaunchChannel
+from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
-from domain.messages import Invitation, check_single_sms, load_templates, render
-from domain.scheme import CONFCALL, DEFAULT_MAX_DURATION, AlertScheme
+from domain.messages import check_single_sms, render
+from domain.plan import DEFAULT_MAX_DURATION, Alert, PostObjective, StepPlan
+from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
 from workflows.conference import ConferenceCall
 from workflows.pin_lease import LeaseTerms, PinLease
 
-MAX_WELCOME = 1000
 LEASE_GRACE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    destinations: list[str]
+    procedure: ProcedureDefinition
+    schemes: SchemeBook
+    fields: dict[str, str] = field(default_factory=dict)
+    """The launch form as filled in: text, or `id,id,+41…` for a contacts field."""
     contacts_file: Path | None = None
-    welcome: str = ""
-    record: bool = False
-    scheme: AlertScheme = CONFCALL
+    launched_by: str = ""
+    channel: LaunchChannel = "cli"
+    record: bool | None = None
+    """None: as the procedure says."""
     max_duration: timedelta = DEFAULT_MAX_DURATION
 
 
 @dataclass(frozen=True)
 class Launched:
     workflow_id: str
-    pin: str
+    pin: str | None
     dial_in_number: str
 
 
-def new_conference_id(now: datetime) -> str:
-    return f"conference-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+def red_button(procedure: ProcedureDefinition, schemes: SchemeBook, destinations: list[str], welcome: str,
+               **options: object) -> LaunchRequest:  # fmt: skip
+    """`starter.py conference`: the welcome goes to the procedure's first text field, the
+    destinations to its first contacts field."""
+    text = next((f for f in procedure.form if f.kind == "text"), None)
+    contacts = next((f for f in procedure.form if f.kind == "contacts"), None)
+    if contacts is None:
+        raise InvalidLaunch(
+            [f"procedure {procedure.name!r} has no contacts field: it cannot be the red button"]
+        )
+    fields = {contacts.name: ",".join(destinations)}
+    if text is not None:
+        fields[text.name] = welcome
+    elif welcome:
+        raise InvalidLaunch([f"procedure {procedure.name!r} has no text field for a welcome message"])
+    return LaunchRequest(procedure=procedure, schemes=schemes, fields=fields, **options)  # type: ignore[arg-type]
 
 
-def prepare(request: LaunchRequest, settings: Settings, pin: str) -> ConferenceInput:
-    """Validate the launch and freeze it; raises InvalidLaunch listing every problem."""
-    contacts = load_contacts(request.contacts_file) if request.contacts_file else {}
-    participants = resolve_destinations(request.destinations, contacts)
-    welcome = request.welcome.strip()
-    if len(welcome) > MAX_WELCOME:
-        raise InvalidLaunch([f"welcome message is {len(welcome)} characters; at most {MAX_WELCOME}"])
+def new_run_id(procedure: ProcedureDefinition, now: datetime) -> str:
+    kind = "conference" if procedure.has_conference() else procedure.name
+    return f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> ConferenceInput:
+    """Check the launch and freeze it; raises InvalidLaunch listing every problem found."""
+    procedure = request.procedure
+    problems = check_form(procedure, request.fields)
+    if problems:
+        raise InvalidLaunch(problems)
     try:
         dial_in = to_e164(settings.dial_in_number)
     except ValueError as exc:
         raise InvalidLaunch([f"RALLYCALL_DIAL_IN_NUMBER: {exc}"]) from exc
-    templates = load_templates()
-    for contact in participants:
-        invitation = Invitation(
-            body=welcome, dial_in_number=dial_in, pin=pin, contact_id=contact.id, contact_name=contact.name
+    contacts = load_contacts(request.contacts_file) if request.contacts_file else {}
+    fields = {
+        f.template_name: request.fields.get(f.name, "").strip() for f in procedure.form if f.kind == "text"
+    }
+    if procedure.has_conference():
+        number = phonenumbers.parse(dial_in, None)
+        fields["ConferenceNumber"] = phonenumbers.format_number(
+            number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
         )
-        if contact.mobile:
-            check_single_sms(render(templates.sms, invitation.fields()), contact.id)
+        fields["Pin"] = pin or ""
+    participants: dict[str, Contact] = {}
+    steps = []
+    for step in procedure.steps:
+        try:
+            destinations = step_destinations(step, request.fields, contacts)
+        except InvalidLaunch as exc:
+            problems += [f"step {step.number}: {problem}" for problem in exc.problems]
+            continue
+        for contact in destinations:
+            participants.setdefault(contact.id, contact)
+        try:
+            steps.append(plan_step(step, destinations, request.schemes, fields))
+        except InvalidLaunch as exc:
+            problems += exc.problems
+    problems += shared_numbers(list(participants.values()))
+    if problems:
+        raise InvalidLaunch(problems)
     return ConferenceInput(
-        pin=pin,
+        procedure=procedure.name,
+        title=procedure.title,
+        steps=tuple(steps),
+        participants=tuple(participants.values()),
+        fields=fields,
         dial_in_number=dial_in,
-        welcome=welcome,
-        record=request.record,
-        participants=tuple(participants),
-        scheme=request.scheme,
-        templates=templates,
+        pin=pin if procedure.has_conference() else None,
+        pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
+        record=procedure.record if request.record is None else request.record,
         max_duration=request.max_duration,
         calls_per_second=settings.calls_per_second,
-        pin_lease_id=pin_lease_id(pin, settings.pin_secret),
+        launched_by=request.launched_by,
+        channel=request.channel,
     )
 
 
-async def reserve_pin(client: Client, settings: Settings, conference_id: str, hold_for: timedelta) -> str:
+def check_form(procedure: ProcedureDefinition, values: dict[str, str]) -> list[str]:
+    """Every problem with the filled-in form, named by field."""
+    problems = []
+    names = [f.name for f in procedure.form]
+    for name in values:
+        if procedure.field(name) is None:
+            problems.append(
+                f"unknown field {name!r} (the form of {procedure.name!r} has: {', '.join(names) or 'none'})"
+            )
+    for form_field in procedure.form:
+        value = values.get(form_field.name, "").strip()
+        label = f" ({form_field.label})" if form_field.label else ""
+        if form_field.required and not value:
+            problems.append(f"field {form_field.name!r}{label} is required")
+        elif form_field.kind == "text" and len(value) > form_field.max_length:
+            problems.append(
+                f"field {form_field.name!r} is {len(value)} characters; at most {form_field.max_length}"
+            )
+    return problems
+
+
+def step_destinations(
+    step: StepDefinition, values: dict[str, str], contacts: dict[str, dict[str, object]]
+) -> list[Contact]:
+    chosen = list(step.contacts)
+    for name in step.contact_fields:
+        chosen += [d.strip() for d in values.get(name, "").split(",") if d.strip()]
+    return resolve_destinations(chosen, contacts)
+
+
+def plan_step(
+    step: StepDefinition, destinations: list[Contact], schemes: SchemeBook, fields: dict[str, str]
+) -> StepPlan:
+    """The step with its alerts resolved (global scheme, else each contact's own, else the
+    default) and its texts rendered; an SMS it would send must fit one segment."""
+    problems: list[str] = []
+    alerts: list[Alert] = []
+    ring_timeout = timedelta(0)
+    for contact in destinations:
+        scheme = scheme_for(step, contact, schemes)
+        if scheme is None:
+            problems.append(
+                f"contact {contact.id!r}: personal alert scheme {contact.scheme!r} is not defined"
+            )
+            continue
+        alerts += [Alert(contact_id=contact.id, medium=m.medium, after=m.after) for m in scheme.media]
+        ring_timeout = max(ring_timeout, scheme.ring_timeout)
+    message = render(step.message, fields)
+    for contact in destinations:
+        who = f"{contact.id} (step {step.number})"
+        try:
+            if contact.mobile and any(a.medium == "sms" and a.contact_id == contact.id for a in alerts):
+                check_single_sms(message, who)
+            if contact.mobile and step.post_objective:
+                personal = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+                check_single_sms(render(step.post_objective.sms or step.post_objective.body, personal), who)
+        except InvalidLaunch as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidLaunch(problems)
+    post = step.post_objective
+    return StepPlan(
+        number=step.number,
+        objective=step.objective,
+        percent=step.percent,
+        run=step.run,
+        destinations=tuple(c.id for c in destinations),
+        alerts=tuple(alerts),
+        ring_timeout=ring_timeout or timedelta(seconds=30),
+        message=message,
+        deadline=step.deadline,
+        post_objective=PostObjective(subject=post.subject, body=post.body, sms=post.sms) if post else None,
+    )
+
+
+def scheme_for(step: StepDefinition, contact: Contact, schemes: SchemeBook) -> SchemeDefinition | None:
+    return schemes.get(step.scheme or contact.scheme or schemes.default)
+
+
+async def reserve_pin(client: Client, settings: Settings, run_id: str, hold_for: timedelta) -> str:
     """Draw PINs until one is free among running conferences, and hold it with a lease."""
     for _ in range(50):
         pin = f"{secrets.randbelow(10**PIN_DIGITS):0{PIN_DIGITS}d}"
         try:
             await client.start_workflow(
                 PinLease.run,
-                LeaseTerms(conference_id=conference_id, expires_after=hold_for + LEASE_GRACE),
+                LeaseTerms(conference_id=run_id, expires_after=hold_for + LEASE_GRACE),
                 id=pin_lease_id(pin, settings.pin_secret),
                 task_queue=settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 static_summary="PIN lease",
-                memo={"conference": conference_id},
+                memo={"conference": run_id},
             )
         except WorkflowAlreadyStartedError:
             continue
@@ -110,42 +236,37 @@ async def reserve_pin(client: Client, settings: Settings, conference_id: str, ho
 
 
 async def launch(client: Client, settings: Settings, request: LaunchRequest) -> Launched:
-    conference_id = new_conference_id(datetime.now(UTC))
-    checked = prepare(request, settings, pin="0" * PIN_DIGITS)  # refuse bad input before any PIN
-    pin = await reserve_pin(client, settings, conference_id, request.max_duration)
-    conference = checked.model_copy(
-        update={"pin": pin, "pin_lease_id": pin_lease_id(pin, settings.pin_secret)}
-    )
-    names = ", ".join(p.name for p in conference.participants[:5])
-    more = len(conference.participants) - 5
-    summary = f"Conference call: {names}" + (f" +{more}" if more > 0 else "")
+    run_id = new_run_id(request.procedure, datetime.now(UTC))
+    bridge = request.procedure.has_conference()
+    checked = prepare(request, settings, pin="0" * PIN_DIGITS if bridge else None)  # refuse before any PIN
+    pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
+    run = prepare(request, settings, pin) if pin else checked
+    names = ", ".join(p.name for p in run.participants[:5])
+    more = len(run.participants) - 5
+    summary = f"{run.title}: {names}" + (f" +{more}" if more > 0 else "")
+    keys = sorted({caller_key(n, settings.pin_secret) for c in run.participants for n in c.numbers()})
     try:
         await client.start_workflow(
             ConferenceCall.run,
-            conference,
-            id=conference_id,
+            run,
+            id=run_id,
             task_queue=settings.task_queue,
             static_summary=summary[:200],
-            static_details=conference.welcome or None,
+            static_details=run.welcome or None,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.STATE, "running"),
-                    SearchAttributePair(sa.PARTICIPANTS, len(conference.participants)),
+                    SearchAttributePair(sa.PARTICIPANTS, len(run.participants)),
                     SearchAttributePair(sa.IN_CONFERENCE, 0),
-                    SearchAttributePair(
-                        sa.CALLER_KEYS,
-                        sorted(
-                            {
-                                caller_key(n, settings.pin_secret)
-                                for c in conference.participants
-                                for n in c.numbers()
-                            }
-                        ),
-                    ),
+                    SearchAttributePair(sa.CALLER_KEYS, keys),
+                    SearchAttributePair(sa.PROCEDURE, run.procedure),
+                    SearchAttributePair(sa.LAUNCHED_BY, run.launched_by or "unknown"),
+                    SearchAttributePair(sa.CHANNEL, run.channel),
                 ]
             ),
         )
     except BaseException:
-        await client.get_workflow_handle(conference.pin_lease_id).terminate("conference did not start")
+        if run.pin_lease_id:
+            await client.get_workflow_handle(run.pin_lease_id).terminate("run did not start")
         raise
-    return Launched(workflow_id=conference_id, pin=pin, dial_in_number=conference.dial_in_number)
+    return Launched(workflow_id=run_id, pin=pin, dial_in_number=run.dial_in_number)

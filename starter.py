@@ -6,6 +6,7 @@
     python starter.py rejoin --pin PIN --from E164 [WORKFLOW_ID]
     python starter.py end WORKFLOW_ID [--reason TEXT]
     python starter.py list [--json]
+    python starter.py procedure list | show NAME | launch NAME --field NAME=VALUE [...]
 
 Exit codes: 0 done, 2 refused input (nothing launched), 3 refused by the conference (wrong
 PIN, conference over), 1 anything else (Temporal unreachable...).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -31,7 +33,8 @@ from directory import conference_with_pin
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
-from launcher import LaunchRequest, launch
+from launcher import LaunchRequest, launch, red_button
+from procedures.definitions import load_definitions
 from progress import follow
 from workflows import search_attributes as sa
 from workflows.conference import ConferenceCall
@@ -60,30 +63,80 @@ def dump(data: Any) -> None:
 
 
 async def conference(client: Client, args: argparse.Namespace) -> None:
-    request = LaunchRequest(
-        destinations=args.to or [],
-        contacts_file=args.contacts,
-        welcome=args.welcome or "",
-        record=args.record,
+    """The red button: the procedure RALLYCALL_RED_BUTTON (the spec's conference call)."""
+    if not args.to:
+        raise InvalidLaunch(["no destination given (use --to with a contact id or an E.164 number)"])
+    config = settings()
+    definitions = load_definitions(config.definitions_dir)
+    request = red_button(
+        definitions.procedure(config.red_button),
+        definitions.schemes,
+        args.to or [],
+        args.welcome or "",
+        contacts_file=args.contacts or config.contacts_file,
+        record=args.record or None,
+        launched_by=args.launched_by,
+        channel=args.channel,
     )
+    await launch_and_report(client, request, args)
+
+
+async def launch_and_report(client: Client, request: LaunchRequest, args: argparse.Namespace) -> None:
     launched = await launch(client, settings(), request)
     link = ui_url(launched.workflow_id)
     if args.json:
-        dump(
-            {
-                "workflow_id": launched.workflow_id,
-                "pin": launched.pin,
-                "dial_in_number": launched.dial_in_number,
-                "ui_url": link,
-            }
-        )
+        dump({"workflow_id": launched.workflow_id, "pin": launched.pin,
+              "dial_in_number": launched.dial_in_number, "ui_url": link})  # fmt: skip
     else:
-        say(f"conference {launched.workflow_id} launched")
-        say(f"  dial-in number  {launched.dial_in_number}")
-        say(f"  PIN             {launched.pin}")
+        say(f"{request.procedure.title}: {launched.workflow_id} launched")
+        if launched.pin:
+            say(f"  dial-in number  {launched.dial_in_number}")
+            say(f"  PIN             {launched.pin}")
         say(f"  Web UI          {link}")
     if args.wait:
         await follow(client, launched.workflow_id, say if not args.json else _silent)
+
+
+async def procedure_list(client: Client, args: argparse.Namespace) -> None:
+    definitions = load_definitions(settings().definitions_dir)
+    for procedure in definitions.procedures.values():
+        steps = ", ".join(f"{s.number} {s.objective} {s.percent} %" for s in procedure.steps)
+        say(f"{procedure.name:<24} {procedure.title}  [{steps}]")
+
+
+async def procedure_show(client: Client, args: argparse.Namespace) -> None:
+    procedure = load_definitions(settings().definitions_dir).procedure(args.name)
+    say(f"{procedure.name}: {procedure.title}")
+    say("launch form:")
+    for form_field in procedure.form:
+        need = "required" if form_field.required else "optional"
+        kind = "contact ids or E.164 numbers, comma-separated" if form_field.kind == "contacts" else "text"
+        say(f"  --field {form_field.name}=…   {form_field.label or form_field.name} ({kind}, {need})")
+    say("steps:")
+    for step in procedure.steps:
+        when = "" if step.run == "always" else ", only if the previous objective was not reached"
+        scheme = step.scheme or "each contact's own scheme"
+        objective = f"{step.objective} {step.percent} % within {step.deadline}"
+        say(f"  {step.number}: {objective}, scheme {scheme}{when}")
+
+
+async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
+    definitions = load_definitions(settings().definitions_dir)
+    fields: dict[str, str] = {}
+    for item in args.field or []:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise InvalidLaunch([f"--field {item!r}: write NAME=VALUE"])
+        fields[name.strip()] = value
+    request = LaunchRequest(
+        procedure=definitions.procedure(args.name),
+        schemes=definitions.schemes,
+        fields=fields,
+        contacts_file=args.contacts or settings().contacts_file,
+        launched_by=args.launched_by,
+        channel=args.channel,
+    )
+    await launch_and_report(client, request, args)
 
 
 def _silent(_: str) -> None:
@@ -186,18 +239,42 @@ async def list_conferences(client: Client, args: argparse.Namespace) -> None:
         )
 
 
+def launching_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--contacts", type=Path, help="contacts YAML file (default: RALLYCALL_CONTACTS_FILE)"
+    )
+    command.add_argument(
+        "--as", dest="launched_by", default=getpass.getuser(), metavar="NAME", help="who launches"
+    )
+    command.add_argument("--channel", choices=["cli", "web", "cmc", "procedure"], default="cli")
+    command.add_argument("--json", action="store_true")
+    command.add_argument("--wait", action="store_true", help="follow progress until the end")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="starter.py", description="rallycall: emergency conference calls")
     commands = top.add_subparsers(dest="command", required=True)
 
-    launch_cmd = commands.add_parser("conference", help="launch a conference call")
-    launch_cmd.add_argument("--contacts", type=Path, help="contacts YAML file")
+    launch_cmd = commands.add_parser("conference", help="launch a conference call (the red button)")
     launch_cmd.add_argument("--to", action="append", metavar="ID_OR_E164", help="destination (repeat)")
     launch_cmd.add_argument("--welcome", help="spoken to each participant before joining")
     launch_cmd.add_argument("--record", action="store_true", help="record the conference")
-    launch_cmd.add_argument("--json", action="store_true")
-    launch_cmd.add_argument("--wait", action="store_true", help="follow progress until the end")
+    launching_options(launch_cmd)
     launch_cmd.set_defaults(run=conference)
+
+    procedure_cmd = commands.add_parser("procedure", help="list, show and launch procedures")
+    procedure_commands = procedure_cmd.add_subparsers(dest="procedure_command", required=True)
+    procedure_commands.add_parser("list", help="the procedures defined").set_defaults(run=procedure_list)
+    show_cmd = procedure_commands.add_parser("show", help="a procedure's launch form and steps")
+    show_cmd.add_argument("name")
+    show_cmd.set_defaults(run=procedure_show)
+    run_cmd = procedure_commands.add_parser("launch", help="launch a procedure")
+    run_cmd.add_argument("name")
+    run_cmd.add_argument(
+        "--field", action="append", metavar="NAME=VALUE", help="a launch form field (repeat)"
+    )
+    launching_options(run_cmd)
+    run_cmd.set_defaults(run=procedure_launch)
 
     status_cmd = commands.add_parser("status", help="the roster of a conference")
     status_cmd.add_argument("workflow_id")

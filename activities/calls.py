@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 from callbacks import urls
 from callbacks.urls import bridge_for, callback_url
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
-from domain.messages import Invitation, render
+from domain.messages import Outgoing
+from domain.plan import Objective
 
 ERROR_TYPES = {
     FailureKind.DESTINATION: "DestinationRejected",
@@ -26,7 +27,10 @@ class PlaceCall(BaseModel):
     attempt_id: str
     to: str
     caller_id: str
-    welcome: str
+    objective: Objective
+    """conference: the message, then the bridge; acknowledgement: the message and "press 1";
+    information: the message, then goodbye."""
+    message: str
     record: bool
     ring_timeout: timedelta
     placed_at: datetime
@@ -36,9 +40,8 @@ class PlaceCall(BaseModel):
 class SendSms(BaseModel):
     to: str
     sender: str
-    template: str
-    """The SMS template source (the other templates are the email's)."""
-    invitation: Invitation
+    message: Outgoing
+    """Only its body is sent."""
     requested_at: datetime
 
 
@@ -58,14 +61,27 @@ class CarrierActivities:
 
     @activity.defn
     async def place_call(self, request: PlaceCall) -> str:
-        """Dial one destination into the conference room (named after the workflow)."""
+        """Call one destination: into the conference room (named after the workflow), or to
+        acknowledge or hear the step's message."""
         info = activity.info()
         assert info.workflow_id, "calls are placed for a conference workflow"
         conference_id = info.workflow_id
         call = OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
-            bridge=bridge_for(self._public_url, conference_id, request.welcome, request.record),
+            bridge=(
+                bridge_for(self._public_url, conference_id, request.message, request.record)
+                if request.objective == "conference"
+                else None
+            ),
+            message=request.message,
+            acknowledge_url=(
+                callback_url(
+                    self._public_url, urls.ACKNOWLEDGE, conference=conference_id, attempt=request.attempt_id
+                )
+                if request.objective == "acknowledgement"
+                else None
+            ),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
                 self._public_url, urls.CALL_STATUS, conference=conference_id, attempt=request.attempt_id
@@ -98,7 +114,7 @@ class CarrierActivities:
     @activity.defn
     async def send_sms(self, request: SendSms) -> str:
         """Text the PIN invitation; a retry first looks for the same text already sent."""
-        body = render(request.template, request.invitation.fields())
+        _, body = request.message.rendered()
         retrying = activity.info().attempt > 1
         try:
             return await self._carrier.send_sms(

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.messages import Invitation, MessageTemplates, render
+from domain.messages import Outgoing, email_html
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class SmtpSettings:
 
 class SendEmail(BaseModel):
     to: str
-    templates: MessageTemplates
-    invitation: Invitation
+    message: Outgoing
 
 
 def idempotent_message_id() -> str:
@@ -43,13 +42,12 @@ def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = request.to
-    message["Subject"] = render(request.templates.email_subject, request.invitation.fields())
+    subject, body = request.message.rendered()
+    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
-    message.set_content(render(request.templates.email_text, request.invitation.fields()))
-    message.add_alternative(
-        render(request.templates.email_html, request.invitation.fields(), html=True), subtype="html"
-    )
+    message.set_content(body, cte="quoted-printable")
+    message.add_alternative(email_html(subject, body), subtype="html", cte="quoted-printable")
     return message
 
 
@@ -59,7 +57,7 @@ class MailActivities:
 
     @activity.defn
     async def send_email(self, request: SendEmail) -> str:
-        """Send the PIN invitation (text and HTML parts); returns its Message-ID."""
+        """Send one email (text and HTML parts); returns its Message-ID."""
         message_id = idempotent_message_id()
         message = compose(request, self._smtp.sender, message_id)
         try:

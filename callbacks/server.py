@@ -24,6 +24,7 @@ from config import Settings
 from directory import conference_with_pin, conferences_of_caller
 from domain.conference import (
     PIN_DIGITS,
+    Acknowledgement,
     BridgeUpdate,
     CallProgress,
     RecordingReady,
@@ -62,6 +63,7 @@ def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Applica
     app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)
     app.router.add_post(urls.CONFERENCE_STATUS, relay_bridge_event)
     app.router.add_post(urls.RECORDING_STATUS, relay_recording)
+    app.router.add_post(urls.ACKNOWLEDGE, relay_acknowledgement)
     app.router.add_post(urls.VOICE_INBOUND, answer_dial_in)
     app.router.add_post(urls.VOICE_PIN, check_pin)
     app.router.add_get("/healthz", healthz)
@@ -135,6 +137,22 @@ async def relay_recording(request: web.Request) -> web.Response:
         return twiml(EMPTY_TWIML)
     ready = RecordingReady(recording_sid=event.recording_sid, url=event.url)
     return await signal(request, ConferenceCall.recording_ready.__name__, ready)
+
+
+async def relay_acknowledgement(request: web.Request) -> web.Response:
+    """The key pressed on an acknowledgement call: 1 acknowledges."""
+    carrier = request.app[RELAY].carrier
+    form = await signed_form(request)
+    acknowledged = carrier.parse_keyed_digits(form) == "1"
+    if acknowledged:
+        event = carrier.parse_call_event(form)
+        attempt_id = request.query.get("attempt", "")
+        await signal(
+            request,
+            ConferenceCall.acknowledged.__name__,
+            Acknowledgement(attempt_id=attempt_id, call_sid=event.call_sid),
+        )
+    return twiml(carrier.thank_for_acknowledgement(acknowledged))
 
 
 async def answer_dial_in(request: web.Request) -> web.Response:

@@ -43,11 +43,14 @@ class Bridge:
 
 @dataclass(frozen=True)
 class OutboundCall:
-    """A call that, once answered, speaks the welcome and joins the conference room."""
+    """A call that, once answered, joins the conference room (after its welcome), or asks to
+    press 1 to acknowledge `message` (reported to `acknowledge_url`), or just says `message`."""
 
     to: str
     caller_id: str
-    bridge: Bridge
+    bridge: Bridge | None
+    message: str
+    acknowledge_url: str | None
     ring_timeout: timedelta
     status_callback: str
     machine_callback: str
@@ -111,6 +114,11 @@ class Carrier(Protocol):
     def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent: ...
 
     def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall: ...
+
+    def parse_keyed_digits(self, params: Mapping[str, str]) -> str: ...
+
+    def thank_for_acknowledgement(self, acknowledged: bool) -> str:
+        """The answer to the digits keyed on an acknowledgement call."""
 
     def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:
         """The answer to an inbound call: say `prompt`, collect `digits` keys (or up to #), and

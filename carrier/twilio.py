@@ -60,6 +60,22 @@ def bridge_twiml(bridge: Bridge) -> VoiceResponse:
     return response
 
 
+def call_twiml(call: OutboundCall) -> str:
+    """What an outbound call does once answered, by the step's objective."""
+    if call.bridge is not None:
+        return str(bridge_twiml(call.bridge))
+    response = VoiceResponse()
+    if call.acknowledge_url is None:
+        response.say(call.message)
+        response.hangup()
+        return str(response)
+    gather = Gather(input="dtmf", num_digits=1, action=call.acknowledge_url, method="POST", timeout=10)
+    gather.say(f"{call.message} Press 1 to acknowledge.".strip())
+    response.append(gather)
+    response.say("We did not get your acknowledgement. Goodbye.")
+    return str(response)
+
+
 def classify(exc: Exception) -> CarrierError:
     """Turn an SDK or network failure into what the caller should do about it."""
     if isinstance(exc, TwilioRestException):
@@ -110,7 +126,7 @@ class TwilioCarrier:
             self._client.calls.create_async(
                 to=call.to,
                 from_=call.caller_id,
-                twiml=str(bridge_twiml(call.bridge)),
+                twiml=call_twiml(call),
                 timeout=int(call.ring_timeout / timedelta(seconds=1)),
                 status_callback=call.status_callback,
                 status_callback_event=["answered", "completed"],  # all the roster needs
@@ -167,6 +183,16 @@ class TwilioCarrier:
     def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall:
         return InboundCall(
             call_sid=params.get("CallSid", ""), caller=params.get("From", ""), digits=params.get("Digits", "")
+        )
+
+    def parse_keyed_digits(self, params: Mapping[str, str]) -> str:
+        return params.get("Digits", "")
+
+    def thank_for_acknowledgement(self, acknowledged: bool) -> str:
+        return self.say_goodbye(
+            "Thank you, your acknowledgement is recorded. Goodbye."
+            if acknowledged
+            else "That was not 1: your acknowledgement is not recorded. Goodbye."
         )
 
     def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:

@@ -1,7 +1,9 @@
-"""The conference call's input (frozen at launch), its live roster, and the events that move it.
+"""A run's input (frozen at launch), its live roster, and the events that move it.
 
-The roster is the one source of truth: the workflow writes each attempt, outcome and
-notification into it as it happens; `status`, the Web UI and the final report all read it.
+A run is one launch of a procedure: the red button's conference call is the one-step
+procedure `conference-call`. The roster is the one source of truth: the workflow writes each
+attempt, outcome, acknowledgement and notification into it as it happens; `status`, the Web
+UI and the final report all read it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.contacts import Contact
-from domain.messages import MessageTemplates
-from domain.scheme import DEFAULT_MAX_DURATION, AlertScheme, VoiceMedium
+from domain.plan import DEFAULT_MAX_DURATION, Objective, StepPlan, VoiceMedium
 
 PIN_DIGITS = 6
 """Length of a conference PIN: the dial-in prompt collects exactly this many digits."""
@@ -21,6 +22,8 @@ PIN_DIGITS = 6
 Outcome = Literal["pending", "answered", "no-answer", "busy", "failed", "machine"]
 State = Literal["running", "ended"]
 Channel = Literal["sms", "email"]
+Purpose = Literal["alert", "post_objective"]
+LaunchChannel = Literal["cli", "web", "cmc", "procedure"]
 
 FINAL_CALL_STATUSES: dict[str, Outcome] = {
     "busy": "busy",
@@ -36,18 +39,32 @@ class ConferenceInput(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    pin: str
-    dial_in_number: str
-    welcome: str = ""
-    record: bool = False
+    procedure: str
+    title: str
+    steps: tuple[StepPlan, ...]
     participants: tuple[Contact, ...]
-    scheme: AlertScheme
-    templates: MessageTemplates
+    """Every destination of every step."""
+    fields: dict[str, str] = {}
+    """The launch form's text fields, by the name messages use (`Body`)."""
+    dial_in_number: str
+    pin: str | None = None
+    """Only when a step has the conference objective: there is a bridge to dial into."""
+    pin_lease_id: str | None = None
+    """Workflow ID of the lease that keeps this PIN unique among running conferences."""
+    record: bool = False
     max_duration: timedelta = DEFAULT_MAX_DURATION
     calls_per_second: float = Field(default=1.0, gt=0)
-    """The carrier account's outbound call rate: calls of a round are spaced by its inverse."""
-    pin_lease_id: str
-    """Workflow ID of the lease that keeps this PIN unique among running conferences."""
+    """The carrier account's outbound call rate: at most this many calls start per second."""
+    launched_by: str = ""
+    channel: LaunchChannel = "cli"
+
+    @property
+    def welcome(self) -> str:
+        """What a caller hears before the bridge: the first conference step's message."""
+        return next((s.message for s in self.steps if s.objective == "conference"), "")
+
+    def contact(self, contact_id: str) -> Contact:
+        return next(c for c in self.participants if c.id == contact_id)
 
 
 class CallAttempt(BaseModel):
@@ -70,6 +87,8 @@ class Notification(BaseModel):
     channel: Channel
     to: str
     sent_at: datetime
+    purpose: Purpose = "post_objective"
+    step: str = ""
 
 
 class PinAttempt(BaseModel):
@@ -89,9 +108,29 @@ class ParticipantStatus(BaseModel):
     joined_at: datetime | None = None
     left_at: datetime | None = None
     rejoins: int = 0
+    acknowledged_at: datetime | None = None
+    """When they pressed 1 on a call (acknowledgement steps)."""
+    delivered_at: datetime | None = None
+    """When a message first reached them: a call answered, an SMS or email sent (information steps)."""
+    too_late: list[str] = Field(default_factory=list)
+    """Steps whose deadline had passed when this person joined, acknowledged or was reached."""
 
     def answered(self) -> bool:
         return any(attempt.outcome == "answered" for attempt in self.attempts)
+
+
+class StepResult(BaseModel):
+    """How a step went: `reached` is decided when it ends, by its deadline at the latest."""
+
+    number: str
+    objective: Objective
+    percent: int
+    needed: int
+    counted: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reached: bool | None = None
+    skipped: bool = False
 
 
 class ConferenceReport(BaseModel):
@@ -99,13 +138,17 @@ class ConferenceReport(BaseModel):
 
     workflow_id: str
     state: State
+    procedure: str
+    title: str
+    launched_by: str = ""
+    channel: str = "cli"
     started_at: datetime
     ended_at: datetime | None = None
     end_reason: str | None = None
     dial_in_number: str
     welcome: str = ""
     record: bool = False
-    scheme: str
+    steps: list[StepResult] = Field(default_factory=list)
     participants: list[ParticipantStatus]
     pin_attempts: list[PinAttempt] = Field(default_factory=list)
     recording_url: str | None = None
@@ -132,6 +175,13 @@ class BridgeUpdate(BaseModel):
     kind: str
     conference_sid: str
     call_sid: str | None = None
+
+
+class Acknowledgement(BaseModel):
+    """Someone pressed 1 on an acknowledgement call."""
+
+    attempt_id: str
+    call_sid: str
 
 
 class RecordingReady(BaseModel):

@@ -35,6 +35,8 @@ class Contact(BaseModel):
     voice_home: str | None = None
     mobile: str | None = None
     email: str | None = None
+    scheme: str | None = None
+    """A personal alert scheme, used by steps that name no global one."""
 
     def numbers(self) -> set[str]:
         return {n for n in (self.voice_pro, self.voice_home, self.mobile) if n}
@@ -105,7 +107,10 @@ def validate_contact(raw: dict[str, Any]) -> Contact:
             fields["email"] = validate_email(str(email), check_deliverability=False).normalized
         except EmailNotValidError as exc:
             problems.append(f"contact {contact_id!r}: email {email!r} is not valid ({exc})")
-    unknown = set(raw) - {"id", "name", "email", *PHONE_FIELDS}
+    scheme = raw.get("scheme")
+    if scheme not in (None, ""):
+        fields["scheme"] = str(scheme)
+    unknown = set(raw) - {"id", "name", "email", "scheme", *PHONE_FIELDS}
     if unknown:
         problems.append(f"contact {contact_id!r}: unknown field(s) {', '.join(sorted(unknown))}")
     if not problems and not (fields.get("voice_pro") or fields.get("voice_home")):
@@ -144,13 +149,13 @@ def resolve_destinations(destinations: list[str], contacts: dict[str, dict[str, 
                 problems.append(f"unknown contact {destination!r} (known ids: {known})")
         except ValueError as exc:
             problems += exc.problems if isinstance(exc, InvalidLaunch) else [f"destination {exc}"]
-    problems += _shared_numbers(resolved)
+    problems += shared_numbers(resolved)
     if problems:
         raise InvalidLaunch(problems)
     return resolved
 
 
-def _shared_numbers(contacts: list[Contact]) -> list[str]:
+def shared_numbers(contacts: list[Contact]) -> list[str]:
     """Two destinations reaching the same phone would ring it twice and blur the roster."""
     owners: dict[str, str] = {}
     problems = []

@@ -1,7 +1,7 @@
-"""Message templates in the spec's field syntax (`#{Pin}`), rendered in Jinja2's sandbox.
+"""Messages in the spec's field syntax (`#{Body}`, `#{Pin}`), rendered in Jinja2's sandbox.
 
-Templates are read from `templates/` at launch and frozen into the workflow input; fields are
-checked then, so a typo fails the launch instead of a message at t=+2 min.
+Procedures' messages are checked when their definitions load, so a typo fails there, never
+when a message is due. Emails get an HTML part from the layout in `templates/`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
@@ -17,8 +16,6 @@ from pydantic import BaseModel, ConfigDict
 from domain.errors import InvalidLaunch
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-FIELDS = frozenset({"Body", "ConferenceNumber", "Pin", "Contact"})
-"""What a message may name: the welcome text, the dial-in number, the PIN, the recipient."""
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -26,17 +23,6 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 SMS_SEGMENT = 160
-
-
-class MessageTemplates(BaseModel):
-    """Sources of the PIN invitation, as frozen into a conference at launch."""
-
-    model_config = ConfigDict(frozen=True)
-
-    sms: str
-    email_subject: str
-    email_text: str
-    email_html: str
 
 
 def _environment(autoescape: bool) -> SandboxedEnvironment:
@@ -57,26 +43,33 @@ _TEXT = _environment(autoescape=False)
 _HTML = _environment(autoescape=True)
 
 
-def load_templates(directory: Path = TEMPLATES_DIR) -> MessageTemplates:
-    """Read the invitation templates and check every field they name exists."""
-    names = {
-        "sms": "pin_invitation.sms.txt",
-        "email_subject": "pin_invitation.subject.txt",
-        "email_text": "pin_invitation.email.txt",
-        "email_html": "pin_invitation.email.html",
-    }
-    sources = {}
-    for key, filename in names.items():
-        path = directory / filename
-        try:
-            sources[key] = path.read_text(encoding="utf-8").strip("\n")
-        except OSError as exc:
-            raise InvalidLaunch([f"cannot read template {path}: {exc.strerror}"]) from exc
-        check_fields(sources[key], where=str(path))
-    return MessageTemplates(**sources)
+def render(source: str, fields: dict[str, Any]) -> str:
+    return _TEXT.from_string(source).render(fields).strip()
 
 
-def check_fields(source: str, where: str, fields: frozenset[str] = FIELDS) -> None:
+class Outgoing(BaseModel):
+    """An SMS or email to send: templates and the fields to fill them with, or final text
+    when `fields` is None (an alert whose text was rendered at launch)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    body: str
+    fields: dict[str, Any] | None = None
+
+    def rendered(self) -> tuple[str, str]:
+        if self.fields is None:
+            return self.subject, self.body
+        return render(self.subject, self.fields), render(self.body, self.fields)
+
+
+def email_html(subject: str, body: str) -> str:
+    """The HTML part of an email: the layout in `templates/`, the text escaped into it."""
+    layout = (TEMPLATES_DIR / "email.html").read_text(encoding="utf-8")
+    return _HTML.from_string(layout).render(subject=subject, paragraphs=body.split("\n\n")).strip()
+
+
+def check_fields(source: str, where: str, fields: frozenset[str]) -> None:
     """Refuse a template that does not parse or names a field no message can fill; the error
     says where (line and column) the offending field stands."""
     try:
@@ -102,33 +95,6 @@ def _position(source: str, name: str) -> str:
     return f"line {line}, column {column}"
 
 
-class Invitation(BaseModel):
-    """Who gets the PIN invitation and what it says; turned into template fields where sent."""
-
-    model_config = ConfigDict(frozen=True)
-
-    body: str
-    dial_in_number: str
-    pin: str
-    contact_id: str
-    contact_name: str
-
-    def fields(self) -> dict[str, Any]:
-        number = phonenumbers.format_number(
-            phonenumbers.parse(self.dial_in_number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
-        return {
-            "Body": self.body,
-            "ConferenceNumber": number,
-            "Pin": self.pin,
-            "Contact": {"Id": self.contact_id, "Name": self.contact_name},
-        }
-
-
-def render(source: str, fields: dict[str, Any], *, html: bool = False) -> str:
-    return (_HTML if html else _TEXT).from_string(source).render(fields).strip()
-
-
 def gsm7_units(text: str) -> int | None:
     """Length in GSM-7 septets, or None when a character forces UCS-2 (70 per segment)."""
     units = 0
@@ -143,7 +109,7 @@ def gsm7_units(text: str) -> int | None:
 
 
 def check_single_sms(text: str, who: str) -> None:
-    """An invitation must fit one GSM-7 segment: split or UCS-2 SMS arrive late or garbled."""
+    """An SMS must fit one GSM-7 segment: split or UCS-2 SMS arrive late or garbled."""
     units = gsm7_units(text)
     if units is None:
         bad = next(c for c in text if c not in GSM7_BASIC | GSM7_EXTENDED)

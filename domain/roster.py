@@ -1,8 +1,11 @@
-"""Who is in the conference: pure bookkeeping the workflow drives with deterministic time.
+"""Who was reached, who is in the conference, how each step went: pure bookkeeping the
+workflow drives with deterministic time.
 
-Every change is recorded here at the moment it happens (attempt placed, call answered, joined
-or left the bridge, PIN accepted or refused), so the roster is the audit trail too. Presence in
-the bridge follows the conference room's own join and leave events, keyed by call ID.
+Every change is recorded here at the moment it happens (attempt placed, call answered,
+acknowledged, joined or left the bridge, PIN accepted or refused, step ended), so the roster
+is the audit trail too. Presence in the bridge follows the conference room's own join and
+leave events, keyed by call ID. What happens for a step after its deadline is recorded as too
+late and does not change its result.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 
 from domain.conference import (
     FINAL_CALL_STATUSES,
+    Acknowledgement,
     BridgeUpdate,
     CallAttempt,
     CallProgress,
@@ -21,13 +25,28 @@ from domain.conference import (
     Notification,
     ParticipantStatus,
     PinAttempt,
+    Purpose,
     RejoinRequest,
     RejoinResult,
+    StepResult,
 )
 from domain.contacts import Contact
-from domain.scheme import VoiceMedium
+from domain.plan import Alert, Medium, StepPlan, VoiceMedium
 
-MEDIUM_LABELS = {"voice_pro": "work phone", "voice_home": "home phone"}
+MEDIUM_LABELS = {
+    "voice_pro": "work phone",
+    "voice_home": "home phone",
+    "voice_mobile": "mobile phone",
+    "sms": "SMS",
+    "email": "email",
+}
+ADDRESS_OF: dict[str, str] = {
+    "voice_pro": "voice_pro",
+    "voice_home": "voice_home",
+    "voice_mobile": "mobile",
+    "sms": "mobile",
+    "email": "email",
+}
 DIAL_IN_WITHOUT_CALL = "dial-in:"
 """Leg prefix of a rejoin that did not come through the phone line (`starter.py rejoin`)."""
 
@@ -44,7 +63,13 @@ class Roster:
         self.problems: list[str] = []
         self.participants = {c.id: ParticipantStatus(id=c.id, name=c.name) for c in conference.participants}
         self.pin_attempts: list[PinAttempt] = []
+        self.steps = {
+            s.number: StepResult(number=s.number, objective=s.objective, percent=s.percent, needed=s.needed())
+            for s in conference.steps
+        }
+        self._plans = {s.number: s for s in conference.steps}
         self._attempts: dict[str, tuple[ParticipantStatus, CallAttempt]] = {}
+        self._attempt_step: dict[str, str] = {}
         self._owners: dict[str, ParticipantStatus] = {}
         """Who each known call (outbound attempt or dial-in) belongs to."""
         self._ended_calls: set[str] = set()
@@ -55,21 +80,60 @@ class Roster:
 
     # --- calling -------------------------------------------------------------------------
 
-    def not_yet_reached(self, medium: VoiceMedium) -> list[tuple[Contact, str]]:
-        """Destinations nobody has reached yet that have a number on this medium."""
+    def due(self, step: StepPlan, alerts: list[Alert]) -> list[tuple[Contact, Medium, str]]:
+        """Alerts still worth sending: for destinations not yet reached who have that medium."""
         targets = []
-        for contact in self.conference.participants:
-            status = self.participants[contact.id]
-            number = getattr(contact, medium)
-            if number and not status.answered() and not status.in_conference:
-                targets.append((contact, number))
+        for alert in alerts:
+            contact = self.conference.contact(alert.contact_id)
+            address = getattr(contact, ADDRESS_OF[alert.medium])
+            if address and not self.reached(step, contact.id):
+                targets.append((contact, alert.medium, address))
         return targets
 
-    def attempt_placed(self, contact: Contact, medium: VoiceMedium, number: str, at: datetime) -> CallAttempt:
-        attempt = CallAttempt(attempt_id=f"{contact.id}/{medium}", medium=medium, number=number, placed_at=at)
+    def reached(self, step: StepPlan, contact_id: str) -> bool:
+        """Whether this destination counts as reached for the step's objective right now."""
+        status = self.participants[contact_id]
+        if step.objective == "acknowledgement":
+            return status.acknowledged_at is not None
+        if step.objective == "information":
+            return status.delivered_at is not None
+        return status.in_conference or any(
+            a.outcome == "answered"
+            for a in status.attempts
+            if self._attempt_step[a.attempt_id] == step.number
+        )
+
+    def objective_met(self, step: StepPlan) -> bool:
+        return self._count(step) >= step.needed()
+
+    def step_started(self, step: StepPlan, at: datetime) -> None:
+        self.steps[step.number].started_at = at
+
+    def step_skipped(self, step: StepPlan) -> None:
+        self.steps[step.number].skipped = True
+
+    def step_ended(self, step: StepPlan, at: datetime) -> bool:
+        """Freeze the step's result: whatever happens for it later is too late."""
+        result = self.steps[step.number]
+        result.ended_at = at
+        result.counted = self._count(step)
+        result.reached = result.counted >= result.needed
+        return result.reached
+
+    def _count(self, step: StepPlan) -> int:
+        if step.objective == "conference":
+            return sum(self.participants[cid].in_conference for cid in step.destinations)
+        return sum(self.reached(step, cid) for cid in step.destinations)
+
+    def attempt_placed(
+        self, step: StepPlan, contact: Contact, medium: VoiceMedium, number: str, at: datetime
+    ) -> CallAttempt:
+        attempt_id = f"{step.number}/{contact.id}/{medium}"
+        attempt = CallAttempt(attempt_id=attempt_id, medium=medium, number=number, placed_at=at)
         status = self.participants[contact.id]
         status.attempts.append(attempt)
-        self._attempts[attempt.attempt_id] = (status, attempt)
+        self._attempts[attempt_id] = (status, attempt)
+        self._attempt_step[attempt_id] = step.number
         return attempt
 
     def call_created(self, attempt: CallAttempt, call_sid: str, at: datetime) -> None:
@@ -99,6 +163,9 @@ class Roster:
             attempt.settle("answered", at)
             if self.ended_at is not None:
                 return event.call_sid
+            step = self._plans[self._attempt_step[attempt.attempt_id]]
+            if step.objective == "information":
+                self.delivered(status.id, step, at)
         elif event.status == "completed":
             self._ended_calls.add(event.call_sid)
             self._leave(status, event.call_sid, at)
@@ -128,9 +195,30 @@ class Roster:
             if owner is not None:
                 self._leave(owner, event.call_sid, at)
 
+    def acknowledged(self, event: Acknowledgement, at: datetime) -> None:
+        """Pressed 1 on an acknowledgement call; after the step's deadline it is too late."""
+        found = self._attempts.get(event.attempt_id)
+        if found is None:
+            return
+        status, attempt = found
+        if status.acknowledged_at is None:
+            status.acknowledged_at = at
+            self._note_if_late(status, self._attempt_step[attempt.attempt_id])
+
+    def delivered(self, contact_id: str, step: StepPlan, at: datetime) -> None:
+        status = self.participants[contact_id]
+        if status.delivered_at is None:
+            status.delivered_at = at
+            self._note_if_late(status, step.number)
+
+    def _note_if_late(self, status: ParticipantStatus, step_number: str) -> None:
+        if self.steps[step_number].ended_at is not None and step_number not in status.too_late:
+            status.too_late.append(step_number)
+
     def rejoin(self, request: RejoinRequest, at: datetime) -> RejoinResult:
         """Someone dialled in: check the PIN, recognise the caller or admit a guest."""
-        accepted = hmac.compare_digest(request.pin.encode(), self.conference.pin.encode())
+        pin = self.conference.pin or ""
+        accepted = bool(pin) and hmac.compare_digest(request.pin.encode(), pin.encode())
         contact = self._contact_with_number(request.from_number)
         self.pin_attempts.append(
             PinAttempt(
@@ -162,9 +250,11 @@ class Roster:
 
     # --- notifications, problems, the end --------------------------------------------------
 
-    def notified(self, participant_id: str, channel: Channel, to: str, at: datetime) -> None:
+    def notified(
+        self, participant_id: str, channel: Channel, to: str, at: datetime, purpose: Purpose, step: str
+    ) -> None:
         self.participants[participant_id].notifications.append(
-            Notification(channel=channel, to=to, sent_at=at)
+            Notification(channel=channel, to=to, sent_at=at, purpose=purpose, step=step)
         )
 
     def problem(self, text: str) -> None:
@@ -203,10 +293,14 @@ class Roster:
             started_at=self.started_at,
             ended_at=self.ended_at,
             end_reason=self.end_reason,
+            procedure=self.conference.procedure,
+            title=self.conference.title,
+            launched_by=self.conference.launched_by,
+            channel=self.conference.channel,
             dial_in_number=self.conference.dial_in_number,
             welcome=self.conference.welcome,
             record=self.conference.record,
-            scheme=self.conference.scheme.name,
+            steps=[s.model_copy() for s in self.steps.values()],
             participants=[p.model_copy(deep=True) for p in self.participants.values()],
             pin_attempts=list(self.pin_attempts),
             recording_url=self.recording_url,
@@ -217,9 +311,10 @@ class Roster:
         """The live roster as the Web UI shows it in the workflow's current details."""
         state = "ended" if self.ended_at else "running"
         lines = [
-            f"**Conference call** ({self.conference.scheme.name}) - {state}, "
+            f"**{self.conference.title}** ({self.conference.procedure}) - {state}, "
             f"{self.in_conference()}/{len(self.participants)} in the bridge",
         ]
+        lines += [f"\nStep {result.number}: {step_line(result)}" for result in self.steps.values()]
         lines += [f"\n**Problem:** {problem}" for problem in self.problems]
         if self.recording_url:
             lines.append(f"\nRecording: {self.recording_url}")
@@ -258,6 +353,10 @@ class Roster:
         return not any(a.call_sid == call_sid and a.outcome == "machine" for _, a in self._attempts.values())
 
     def _join(self, status: ParticipantStatus, leg: str, at: datetime) -> None:
+        if not status.in_conference:
+            for step in self.conference.steps:
+                if step.objective == "conference" and status.id in step.destinations:
+                    self._note_if_late(status, step.number)
         self._legs[status.id].add(leg)
         status.in_conference = True
         status.joined_at = status.joined_at or at
@@ -271,3 +370,16 @@ class Roster:
         if not legs:
             status.in_conference = False
             status.left_at = at
+
+
+def step_line(result: StepResult) -> str:
+    """`conference 100 % - reached (3/3)`, `- running`, `- skipped`..."""
+    if result.skipped:
+        outcome = "skipped"
+    elif result.started_at is None:
+        outcome = "not started"
+    elif result.ended_at is None:
+        outcome = "running"
+    else:
+        outcome = f"{'reached' if result.reached else 'not reached'} ({result.counted}/{result.needed})"
+    return f"{result.objective} {result.percent} % - {outcome}"

@@ -18,17 +18,22 @@ from temporalio.client import Client
 
 from carrier.simulator.client import place_inbound_call
 from config import EXAMPLES, Settings, settings, ui_url
-from launcher import LaunchRequest, launch
+from launcher import LaunchRequest, launch, red_button
+from procedures.definitions import load_definitions
 from progress import follow
 from stack.embedded import RunningStack, running_stack
 
 DEMO_DIAL_IN_FROM = "+41795550101"
 """Alice's mobile: the number she dials back in from."""
-DEMO = LaunchRequest(
-    destinations=["alice", "bruno", "chloe"],
-    contacts_file=EXAMPLES / "contacts.yaml",
-    welcome="Major incident on the payment platform. You are joining the crisis bridge.",
-)
+DEMO_WELCOME = "Major incident on the payment platform"
+
+
+def demo_request(config: Settings) -> LaunchRequest:
+    """The red button, pressed for Alice, Bruno and Chloé from the example contacts."""
+    definitions = load_definitions(config.definitions_dir)
+    procedure = definitions.procedure(config.red_button)
+    return red_button(procedure, definitions.schemes, ["alice", "bruno", "chloe"], DEMO_WELCOME,
+                      contacts_file=EXAMPLES / "contacts.yaml", launched_by="demo")  # fmt: skip
 
 
 def say(text: str) -> None:
@@ -69,7 +74,8 @@ async def demo(stack: RunningStack, config: Settings) -> None:
     if workflow_id:
         say(f"\nresuming conference {workflow_id} (still running from last time)")
     else:
-        launched = await launch(stack.client, config, DEMO)
+        request = demo_request(config)
+        launched = await launch(stack.client, config, request)
         workflow_id = launched.workflow_id
         say(f"\nlaunched demo conference {workflow_id}")
         say(f"  dial-in {launched.dial_in_number}   PIN {launched.pin}")
@@ -78,7 +84,9 @@ async def demo(stack: RunningStack, config: Settings) -> None:
             f"--from +41795550103 --digits {launched.pin}"
         )
         if stack.simulator_url:
-            alice_dials_back = dial_back_in(stack.simulator_url, launched.pin, DEMO.scheme.invitation_after)
+            alice_dials_back = dial_back_in(
+                stack.simulator_url, launched.pin or "", request.procedure.steps[0].deadline
+            )
             background.add(asyncio.create_task(alice_dials_back))
     say(f"  watch it in the Web UI: {ui_url(workflow_id)}\n")
     await follow(stack.client, workflow_id, say)

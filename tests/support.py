@@ -28,9 +28,9 @@ from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
 from domain.conference import ConferenceReport
-from domain.scheme import AlertScheme, AlertStep
-from launcher import Launched, LaunchRequest, launch
+from launcher import Launched, LaunchRequest, launch, red_button
 from localmail.server import Mailbox
+from procedures.definitions import Definitions, SchemeDefinition, SchemeMedium, load_definitions
 from stack.binaries import temporal_test_server
 from stack.ports import free_port
 from worker import running_workers, smtp_settings
@@ -82,20 +82,27 @@ SCENARIO = Scenario(
 )
 
 
-def confcall_in_seconds(home_after: float, invitation_after: float) -> AlertScheme:
-    """CONFCALL's shape on a real-time clock, for end-to-end runs on the dev server."""
-    return AlertScheme(
-        name="FAST",
-        steps=(
-            AlertStep(medium="voice_pro", after=timedelta(0)),
-            AlertStep(medium="voice_home", after=timedelta(seconds=home_after)),
-        ),
-        ring_timeout=timedelta(seconds=1),
-        invitation_after=timedelta(seconds=invitation_after),
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEFINITIONS = load_definitions(EXAMPLES)
+"""The shipped definitions: the red button is `conference-call` with the CONFCALL scheme."""
+
+
+def confcall_in_seconds(home_after: float, deadline: float) -> Definitions:
+    """The red button on a real-time clock, for end-to-end runs on the dev server."""
+    media = (
+        SchemeMedium(medium="voice_pro"),
+        SchemeMedium(medium="voice_home", after=timedelta(seconds=home_after)),
     )
+    fast = SchemeDefinition(name="CONFCALL", media=media, ring_timeout=timedelta(seconds=1))
+    schemes = DEFINITIONS.schemes.model_copy(
+        update={"schemes": tuple(fast if s.name == "CONFCALL" else s for s in DEFINITIONS.schemes.schemes)}
+    )
+    red = DEFINITIONS.procedure("conference-call")
+    step = red.steps[0].model_copy(update={"deadline": timedelta(seconds=deadline)})
+    return Definitions(schemes=schemes, procedures={red.name: red.model_copy(update={"steps": (step,)})})
 
 
-FAST = confcall_in_seconds(home_after=2, invitation_after=4)
+FAST = confcall_in_seconds(home_after=2, deadline=4)
 
 
 @contextlib.asynccontextmanager
@@ -119,6 +126,15 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
+@dataclass(frozen=True)
+class Bridged:
+    """A launched run with a bridge: its PIN is known."""
+
+    workflow_id: str
+    pin: str
+    dial_in_number: str
+
+
 @dataclass
 class Harness:
     """One conference setup: simulator, callback server, mailbox and settings on loopback."""
@@ -132,8 +148,27 @@ class Harness:
     contacts_file: Path
     launched: list[str] = field(default_factory=list)
 
-    async def launch(self, *to: str, **options: Any) -> Launched:
-        request = LaunchRequest(destinations=list(to), contacts_file=self.contacts_file, **options)
+    async def launch(
+        self, *to: str, welcome: str = "", definitions: Definitions = DEFINITIONS, **options: Any
+    ) -> Bridged:
+        """Press the red button (the `conference-call` procedure) for these destinations."""
+        red = definitions.procedure("conference-call")
+        request = red_button(
+            red, definitions.schemes, list(to), welcome, contacts_file=self.contacts_file, **options
+        )
+        launched = await self.start(request)
+        assert launched.pin is not None, "a conference has a PIN"
+        return Bridged(launched.workflow_id, launched.pin, launched.dial_in_number)
+
+    async def launch_procedure(
+        self, name: str, fields: dict[str, str], definitions: Definitions = DEFINITIONS, **options: Any
+    ) -> Launched:
+        procedure = definitions.procedure(name)
+        return await self.start(
+            LaunchRequest(procedure, definitions.schemes, fields, contacts_file=self.contacts_file, **options)
+        )
+
+    async def start(self, request: LaunchRequest) -> Launched:
         launched = await launch(self.client, self.settings, request)
         self.launched.append(launched.workflow_id)
         return launched
@@ -145,10 +180,10 @@ class Harness:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test over")
 
-    def handle(self, launched: Launched) -> WorkflowHandle[Any, ConferenceReport]:
+    def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, ConferenceReport]:
         return self.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
 
-    async def roster(self, launched: Launched) -> ConferenceReport:
+    async def roster(self, launched: Launched | Bridged) -> ConferenceReport:
         return await self.handle(launched).query(ConferenceCall.current_roster)
 
     def carrier_entries(self, kind: str) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ async def test_forged_and_unsigned_callbacks_are_refused_and_reach_no_workflow(
         lambda: h.roster(launched),
         lambda r: all(p.attempts and p.attempts[0].outcome != "pending" for p in r.participants),
     )
-    url = status_url(h, launched.workflow_id, "bruno/voice_pro")
+    url = status_url(h, launched.workflow_id, "001/bruno/voice_pro")
     form = {"CallSid": "CA" + "f" * 32, "CallStatus": "in-progress"}
 
     assert await post(url, form, None) == 403, "unsigned"

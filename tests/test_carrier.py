@@ -45,6 +45,8 @@ def call_to(number: str) -> OutboundCall:
         to=number,
         caller_id="+41215550100",
         bridge=bridge_for("http://127.0.0.1:9", "conference-test", "", record=False),
+        message="",
+        acknowledge_url=None,
         ring_timeout=timedelta(seconds=30),
         status_callback="http://127.0.0.1:9/unused",
         machine_callback="http://127.0.0.1:9/unused",
@@ -53,10 +55,11 @@ def call_to(number: str) -> OutboundCall:
 
 def place_call_request(number: str) -> PlaceCall:
     return PlaceCall(
-        attempt_id="alice/voice_pro",
+        attempt_id="001/alice/voice_pro",
         to=number,
         caller_id="+41215550100",
-        welcome="hello",
+        objective="conference",
+        message="hello",
         record=False,
         ring_timeout=timedelta(seconds=30),
         placed_at=datetime.now(UTC),

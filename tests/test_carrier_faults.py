@@ -69,7 +69,7 @@ async def test_a_number_the_carrier_rejects_fails_that_attempt_and_the_scheme_mo
         update={"faults": {ALICE_WORK: [21614]}, "numbers": {**SCENARIO.numbers, ALICE_HOME: "answer"}}
     )
     async with harness(dev_env.client, tmp_path, contacts_file, scenario) as h, h.worker():
-        launched = await h.launch("alice", scheme=FAST)
+        launched = await h.launch("alice", definitions=FAST)
         report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
         work, home = report.participants[0].attempts
         assert work.outcome == "failed" and "21614" in (work.error or "")
@@ -82,7 +82,7 @@ async def test_refused_credentials_stop_calls_and_sms_loudly_but_email_goes_out(
     dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
 ) -> None:
     async with harness(dev_env.client, tmp_path, contacts_file, with_faults(21212)) as h, h.worker():
-        launched = await h.launch("alice", "bruno", scheme=FAST)
+        launched = await h.launch("alice", "bruno", definitions=FAST)
         report = await eventually(
             lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.participants) == 2, 20
         )

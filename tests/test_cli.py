@@ -16,8 +16,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from directory import pin_lease_id
-from launcher import LaunchRequest, launch
-from tests.support import Harness, eventually, harness
+from launcher import launch, red_button
+from tests.support import DEFINITIONS, Harness, eventually, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +143,10 @@ async def test_status_says_so_when_no_worker_is_running(
     dev_env: WorkflowEnvironment, cli_setup: Harness
 ) -> None:
     orphan = cli_setup.settings.model_copy(update={"task_queue": f"no-worker-{uuid.uuid4().hex[:6]}"})
-    launched = await launch(cli_setup.client, orphan, LaunchRequest(["alice"], cli_setup.contacts_file))
+    red = DEFINITIONS.procedure("conference-call")
+    request = red_button(red, DEFINITIONS.schemes, ["alice"], "", contacts_file=cli_setup.contacts_file)
+    launched = await launch(cli_setup.client, orphan, request)
+    assert launched.pin
     try:
         code, output = await starter(dev_env, cli_setup, "status", launched.workflow_id)
         assert code == 1 and "no worker answered within 5 s" in output and "0/1 in the bridge" in output

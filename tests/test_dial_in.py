@@ -133,7 +133,7 @@ async def test_machine_on_the_work_phone_falls_back_to_home(
 ) -> None:
     machines = Scenario(ring_seconds=0.05, numbers={"+41215550101": "machine", "+41215550111": "answer"})
     async with harness(dev_env.client, tmp_path, contacts_file, machines) as h, h.worker():
-        launched = await h.launch("alice", scheme=FAST)
+        launched = await h.launch("alice", definitions=FAST)
         report = await eventually(lambda: h.roster(launched), lambda r: person(r, "alice").in_conference, 15)
         assert [(a.medium, a.outcome) for a in person(report, "alice").attempts] == [
             ("voice_pro", "machine"),

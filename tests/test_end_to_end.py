@@ -26,7 +26,7 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
 ) -> None:
     async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
         launched = await h.launch(
-            "alice", "bruno", "chloe", "dan", scheme=FAST, welcome="Flood in hall B", record=True
+            "alice", "bruno", "chloe", "dan", definitions=FAST, welcome="Flood in hall B", record=True
         )
         handle = h.handle(launched)
 

@@ -10,8 +10,9 @@ import yaml
 
 from config import Settings
 from domain.errors import InvalidLaunch
-from domain.messages import check_single_sms, load_templates
-from launcher import LaunchRequest, prepare
+from domain.messages import check_single_sms
+from launcher import LaunchRequest, prepare, red_button
+from tests.support import DEFINITIONS
 
 GOOD = {"id": "alice", "name": "Alice", "voice_pro": "+41215550101", "email": "alice@example.com"}
 
@@ -20,18 +21,24 @@ def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[arg-type]
 
 
-def refused(tmp_path: Path, contacts: object, to: list[str], **request: object) -> str:
+def red(to: list[str], contacts_file: Path | None, welcome: str = "") -> LaunchRequest:
+    """The red button, as `starter.py conference --to … --welcome …` presses it."""
+    procedure = DEFINITIONS.procedure("conference-call")
+    return red_button(procedure, DEFINITIONS.schemes, to, welcome, contacts_file=contacts_file)
+
+
+def refused(tmp_path: Path, contacts: object, to: list[str], welcome: str = "") -> str:
     path = tmp_path / "contacts.yaml"
     path.write_text(contacts if isinstance(contacts, str) else yaml.safe_dump(contacts), encoding="utf-8")
     with pytest.raises(InvalidLaunch) as error:
-        prepare(LaunchRequest(destinations=to, contacts_file=path, **request), settings(), pin="123456")  # type: ignore[arg-type]
+        prepare(red(to, path, welcome), settings(), pin="123456")
     return str(error.value)
 
 
 @pytest.mark.parametrize(
     ("contacts", "to", "message"),
     [
-        ({"contacts": [GOOD]}, [], "no destination given"),
+        ({"contacts": [GOOD]}, [], "field 'Contacts.S001' (Destinations) is required"),
         ({"contacts": [GOOD]}, ["zoe"], "unknown contact 'zoe' (known ids: alice)"),
         ({"contacts": [GOOD]}, ["alice", "alice"], "destination 'alice' is given more than once"),
         (
@@ -87,9 +94,7 @@ def test_every_problem_is_listed_not_just_the_first(tmp_path: Path) -> None:
 
 def test_missing_contacts_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidLaunch, match=r"cannot read contacts file .*missing\.yaml"):
-        prepare(
-            LaunchRequest(destinations=["a"], contacts_file=tmp_path / "missing.yaml"), settings(), "123456"
-        )
+        prepare(red(["a"], tmp_path / "missing.yaml"), settings(), "123456")
 
 
 def test_a_conference_holds_at_most_250(tmp_path: Path) -> None:
@@ -98,8 +103,8 @@ def test_a_conference_holds_at_most_250(tmp_path: Path) -> None:
 
 
 def test_welcome_message_length(tmp_path: Path) -> None:
-    assert "welcome message is 1001 characters; at most 1000" in refused(
-        tmp_path, {"contacts": [GOOD]}, ["alice"], welcome="x" * 1001
+    assert "field 'body' is 501 characters; at most 500" in refused(
+        tmp_path, {"contacts": [GOOD]}, ["alice"], welcome="x" * 501
     )
 
 
@@ -107,54 +112,14 @@ def test_misconfigured_dial_in_number(tmp_path: Path) -> None:
     path = tmp_path / "contacts.yaml"
     path.write_text(yaml.safe_dump({"contacts": [GOOD]}))
     with pytest.raises(InvalidLaunch, match="RALLYCALL_DIAL_IN_NUMBER: '12345' is not a phone number"):
-        prepare(
-            LaunchRequest(destinations=["alice"], contacts_file=path), settings(dial_in_number="12345"), "1"
-        )
+        prepare(red(["alice"], path), settings(dial_in_number="12345"), "1")
 
 
 def test_raw_numbers_are_called_and_texted_only_when_mobile(tmp_path: Path) -> None:
-    conference = prepare(
-        LaunchRequest(destinations=["+41 79 555 01 01", "+41215550101"]), settings(), "123456"
-    )
+    conference = prepare(red(["+41 79 555 01 01", "+41215550101"], None), settings(), "123456")
     mobile, landline = conference.participants
     assert (mobile.voice_pro, mobile.mobile) == ("+41795550101", "+41795550101")
     assert (landline.voice_pro, landline.mobile) == ("+41215550101", None)
-
-
-def write_templates(folder: Path, **overrides: str) -> Path:
-    folder.mkdir()
-    defaults = load_templates()
-    sources = {
-        "pin_invitation.sms.txt": defaults.sms,
-        "pin_invitation.subject.txt": defaults.email_subject,
-        "pin_invitation.email.txt": defaults.email_text,
-        "pin_invitation.email.html": defaults.email_html,
-        **overrides,
-    }
-    for name, text in sources.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def test_template_naming_an_unknown_field(tmp_path: Path) -> None:
-    folder = write_templates(
-        tmp_path / "t", **{"pin_invitation.sms.txt": "Dial #{ConferenceNumber}, PIN #{PinCode}"}
-    )
-    with pytest.raises(
-        InvalidLaunch, match=r"pin_invitation.sms.txt, line 1, column 31: unknown field #\{PinCode\}"
-    ):
-        load_templates(folder)
-
-
-def test_template_that_does_not_parse(tmp_path: Path) -> None:
-    folder = write_templates(tmp_path / "t", **{"pin_invitation.email.txt": "Hi\n#{% if Body %}no end"})
-    with pytest.raises(InvalidLaunch, match=r"pin_invitation.email.txt, line 2: Unexpected end of template"):
-        load_templates(folder)
-
-
-def test_shipped_templates_keep_braces_and_hashes_literal() -> None:
-    templates = load_templates()
-    assert "#{Pin}" in templates.sms and "#{ConferenceNumber}" in templates.sms
 
 
 @pytest.mark.parametrize(

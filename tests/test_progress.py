@@ -18,7 +18,8 @@ def report(*people: ParticipantStatus, state: str = "running") -> ConferenceRepo
         ended_at=T0 + timedelta(minutes=5) if state == "ended" else None,
         end_reason="drill over" if state == "ended" else None,
         dial_in_number="+41215550100",
-        scheme="CONFCALL",
+        procedure="conference-call",
+        title="Conference call",
         participants=list(people),
     )
 

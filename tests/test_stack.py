@@ -15,13 +15,18 @@ from callbacks.server import serve
 from carrier.simulator import CarrierSimulator
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
 from domain.conference import EndRequest
-from launcher import LaunchRequest, launch
+from launcher import LaunchRequest, launch, red_button
 from stack.embedded import running_stack
 from stack.ports import free_port
-from tests.support import SCENARIO, eventually
+from tests.support import DEFINITIONS, SCENARIO, eventually
 from workflows.conference import ConferenceCall
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def red_button_for(to: list[str], contacts_file: Path) -> LaunchRequest:
+    red = DEFINITIONS.procedure("conference-call")
+    return red_button(red, DEFINITIONS.schemes, to, "", contacts_file=contacts_file)
 
 
 def stack_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Settings:
@@ -48,7 +53,7 @@ async def test_any_twilio_compatible_server_drives_the_roster(
     try:
         async with running_stack(config) as stack:
             assert stack.simulator_url is None and stack.twilio_api_url == api_url, "no simulator of its own"
-            launched = await launch(stack.client, config, LaunchRequest(["alice"], contacts_file))
+            launched = await launch(stack.client, config, red_button_for(["alice"], contacts_file))
             handle = stack.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
             await eventually(
                 lambda: handle.query(ConferenceCall.current_roster), lambda r: r.participants[0].in_conference
@@ -68,7 +73,8 @@ async def test_embedded_simulator_and_the_documented_dial_command(
     config = stack_settings(tmp_path, monkeypatch, scenario=ROOT / "examples" / "scenario.yaml")
     async with running_stack(config) as stack:
         assert stack.simulator_url and (config.data_dir / "simulator.url").read_text() == stack.simulator_url
-        launched = await launch(stack.client, config, LaunchRequest(["chloe"], contacts_file))
+        launched = await launch(stack.client, config, red_button_for(["chloe"], contacts_file))
+        assert launched.pin
         dial = ["-m", "carrier.simulator", "dial", "--from", "+41795550103", "--digits", launched.pin]
         process = await asyncio.create_subprocess_exec(
             sys.executable, *dial, cwd=ROOT, env={**os.environ, "RALLYCALL_DATA_DIR": str(config.data_dir)},

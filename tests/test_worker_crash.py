@@ -18,7 +18,7 @@ from tests.support import Harness, confcall_in_seconds, eventually, harness
 from workflows.conference import ConferenceCall
 
 ROOT = Path(__file__).resolve().parent.parent
-SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, invitation_after=5)
+SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, deadline=5)
 
 
 def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes]:
@@ -41,7 +41,7 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
     async with harness(dev_env.client, tmp_path, contacts_file) as h:
         worker = start_worker(dev_env, h)
         try:
-            launched = await h.launch("alice", "bruno", "chloe", "dan", scheme=SLOW_ENOUGH_TO_CRASH)
+            launched = await h.launch("alice", "bruno", "chloe", "dan", definitions=SLOW_ENOUGH_TO_CRASH)
             await eventually(h.called_numbers, lambda calls: len(calls) == 3, seconds=15)
             await eventually(
                 lambda: h.roster(launched),

@@ -1,12 +1,16 @@
-"""One conference call, following the alert scheme's timeline on durable workflow timers.
+"""One launch of a procedure, step by step, on durable workflow timers. The red button's
+conference call is the one-step procedure `conference-call` with the CONFCALL scheme:
 
     t=0        call everyone on their work phone (answered calls join the bridge)
     t=+1 min   call the home phone of whoever is not in yet
-    t=+2 min   send everyone the dial-in number and PIN by SMS and email
+    t=+2 min   the step's deadline: everyone gets the dial-in number and PIN by SMS and email
     then       the bridge stays open for dial-ins until `end` or the maximum duration
 
-Carrier callbacks arrive as the `call_progress` signal; dial-ins with a PIN as the `rejoin`
-update. No I/O and no clock here but Temporal's.
+Each step alerts its destinations by their scheme until its objective is reached or its
+deadline passes, then sends its post-objective message; the next step runs always, or only if
+this one fell short. Carrier callbacks arrive as signals (`call_progress`, `bridge_event`,
+`acknowledged`); dial-ins with a PIN as the `rejoin` update. No I/O and no clock here but
+Temporal's.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -26,19 +30,22 @@ with workflow.unsafe.imports_passed_through():
     from activities.calls import NON_RETRYABLE, CarrierActivities, PlaceCall, SendSms
     from activities.mail import MailActivities, SendEmail
     from domain.conference import (
+        Acknowledgement,
         BridgeUpdate,
         CallProgress,
+        Channel,
         ConferenceInput,
         ConferenceReport,
         EndRequest,
+        Purpose,
         RecordingReady,
         RejoinRequest,
         RejoinResult,
     )
     from domain.contacts import Contact
-    from domain.messages import Invitation
+    from domain.messages import Outgoing
+    from domain.plan import VOICE_MEDIA, Alert, Medium, StepPlan, VoiceMedium
     from domain.roster import MEDIUM_LABELS, Roster
-    from domain.scheme import VoiceMedium
     from workflows import search_attributes as sa
     from workflows.pin_lease import PinLease
 
@@ -69,54 +76,84 @@ class ConferenceCall:
     @workflow.run
     async def run(self, conference: ConferenceInput) -> ConferenceReport:
         self.publish()
-        for step in conference.scheme.steps:
-            if not await self.running_at(step.after, f"until {MEDIUM_LABELS[step.medium]} calls"):
+        previous_reached: bool | None = None
+        for step in conference.steps:
+            if self.end_request is not None:
                 break
-            await self.call_everyone_not_yet_reached(step.medium)
-        if await self.running_at(conference.scheme.invitation_after, "until PIN invitations"):
-            await self.send_pin_invitations()
-        await self.running_at(conference.max_duration, "bridge open until ended")
+            if step.run == "if_previous_not_reached" and previous_reached:
+                self.roster.step_skipped(step)
+                continue
+            previous_reached = await self.run_step(step)
+        if conference.pin is not None:
+            await self.wait_until(self.roster.started_at + conference.max_duration, "bridge open until ended")
         await self.close_bridge()
         return self.roster.report()
 
-    async def running_at(self, moment: timedelta, summary: str) -> bool:
-        """Wait until `moment` after launch; False if the conference was ended before."""
-        remaining = self.roster.started_at + moment - workflow.now()
-        if remaining > timedelta(0) and self.end_request is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self.end_request is not None, timeout=remaining, timeout_summary=summary
-                )
-        return self.end_request is None
+    async def run_step(self, step: StepPlan) -> bool:
+        """Alert by the schemes until the objective is reached or the deadline passes, then
+        send the post-objective message. Returns whether the objective was reached."""
+        started = workflow.now()
+        self.roster.step_started(step, started)
+        self.publish()
+        for after, alerts in step.rounds():
+            await self.wait_until(started + after, f"step {step.number}: next alerts", step)
+            if self.end_request is not None or self.roster.objective_met(step):
+                break
+            await self.alert_everyone_not_yet_reached(step, alerts)
+        await self.wait_until(started + step.deadline, f"step {step.number}: deadline", step)
+        reached = self.roster.step_ended(step, workflow.now())
+        self.publish()
+        if step.post_objective and self.end_request is None:
+            await self.send_post_objective_message(step)
+        return reached
 
-    async def call_everyone_not_yet_reached(self, medium: VoiceMedium) -> None:
-        if self.carrier_refused:
-            return
-        targets = self.roster.not_yet_reached(medium)
+    async def wait_until(self, moment: datetime, summary: str, step: StepPlan | None = None) -> None:
+        """Wait for `moment`, the end of the run, or the step's objective, whichever comes first."""
+
+        def done() -> bool:
+            return self.end_request is not None or (step is not None and self.roster.objective_met(step))
+
+        remaining = moment - workflow.now()
+        if remaining > timedelta(0) and not done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+
+    async def alert_everyone_not_yet_reached(self, step: StepPlan, alerts: list[Alert]) -> None:
+        """One round of the scheme: calls paced to the carrier's calls per second, messages at once."""
+        due = self.roster.due(step, alerts)
+        calls = [(c, m, n) for c, m, n in due if m in VOICE_MEDIA]
         rate = self.conference.calls_per_second
         await asyncio.gather(
             *(
-                self.call(contact, medium, number, after=timedelta(seconds=math.floor(n / rate)))
-                for n, (contact, number) in enumerate(targets)
-            )
+                self.call(step, contact, medium, number, after=timedelta(seconds=math.floor(n / rate)))
+                for n, (contact, medium, number) in enumerate(calls)
+            ),
+            *(
+                self.send_alert(step, contact, medium, address)
+                for contact, medium, address in due
+                if medium not in VOICE_MEDIA
+            ),
         )
 
-    async def call(self, contact: Contact, medium: VoiceMedium, number: str, after: timedelta) -> None:
+    async def call(
+        self, step: StepPlan, contact: Contact, medium: VoiceMedium, number: str, after: timedelta
+    ) -> None:
         """Place one call, `after` the start of its round: at most the carrier's calls per second
         start in any one second."""
         if after:
             await workflow.sleep(after, summary="pace calls to the carrier's calls per second")
         if self.end_request is not None or self.carrier_refused:
             return
-        attempt = self.roster.attempt_placed(contact, medium, number, workflow.now())
+        attempt = self.roster.attempt_placed(step, contact, medium, number, workflow.now())
         self.publish()
         request = PlaceCall(
             attempt_id=attempt.attempt_id,
             to=number,
             caller_id=self.conference.dial_in_number,
-            welcome=self.conference.welcome,
+            objective=step.objective,
+            message=step.message,
             record=self.conference.record,
-            ring_timeout=self.conference.scheme.ring_timeout,
+            ring_timeout=step.ring_timeout,
             placed_at=attempt.placed_at,
         )
         try:
@@ -134,6 +171,16 @@ class ConferenceCall:
             self.notice_carrier_refusal(err)
         self.publish()
 
+    async def send_alert(self, step: StepPlan, contact: Contact, medium: Medium, address: str) -> None:
+        """The scheme's sms or email medium: the step's message, rendered at launch."""
+        message = Outgoing(subject=self.conference.title, body=step.message)
+        sent = await self.send(
+            contact, "sms" if medium == "sms" else "email", address, message, step, "alert"
+        )
+        if sent and step.objective == "information":
+            self.roster.delivered(contact.id, step, workflow.now())
+            self.publish()
+
     def notice_carrier_refusal(self, err: ActivityError) -> None:
         """Credentials or caller ID refused: no call or SMS can work until someone fixes them,
         so the scheme stops using the carrier (email still goes out) and says so loudly."""
@@ -141,58 +188,67 @@ class ConferenceCall:
             self.carrier_refused = True
             self.roster.problem(f"the carrier refused our configuration: {err.cause.message}")
 
-    async def send_pin_invitations(self) -> None:
-        """Everyone, reached or not, gets the dial-in number and PIN to come (back) in."""
+    async def send_post_objective_message(self, step: StepPlan) -> None:
+        """To every destination of the step, reached or not: by SMS and by email."""
+        post = step.post_objective
+        assert post is not None
         sends = []
-        for contact in self.conference.participants:
-            if contact.mobile and not self.carrier_refused:
-                sends.append(self.send_sms(contact, contact.mobile))
+        for contact_id in step.destinations:
+            contact = self.conference.contact(contact_id)
+            fields = {**self.conference.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+            message = Outgoing(subject=post.subject, body=post.body, fields=fields)
+            if contact.mobile:
+                sms = message.model_copy(update={"body": post.sms or post.body})
+                sends.append(self.send(contact, "sms", contact.mobile, sms, step, "post_objective"))
             if contact.email:
-                sends.append(self.send_email(contact, contact.email))
+                sends.append(self.send(contact, "email", contact.email, message, step, "post_objective"))
         await asyncio.gather(*sends)
 
-    async def send_sms(self, contact: Contact, mobile: str) -> None:
-        request = SendSms(
-            to=mobile,
-            sender=self.conference.dial_in_number,
-            template=self.conference.templates.sms,
-            invitation=self.invitation(contact),
-            requested_at=workflow.now(),
-        )
+    async def send(
+        self,
+        contact: Contact,
+        channel: Channel,
+        address: str,
+        message: Outgoing,
+        step: StepPlan,
+        purpose: Purpose,
+    ) -> bool:
+        """One SMS or email, recorded in the roster once sent. SMS stop when the carrier has
+        refused our configuration; email does not need it."""
+        if channel == "sms" and self.carrier_refused:
+            return False
+        what = "message" if purpose == "alert" else "post-objective message"
         try:
-            await workflow.execute_activity_method(
-                CarrierActivities.send_sms,
-                request,
-                start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=CARRIER_RETRY,
-                summary=f"SMS PIN to {contact.name}",
-            )
+            if channel == "sms":
+                await workflow.execute_activity_method(
+                    CarrierActivities.send_sms,
+                    SendSms(
+                        to=address,
+                        sender=self.conference.dial_in_number,
+                        message=message,
+                        requested_at=workflow.now(),
+                    ),
+                    start_to_close_timeout=timedelta(seconds=20),
+                    schedule_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=CARRIER_RETRY,
+                    summary=f"SMS {what} to {contact.name}",
+                )
+            else:
+                await workflow.execute_activity_method(
+                    MailActivities.send_email,
+                    SendEmail(to=address, message=message),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=30),
+                    retry_policy=MAIL_RETRY,
+                    summary=f"email {what} to {contact.name}",
+                )
         except ActivityError as err:
-            workflow.logger.warning("SMS to %s failed: %s", contact.id, failure_message(err))
+            workflow.logger.warning("%s to %s failed: %s", channel, contact.id, failure_message(err))
             self.notice_carrier_refusal(err)
-            return
-        self.roster.notified(contact.id, "sms", mobile, workflow.now())
+            return False
+        self.roster.notified(contact.id, channel, address, workflow.now(), purpose, step.number)
         self.publish()
-
-    async def send_email(self, contact: Contact, email: str) -> None:
-        request = SendEmail(
-            to=email, templates=self.conference.templates, invitation=self.invitation(contact)
-        )
-        try:
-            await workflow.execute_activity_method(
-                MailActivities.send_email,
-                request,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=30),
-                retry_policy=MAIL_RETRY,
-                summary=f"email PIN to {contact.name}",
-            )
-        except ActivityError as err:
-            workflow.logger.warning("email to %s failed: %s", contact.id, failure_message(err))
-            return
-        self.roster.notified(contact.id, "email", email, workflow.now())
-        self.publish()
+        return True
 
     async def close_bridge(self) -> None:
         """End the room at the carrier (everyone still on is disconnected), stop phones still
@@ -215,10 +271,12 @@ class ConferenceCall:
                     timeout=RECORDING_GRACE,
                     timeout_summary="wait for the recording",
                 )
-        try:
-            await workflow.get_external_workflow_handle(self.conference.pin_lease_id).signal(PinLease.release)
-        except ApplicationError:
-            workflow.logger.warning("PIN lease %s was already gone", self.conference.pin_lease_id)
+        lease = self.conference.pin_lease_id
+        if lease is not None:
+            try:
+                await workflow.get_external_workflow_handle(lease).signal(PinLease.release)
+            except ApplicationError:
+                workflow.logger.warning("PIN lease %s was already gone", lease)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def end_conference(self, conference_sid: str) -> bool:
@@ -245,15 +303,6 @@ class ConferenceCall:
             workflow.logger.warning("%s %s failed: %s", summary, sid, failure_message(err))
             return False
         return True
-
-    def invitation(self, contact: Contact) -> Invitation:
-        return Invitation(
-            body=self.conference.welcome,
-            dial_in_number=self.conference.dial_in_number,
-            pin=self.conference.pin,
-            contact_id=contact.id,
-            contact_name=contact.name,
-        )
 
     def publish(self) -> None:
         """Show the roster in the Web UI: current details and filterable search attributes."""
@@ -285,6 +334,12 @@ class ConferenceCall:
         self.publish()
 
     @workflow.signal
+    def acknowledged(self, event: Acknowledgement) -> None:
+        """Someone pressed 1 on an acknowledgement call."""
+        self.roster.acknowledged(event, workflow.now())
+        self.publish()
+
+    @workflow.signal
     def recording_ready(self, recording: RecordingReady) -> None:
         self.roster.recording_ready(recording.url)
         self.publish()
@@ -298,6 +353,8 @@ class ConferenceCall:
 
     @rejoin.validator
     def validate_rejoin(self, request: RejoinRequest) -> None:
+        if self.conference.pin is None:
+            raise ValueError("this procedure has no conference to join")
         if self.end_request is not None or self.roster.ended_at is not None:
             raise ValueError("this conference has ended")
 

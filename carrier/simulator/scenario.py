@@ -5,6 +5,7 @@ default: no-answer                   # answer | no-answer | busy | fail | machin
 numbers:
   "+41215550101": answer
   "+41215550102": {answer: answer, hangup_after_s: 20}   # hangs up by mistake after 20 s
+  "+41215550104": {answer: answer, press: "1"}           # acknowledges when asked
 faults:                              # consumed in order, one per API request to that number
   "+41215550103": [rate-limited, lost-response, 21614]
 """
@@ -30,6 +31,8 @@ class NumberPlan(BaseModel):
     answer: Behaviour = "answer"
     hangup_after_s: float | None = Field(default=None, gt=0)
     """Answers, then hangs up (by mistake) this many seconds later."""
+    press: str | None = None
+    """Keys pressed when the call asks for them (acknowledgement: "1")."""
 
 
 class Scenario(BaseModel):

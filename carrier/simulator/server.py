@@ -323,7 +323,7 @@ class CarrierSimulator:
         await self._post(call.machine_callback, self._call_params(call, AnsweredBy=answered_by))
         if plan.answer == "machine" or not call.twiml or call.status != "in-progress":
             return  # the application hangs up on machines
-        await self._run(call, call.twiml, "", [], [])
+        await self._run(call, call.twiml, "", [plan.press] if plan.press else [], [])
         if plan.hangup_after_s and call.status == "in-progress":
             await self._hang_up_later(call, plan.hangup_after_s)
 

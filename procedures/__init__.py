@@ -1,0 +1,1 @@
+"""Procedures: alert schemes and multi-step procedures defined in files, and their launch forms."""

@@ -1,0 +1,264 @@
+"""Alert schemes and procedures as files a team can review and version.
+
+    schemes.yaml                    procedures/NAME.yaml
+    schemes:                        name: conference-call
+      - name: CONFCALL              title: Conference call
+        media:                      form:
+          - {medium: voice_pro}       - {name: body, kind: text, required: false}
+          - {medium: voice_home,      - {name: Contacts.S001, kind: contacts}
+             after: 1m}             steps:
+                                      - number: "001"
+                                        objective: conference
+                                        percent: 100
+                                        contact_fields: [Contacts.S001]
+                                        message: "#{Body}"
+                                        scheme: CONFCALL
+                                        deadline: 2m
+                                        post_objective: {subject: ..., body: ...}
+
+Everything is checked when loaded (pydantic, then the templates' fields), and every error names
+the file and the path inside it, so a broken definition never reaches a crisis.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from domain.errors import InvalidLaunch
+from domain.messages import check_fields
+
+M = TypeVar("M", bound=BaseModel)
+Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
+Objective = Literal["conference", "acknowledgement", "information"]
+SYSTEM_FIELDS = frozenset({"ConferenceNumber", "Pin", "Contact"})
+"""Fields every message may name besides the launch form's: the bridge's number and PIN (in
+procedures with a conference step) and the recipient."""
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
+
+
+def _duration(value: Any) -> Any:
+    """`90`, `"90s"`, `"2m"`, `"4h"`: seconds, minutes, hours."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if not found:
+            raise ValueError(f"{value!r} is not a duration (write 30s, 2m or 4h)")
+        return timedelta(seconds=float(found[1]) * _UNITS[found[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SchemeMedium(Strict):
+    medium: Medium
+    after: Duration = timedelta(0)
+
+
+class SchemeDefinition(Strict):
+    """An administrator's alert scheme: which medium to try, when, for whoever is not reached."""
+
+    name: str = Field(min_length=1)
+    media: tuple[SchemeMedium, ...] = Field(min_length=1)
+    ring_timeout: Duration = timedelta(seconds=30)
+
+
+class SchemeBook(Strict):
+    schemes: tuple[SchemeDefinition, ...] = Field(min_length=1)
+    default: str
+    """The scheme of a contact who has no personal one, when a step names none."""
+
+    @model_validator(mode="after")
+    def _names(self) -> SchemeBook:
+        names = [s.name for s in self.schemes]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"scheme names must be unique: {', '.join(twice)} appear twice")
+        if self.default not in names:
+            raise ValueError(f"default scheme {self.default!r} is not defined")
+        return self
+
+    def get(self, name: str) -> SchemeDefinition | None:
+        return next((s for s in self.schemes if s.name == name), None)
+
+
+class FormField(Strict):
+    """What the launcher fills in: a text, or a selection of contacts (the spec's system data
+    `Contacts.S001`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]*$")
+    kind: Literal["text", "contacts"] = "text"
+    label: str = ""
+    required: bool = True
+    max_length: int = Field(default=500, ge=1)
+
+    @property
+    def template_name(self) -> str:
+        """How messages name a text field: `body` is `#{Body}`, as in the spec."""
+        return self.name[:1].upper() + self.name[1:]
+
+
+class PostObjectiveMessage(Strict):
+    subject: str = Field(min_length=1)
+    body: str = Field(min_length=1)
+    sms: str | None = None
+    """The SMS text, when the body would not fit one GSM-7 SMS (160 plain characters)."""
+
+
+class StepDefinition(Strict):
+    number: str = Field(pattern=r"^\d{3}$")
+    objective: Objective
+    percent: int = Field(ge=1, le=100)
+    contacts: tuple[str, ...] = ()
+    """Fixed destinations: contact ids or E.164 numbers."""
+    contact_fields: tuple[str, ...] = ()
+    """Destinations chosen at launch: names of `contacts` form fields."""
+    message: str = ""
+    """Spoken on calls and sent by the scheme's sms/email media."""
+    scheme: str | None = None
+    """A global scheme for every destination; without it each contact's personal scheme."""
+    deadline: Duration
+    post_objective: PostObjectiveMessage | None = None
+    run: Literal["always", "if_previous_not_reached"] = "always"
+
+    @model_validator(mode="after")
+    def _has_destinations(self) -> StepDefinition:
+        if not self.contacts and not self.contact_fields:
+            raise ValueError("a step needs destinations: contacts and/or contact_fields")
+        return self
+
+
+class ProcedureDefinition(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=1)
+    form: tuple[FormField, ...] = ()
+    steps: tuple[StepDefinition, ...] = Field(min_length=1)
+    record: bool = False
+
+    def field(self, name: str) -> FormField | None:
+        return next((f for f in self.form if f.name == name), None)
+
+    def has_conference(self) -> bool:
+        return any(step.objective == "conference" for step in self.steps)
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top)"
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidLaunch([f"cannot read {path}: {exc.strerror}"]) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidLaunch([f"{path} is not valid YAML: {exc}"]) from exc
+
+
+def _validated(model: type[M], path: Path) -> M:
+    try:
+        return model.model_validate(_read(path))
+    except ValidationError as exc:
+        raise InvalidLaunch([f"{path}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+
+
+def load_schemes(path: Path) -> SchemeBook:
+    return _validated(SchemeBook, path)
+
+
+UNQUOTED_FIELD = re.compile(r"^\s*(?:-\s*)?(message|subject|body|sms):\s*[^'\"|>\s].*\s#")
+
+
+def _unquoted_fields(path: Path) -> list[str]:
+    """`body: call n°#{ConferenceNumber} and enter #{Pin}` loses everything from ` #` on:
+    YAML reads it as a comment. Catch it rather than send a message cut short."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [
+        f"{path}, line {number}: {found[1]} has ' #' in an unquoted value, which YAML reads as a comment: "
+        f"put the text in quotes"
+        for number, line in enumerate(lines, start=1)
+        if (found := UNQUOTED_FIELD.match(line))
+    ]
+
+
+def load_procedure(path: Path, schemes: SchemeBook) -> ProcedureDefinition:
+    """Load one procedure and check what pydantic cannot: the schemes and form fields its steps
+    name, and the fields its messages use."""
+    procedure = _validated(ProcedureDefinition, path)
+    problems: list[str] = _unquoted_fields(path)
+    if path.stem != procedure.name:
+        problems.append(f"{path}: name: {procedure.name!r} must match the file name {path.stem!r}")
+    text_fields = frozenset(f.template_name for f in procedure.form if f.kind == "text")
+    fields = text_fields | SYSTEM_FIELDS if procedure.has_conference() else text_fields | {"Contact"}
+    numbers = [s.number for s in procedure.steps]
+    if numbers != sorted(set(numbers)):
+        problems.append(f"{path}: steps: numbers must be unique and in order, got {', '.join(numbers)}")
+    for index, step in enumerate(procedure.steps):
+        where = f"{path}: steps[{index}] (step {step.number})"
+        if step.scheme is not None and schemes.get(step.scheme) is None:
+            problems.append(f"{where}.scheme: unknown alert scheme {step.scheme!r}")
+        for name in step.contact_fields:
+            field = procedure.field(name)
+            if field is None or field.kind != "contacts":
+                problems.append(f"{where}.contact_fields: {name!r} is not a contacts field of the form")
+        if index == 0 and step.run != "always":
+            problems.append(f"{where}.run: the first step always runs")
+        sources = {"message": step.message}
+        if step.post_objective:
+            sources |= {"post_objective.subject": step.post_objective.subject}
+            sources |= {"post_objective.body": step.post_objective.body}
+            if step.post_objective.sms is not None:
+                sources |= {"post_objective.sms": step.post_objective.sms}
+        for key, source in sources.items():
+            try:
+                check_fields(source, f"{where}.{key}", fields)
+            except InvalidLaunch as exc:
+                problems += exc.problems
+    if problems:
+        raise InvalidLaunch(problems)
+    return procedure
+
+
+class Definitions(BaseModel):
+    """Everything in a definitions folder: `schemes.yaml` and `procedures/*.yaml`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schemes: SchemeBook
+    procedures: dict[str, ProcedureDefinition]
+
+    def procedure(self, name: str) -> ProcedureDefinition:
+        found = self.procedures.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.procedures)) or "none"
+            raise InvalidLaunch([f"unknown procedure {name!r} (known: {known})"])
+        return found
+
+
+def load_definitions(folder: Path) -> Definitions:
+    schemes = load_schemes(folder / "schemes.yaml")
+    procedures: dict[str, ProcedureDefinition] = {}
+    problems: list[str] = []
+    for path in sorted((folder / "procedures").glob("*.yaml")):
+        try:
+            procedure = load_procedure(path, schemes)
+        except InvalidLaunch as exc:
+            problems += exc.problems
+            continue
+        procedures[procedure.name] = procedure
+    if problems:
+        raise InvalidLaunch(problems)
+    return Definitions(schemes=schemes, procedures=procedures)
