@@ -96,6 +96,8 @@ class ConferenceCall:
         self.roster.step_started(step, started)
         self.publish()
         for after, alerts in step.rounds():
+            if after >= step.deadline:
+                break
             await self.wait_until(started + after, f"step {step.number}: next alerts", step)
             if self.end_request is not None or self.roster.objective_met(step):
                 break
