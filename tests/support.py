@@ -27,6 +27,7 @@ from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
+from directory import pin_lease_id
 from domain.conference import ConferenceReport
 from launcher import Launched, LaunchRequest, launch, red_button
 from localmail.server import Mailbox
@@ -171,11 +172,13 @@ class Harness:
     async def start(self, request: LaunchRequest) -> Launched:
         launched = await launch(self.client, self.settings, request)
         self.launched.append(launched.workflow_id)
+        if launched.pin:
+            self.launched.append(pin_lease_id(launched.pin, self.settings.pin_secret))
         return launched
 
     async def terminate_leftovers(self) -> None:
-        """A test that failed half-way leaves its conferences running without a worker: stop
-        them, or the time-skipping server would wait for them forever."""
+        """A test that failed half-way leaves its runs (and their PIN leases) running without a
+        worker: stop them, or the time-skipping server would wait for them forever."""
         for workflow_id in self.launched:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test over")

@@ -155,3 +155,48 @@ async def test_status_says_so_when_no_worker_is_running(
         await cli_setup.client.get_workflow_handle(pin_lease_id(launched.pin, orphan.pin_secret)).terminate(
             "test over"
         )
+
+
+async def test_procedure_list_show_and_launch_with_who_and_where(
+    dev_env: WorkflowEnvironment, cli_setup: Harness
+) -> None:
+    code, listing = await starter(dev_env, cli_setup, "procedure", "list")
+    assert code == 0 and "conference-call" in listing and "crisis-with-deputies" in listing
+    code, form = await starter(dev_env, cli_setup, "procedure", "show", "crisis-with-deputies")
+    assert code == 0
+    assert (
+        "--field Contacts.S002=…   Deputies (contact ids or E.164 numbers, comma-separated, required)" in form
+    )
+    assert (
+        "002: conference 50 % within 0:02:00, scheme CONFCALL, only if the previous objective was not reached"
+        in form
+    )
+
+    contacts = str(cli_setup.contacts_file)
+    launching = ["procedure", "launch", "conference-call", "--contacts", contacts, "--field", "body=Drill"]
+    launched = await starter_json(dev_env, cli_setup, *launching, "--field", "Contacts.S001=alice",
+                                  "--as", "marie.dupont", "--channel", "cmc", "--json")  # fmt: skip
+    query = (
+        'RallycallLaunchedBy="marie.dupont" AND RallycallChannel="cmc" '
+        'AND RallycallProcedure="conference-call"'
+    )
+    found = await eventually(
+        lambda: _ids(cli_setup.client.list_workflows(query)), lambda ids: launched["workflow_id"] in ids
+    )
+    assert found == [launched["workflow_id"]], "an enterprise console finds its own launches"
+    report = await starter_json(dev_env, cli_setup, "end", launched["workflow_id"])
+    assert (report["launched_by"], report["channel"], report["procedure"]) == (
+        "marie.dupont",
+        "cmc",
+        "conference-call",
+    )
+
+    deputies = ["procedure", "launch", "crisis-with-deputies", "--contacts", contacts, "--field", "body=x"]
+    code, output = await starter(dev_env, cli_setup, *deputies, "--field", "Contacts.S001=alice")
+    assert code == 2 and "field 'Contacts.S002' (Deputies) is required" in output
+    code, output = await starter(dev_env, cli_setup, "procedure", "launch", "nope")
+    assert code == 2 and "unknown procedure 'nope' (known: conference-call, crisis-with-deputies)" in output
+
+
+async def _ids(executions: Any) -> list[str]:
+    return [execution.id async for execution in executions]

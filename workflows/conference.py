@@ -54,6 +54,8 @@ CARRIER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
+LATE_ANSWERS = timedelta(minutes=10)
+"""A run without a bridge stays this long after its last step, to record late answers."""
 RECORDING_GRACE = timedelta(minutes=5)
 """How long an ended conference waits for the carrier to report its recording."""
 MAIL_RETRY = RetryPolicy(
@@ -86,6 +88,8 @@ class ConferenceCall:
             previous_reached = await self.run_step(step)
         if conference.pin is not None:
             await self.wait_until(self.roster.started_at + conference.max_duration, "bridge open until ended")
+        else:
+            await self.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
         await self.close_bridge()
         return self.roster.report()
 
