@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from domain.conference import ConferenceReport, ParticipantStatus
+from domain.conference import ConferenceReport, ParticipantStatus, StepResult
 from domain.roster import MEDIUM_LABELS
 from workflows.conference import ConferenceCall
 
@@ -30,8 +30,12 @@ def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tu
     """What happened between two roster snapshots, with the time it happened when known."""
     lines: list[tuple[datetime | None, str]] = []
     previous = {p.id: p for p in before.participants} if before else {}
+    bridge = any(step.objective == "conference" for step in after.steps)
     for person in after.participants:
-        lines += _participant_changes(previous.get(person.id), person)
+        lines += _participant_changes(previous.get(person.id), person, bridge)
+    earlier = {s.number: s for s in before.steps} if before else {}
+    for step in after.steps:
+        lines += _step_changes(earlier.get(step.number), step)
     for problem in after.problems[len(before.problems) if before else 0 :]:
         lines.append((None, f"PROBLEM: {problem}"))
     if after.recording_url and (before is None or before.recording_url != after.recording_url):
@@ -41,8 +45,21 @@ def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tu
     return sorted(lines, key=lambda line: line[0] or LATEST)
 
 
+def _step_changes(old: StepResult | None, new: StepResult) -> list[tuple[datetime | None, str]]:
+    lines: list[tuple[datetime | None, str]] = []
+    title = f"step {new.number} ({new.objective} {new.percent} %)"
+    if new.started_at and not (old and old.started_at):
+        lines.append((new.started_at, f"{title} started"))
+    if new.ended_at and not (old and old.ended_at):
+        verdict = "objective reached" if new.reached else "objective not reached"
+        lines.append((new.ended_at, f"{title}: {verdict} ({new.counted}/{new.needed})"))
+    if new.skipped and not (old and old.skipped):
+        lines.append((None, f"{title} skipped: the previous objective was reached"))
+    return lines
+
+
 def _participant_changes(
-    old: ParticipantStatus | None, new: ParticipantStatus
+    old: ParticipantStatus | None, new: ParticipantStatus, bridge: bool
 ) -> list[tuple[datetime | None, str]]:
     lines: list[tuple[datetime | None, str]] = []
     old_attempts = {a.attempt_id: a for a in old.attempts} if old else {}
@@ -57,7 +74,14 @@ def _participant_changes(
             lines.append((attempt.outcome_at, text + detail))
     for note in new.notifications[len(old.notifications) if old else 0 :]:
         channel = "SMS" if note.channel == "sms" else "email"
-        lines.append((note.sent_at, f"PIN invitation sent to {new.name} by {channel}"))
+        what = "message" if note.purpose == "alert" else "PIN invitation" if bridge else "closing message"
+        lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}"))
+    if new.acknowledged_at and not (old and old.acknowledged_at):
+        lines.append((new.acknowledged_at, f"{new.name} acknowledged"))
+    if new.delivered_at and not (old and old.delivered_at):
+        lines.append((new.delivered_at, f"{new.name} got the message"))
+    for step in new.too_late[len(old.too_late) if old else 0 :]:
+        lines.append((None, f"{new.name}: too late for step {step}, not counted"))
     was_in = old.in_conference if old else False
     if new.in_conference and not was_in:
         how = f"rejoined with the PIN (rejoin {new.rejoins})" if new.rejoins else "is in the conference"

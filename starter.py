@@ -33,6 +33,7 @@ from directory import conference_with_pin
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
+from domain.roster import step_line
 from launcher import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
 from progress import follow
@@ -174,18 +175,25 @@ async def status(client: Client, args: argparse.Namespace) -> None:
 
 def print_roster(report: ConferenceReport) -> None:
     say(
-        f"conference {report.workflow_id}: {report.state}, "
-        f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{report.title} {report.workflow_id}: {report.state}, "
+        f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"by {report.launched_by or '?'} ({report.channel}), "
         f"{report.in_conference()}/{len(report.participants)} in the bridge"
     )
     if report.end_reason:
         say(f"  ended: {report.end_reason}")
+    for problem in report.problems:
+        say(f"  PROBLEM: {problem}")
+    for step in report.steps:
+        say(f"  step {step.number}: {step_line(step)}")
     for person in report.participants:
         mark = "IN " if person.in_conference else "   "
         calls = ", ".join(f"{a.medium}: {a.outcome}" for a in person.attempts) or "no call"
         sent = ", ".join(n.channel for n in person.notifications) or "-"
         extra = f", rejoins {person.rejoins}" if person.rejoins else ""
-        say(f"  {mark} {person.name:<24} {calls}; PIN sent: {sent}{extra}")
+        extra += ", acknowledged" if person.acknowledged_at else ""
+        extra += f", too late for step {', '.join(person.too_late)}" if person.too_late else ""
+        say(f"  {mark} {person.name:<24} {calls}; sent: {sent}{extra}")
 
 
 async def rejoin(client: Client, args: argparse.Namespace) -> None:

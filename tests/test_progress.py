@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.conference import CallAttempt, ConferenceReport, Notification, ParticipantStatus
+from domain.conference import CallAttempt, ConferenceReport, Notification, ParticipantStatus, StepResult
 from progress import changes
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -21,6 +21,7 @@ def report(*people: ParticipantStatus, state: str = "running") -> ConferenceRepo
         procedure="conference-call",
         title="Conference call",
         participants=list(people),
+        steps=[StepResult(number="001", objective="conference", percent=100, needed=1)],
     )
 
 
@@ -68,4 +69,22 @@ def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
         "conference ended: drill over",
         "PROBLEM: the carrier refused our configuration",
         "recording: https://rec/RE1",
+    ]
+
+
+def test_steps_are_told_as_they_start_end_or_are_skipped() -> None:
+    first = report()
+    first.steps = [
+        StepResult(number="001", objective="conference", percent=100, needed=2, started_at=T0),
+        StepResult(number="002", objective="conference", percent=50, needed=1),
+    ]
+    second = first.model_copy(deep=True)
+    second.steps[0] = second.steps[0].model_copy(
+        update={"ended_at": T0 + timedelta(minutes=2), "reached": True, "counted": 2}
+    )
+    second.steps[1] = second.steps[1].model_copy(update={"skipped": True})
+    assert [text for _, text in changes(None, first)] == ["step 001 (conference 100 %) started"]
+    assert [text for _, text in changes(first, second)] == [
+        "step 001 (conference 100 %): objective reached (2/2)",
+        "step 002 (conference 50 %) skipped: the previous objective was reached",
     ]
