@@ -98,14 +98,14 @@ async def launch_and_report(client: Client, request: LaunchRequest, args: argpar
         await follow(client, launched.workflow_id, say if not args.json else _silent)
 
 
-async def procedure_list(client: Client, args: argparse.Namespace) -> None:
+async def procedure_list(client: Client | None, args: argparse.Namespace) -> None:
     definitions = load_definitions(settings().definitions_dir)
     for procedure in definitions.procedures.values():
         steps = ", ".join(f"{s.number} {s.objective} {s.percent} %" for s in procedure.steps)
         say(f"{procedure.name:<24} {procedure.title}  [{steps}]")
 
 
-async def procedure_show(client: Client, args: argparse.Namespace) -> None:
+async def procedure_show(client: Client | None, args: argparse.Namespace) -> None:
     procedure = load_definitions(settings().definitions_dir).procedure(args.name)
     say(f"{procedure.name}: {procedure.title}")
     say("launch form:")
@@ -272,10 +272,11 @@ def parser() -> argparse.ArgumentParser:
 
     procedure_cmd = commands.add_parser("procedure", help="list, show and launch procedures")
     procedure_commands = procedure_cmd.add_subparsers(dest="procedure_command", required=True)
-    procedure_commands.add_parser("list", help="the procedures defined").set_defaults(run=procedure_list)
+    list_procedures = procedure_commands.add_parser("list", help="the procedures defined")
+    list_procedures.set_defaults(run=procedure_list, needs_temporal=False)
     show_cmd = procedure_commands.add_parser("show", help="a procedure's launch form and steps")
     show_cmd.add_argument("name")
-    show_cmd.set_defaults(run=procedure_show)
+    show_cmd.set_defaults(run=procedure_show, needs_temporal=False)
     run_cmd = procedure_commands.add_parser("launch", help="launch a procedure")
     run_cmd.add_argument("name")
     run_cmd.add_argument(
@@ -307,9 +308,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> int:
-    command: Callable[[Client, argparse.Namespace], Awaitable[None]] = args.run
+    command: Callable[[Client | None, argparse.Namespace], Awaitable[None]] = args.run
     try:
-        client = await connect_temporal()
+        client = await connect_temporal() if getattr(args, "needs_temporal", True) else None
     except RuntimeError as exc:
         say(f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
         return 1

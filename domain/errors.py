@@ -14,3 +14,12 @@ class InvalidLaunch(ValueError):
         if len(self.problems) == 1:
             return f"cannot launch: {self.problems[0]}"
         return "cannot launch:\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class InvalidDefinition(InvalidLaunch):
+    """A scheme or procedure file that cannot be used; every problem names the file and path."""
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return f"invalid definitions: {self.problems[0]}"
+        return "invalid definitions:\n" + "\n".join(f"  - {p}" for p in self.problems)

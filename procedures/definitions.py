@@ -30,15 +30,15 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from domain.errors import InvalidLaunch
+from domain.errors import InvalidDefinition, InvalidLaunch
 from domain.messages import check_fields
 
 M = TypeVar("M", bound=BaseModel)
 Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
 Objective = Literal["conference", "acknowledgement", "information"]
-SYSTEM_FIELDS = frozenset({"ConferenceNumber", "Pin", "Contact"})
-"""Fields every message may name besides the launch form's: the bridge's number and PIN (in
-procedures with a conference step) and the recipient."""
+BRIDGE_FIELDS = frozenset({"ConferenceNumber", "Pin"})
+"""Fields of procedures with a conference step: the bridge's number and PIN. Post-objective
+messages may also name their recipient, `#{Contact.Name}` and `#{Contact.Id}`."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
 
@@ -163,16 +163,16 @@ def _read(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InvalidLaunch([f"cannot read {path}: {exc.strerror}"]) from exc
+        raise InvalidDefinition([f"cannot read {path}: {exc.strerror}"]) from exc
     except yaml.YAMLError as exc:
-        raise InvalidLaunch([f"{path} is not valid YAML: {exc}"]) from exc
+        raise InvalidDefinition([f"{path} is not valid YAML: {exc}"]) from exc
 
 
 def _validated(model: type[M], path: Path) -> M:
     try:
         return model.model_validate(_read(path))
     except ValidationError as exc:
-        raise InvalidLaunch([f"{path}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
+        raise InvalidDefinition([f"{path}: {_path(e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
 
 
 def load_schemes(path: Path) -> SchemeBook:
@@ -202,7 +202,9 @@ def load_procedure(path: Path, schemes: SchemeBook) -> ProcedureDefinition:
     if path.stem != procedure.name:
         problems.append(f"{path}: name: {procedure.name!r} must match the file name {path.stem!r}")
     text_fields = frozenset(f.template_name for f in procedure.form if f.kind == "text")
-    fields = text_fields | SYSTEM_FIELDS if procedure.has_conference() else text_fields | {"Contact"}
+    bridge_fields = BRIDGE_FIELDS if procedure.has_conference() else frozenset()
+    message_fields = text_fields | bridge_fields  # rendered once at launch: no recipient in it
+    post_fields = message_fields | {"Contact"}
     numbers = [s.number for s in procedure.steps]
     if numbers != sorted(set(numbers)):
         problems.append(f"{path}: steps: numbers must be unique and in order, got {', '.join(numbers)}")
@@ -224,11 +226,11 @@ def load_procedure(path: Path, schemes: SchemeBook) -> ProcedureDefinition:
                 sources |= {"post_objective.sms": step.post_objective.sms}
         for key, source in sources.items():
             try:
-                check_fields(source, f"{where}.{key}", fields)
+                check_fields(source, f"{where}.{key}", message_fields if key == "message" else post_fields)
             except InvalidLaunch as exc:
                 problems += exc.problems
     if problems:
-        raise InvalidLaunch(problems)
+        raise InvalidDefinition(problems)
     return procedure
 
 
@@ -260,5 +262,5 @@ def load_definitions(folder: Path) -> Definitions:
             continue
         procedures[procedure.name] = procedure
     if problems:
-        raise InvalidLaunch(problems)
+        raise InvalidDefinition(problems)
     return Definitions(schemes=schemes, procedures=procedures)
