@@ -107,6 +107,10 @@ def test_the_shipped_definitions_load() -> None:
             "steps[0] (step 001).message, line 1, column 10: unknown field #{Bdy}",
         ),
         (
+            with_step(message="Hi #{Contact.Name}"),
+            "steps[0] (step 001).message, line 1, column 4: unknown field #{Contact}",
+        ),
+        (
             with_step(message="#{% if Body %}open"),
             "steps[0] (step 001).message, line 1: Unexpected end of template",
         ),
