@@ -29,13 +29,13 @@ OUTCOME_TEXT = {
 def changes(before: ConferenceReport | None, after: ConferenceReport) -> list[tuple[datetime | None, str]]:
     """What happened between two roster snapshots, with the time it happened when known."""
     lines: list[tuple[datetime | None, str]] = []
+    earlier = {s.number: s for s in before.steps} if before else {}
+    for step in after.steps:
+        lines += _step_changes(earlier.get(step.number), step)
     previous = {p.id: p for p in before.participants} if before else {}
     bridge = any(step.objective == "conference" for step in after.steps)
     for person in after.participants:
         lines += _participant_changes(previous.get(person.id), person, bridge)
-    earlier = {s.number: s for s in before.steps} if before else {}
-    for step in after.steps:
-        lines += _step_changes(earlier.get(step.number), step)
     for problem in after.problems[len(before.problems) if before else 0 :]:
         lines.append((None, f"PROBLEM: {problem}"))
     if after.recording_url and (before is None or before.recording_url != after.recording_url):
