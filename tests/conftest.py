@@ -16,8 +16,10 @@ from tests.support import CONTACTS, time_skipping_env
 from workflows import search_attributes
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own (it starts in a fraction of a second): virtual
+    time is global to a server, so no test's leftovers can hold another's clock."""
     async with time_skipping_env() as env:
         yield env
 
