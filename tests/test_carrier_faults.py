@@ -3,13 +3,14 @@ one attempt and lets the scheme move on, and what stops the carrier side loudly.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
 from carrier.simulator.scenario import Fault
-from domain.conference import ConferenceReport, EndRequest
+from domain.conference import ConferenceReport, EndRequest, ParticipantStatus
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
@@ -26,7 +27,7 @@ async def finish(h: Harness, workflow_id: str) -> ConferenceReport:
     return await handle.result()
 
 
-def alice(report: ConferenceReport) -> object:
+def alice(report: ConferenceReport) -> ParticipantStatus:
     return next(p for p in report.participants if p.id == "alice")
 
 
@@ -93,3 +94,22 @@ async def test_refused_credentials_stop_calls_and_sms_loudly_but_email_goes_out(
         assert sorted(m["To"] for m in h.mailbox.messages()) == ["alice@example.com", "bruno@example.com"]
         final = await finish(h, launched.workflow_id)
         assert final.problems == report.problems
+
+
+async def test_a_slow_carrier_never_delays_the_timeline(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    stubborn = with_faults(
+        "server-error", "server-error", "server-error"
+    )  # alice's work call: ~7 s of retries
+    async with harness(dev_env.client, tmp_path, contacts_file, stubborn) as h, h.worker():
+        launched = await h.launch("alice", "bruno", definitions=FAST)
+        report = await eventually(
+            lambda: h.roster(launched),
+            lambda r: len(next(p for p in r.participants if p.id == "bruno").attempts) == 2,
+        )
+        bruno_home = next(p for p in report.participants if p.id == "bruno").attempts[1]
+        assert bruno_home.medium == "voice_home"
+        assert bruno_home.placed_at - report.started_at < timedelta(seconds=3), "home calls on time at +2 s"
+        assert alice(report).attempts[0].call_sid is None, "while alice's work call is still being retried"
+        await finish(h, launched.workflow_id)

@@ -74,6 +74,8 @@ class ConferenceCall:
         self.end_request: EndRequest | None = None
         self.carrier_refused = False
         self.indexed: tuple[str, int, int] | None = None
+        self.in_flight: list[asyncio.Task[None]] = []
+        """Alert rounds under way: the timeline never waits for a slow carrier."""
 
     @workflow.run
     async def run(self, conference: ConferenceInput) -> ConferenceReport:
@@ -91,6 +93,7 @@ class ConferenceCall:
         else:
             await self.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
         await self.close_bridge()
+        await asyncio.gather(*self.in_flight)
         return self.roster.report()
 
     async def run_step(self, step: StepPlan) -> bool:
@@ -105,7 +108,7 @@ class ConferenceCall:
             await self.wait_until(started + after, f"step {step.number}: next alerts", step)
             if self.end_request is not None or self.roster.objective_met(step):
                 break
-            await self.alert_everyone_not_yet_reached(step, alerts)
+            self.in_flight.append(asyncio.create_task(self.alert_everyone_not_yet_reached(step, alerts)))
         await self.wait_until(started + step.deadline, f"step {step.number}: deadline", step)
         reached = self.roster.step_ended(step, workflow.now())
         self.publish()
