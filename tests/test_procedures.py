@@ -268,3 +268,19 @@ async def test_deputies_are_called_into_the_same_bridge_only_when_the_team_falls
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[1].skipped)
     assert report.steps[0].reached and report.steps[1].started_at is None, "everyone came: no deputies"
     await finish(line, launched)
+
+
+async def test_information_not_reached_when_a_destination_has_no_medium_of_the_scheme(
+    time_env: WorkflowEnvironment, line: Harness, tmp_path: Path
+) -> None:
+    short = {**INFO, "name": "inform-briefly", "steps": [{**INFO["steps"][0], "deadline": "1m"}]}
+    definitions = definitions_with(tmp_path, short)
+    fields = {"body": "tonight", "Contacts.S001": "alice,+41215550120"}  # a landline: no SMS, no email
+    launched = await line.launch_procedure("inform-briefly", fields, definitions=definitions)
+    report = await eventually(
+        lambda: line.roster(launched), lambda r: r.participants[0].delivered_at is not None
+    )
+    assert report.steps[0].ended_at is None, "one of two reached: the step waits for its deadline"
+    await at(time_env, report, 61)
+    report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
+    assert (report.steps[0].reached, report.steps[0].counted, report.steps[0].needed) == (False, 1, 2)
