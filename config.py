@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "rallycall <rallycall@localhost>"
 
+    metrics_addr: str | None = None
+    """Where `python worker.py` serves Prometheus metrics (e.g. 127.0.0.1:9464); unset: none."""
+
     pin_secret: str = "rallycall-embedded-pin-secret"
     """Key of the HMAC that turns a PIN into its lease ID, so no PIN appears in plain text."""
 
@@ -100,8 +104,12 @@ def ui_url(workflow_id: str | None = None) -> str:
     return f"{base}/{workflow_id}" if workflow_id else base
 
 
-async def connect_temporal() -> Client:
-    """Connect through envconfig, so the same code reaches a dev server, a cluster or Cloud."""
+async def connect_temporal(metrics_addr: str | None = None) -> Client:
+    """Connect through envconfig, so the same code reaches a dev server, a cluster or Cloud;
+    with `metrics_addr`, the SDK's metrics (and ours) are served there for Prometheus."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    runtime = None
+    if metrics_addr:
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_addr)))
+    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)

@@ -52,7 +52,7 @@ async def running_workers(
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = settings()
-    client = await connect_temporal()
+    client = await connect_temporal(config.metrics_addr)
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     try:
         async with running_workers(client, config, carrier, smtp_settings(config)):

@@ -92,9 +92,18 @@ class CarrierActivities:
         )
         retrying = info.attempt > 1
         try:
-            return await self._carrier.place_call(call, placed_since=request.placed_at if retrying else None)
+            call_sid = await self._carrier.place_call(
+                call, placed_since=request.placed_at if retrying else None
+            )
         except CarrierError as exc:
+            activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
+                1, {"kind": exc.kind.value}
+            )
             raise as_application_error(exc) from exc
+        activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
+            1, {"objective": request.objective}
+        )
+        return call_sid
 
     @activity.defn
     async def hang_up(self, call_id: str) -> None:

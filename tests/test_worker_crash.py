@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 from temporalio.testing import WorkflowEnvironment
 
 from domain.conference import EndRequest
+from stack.ports import free_port
 from tests.support import Harness, confcall_in_seconds, eventually, harness
 from workflows.conference import ConferenceCall
 
@@ -21,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, deadline=5)
 
 
-def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes]:
+def start_worker(env: WorkflowEnvironment, h: Harness, metrics_port: int = 0) -> subprocess.Popen[bytes]:
     variables = {
         **os.environ,
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
@@ -31,6 +34,7 @@ def start_worker(env: WorkflowEnvironment, h: Harness) -> subprocess.Popen[bytes
         "RALLYCALL_SMTP_HOST": "127.0.0.1",
         "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
         "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
+        **({"RALLYCALL_METRICS_ADDR": f"127.0.0.1:{metrics_port}"} if metrics_port else {}),
     }
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=variables)
 
@@ -53,7 +57,8 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
             await asyncio.sleep(6)  # both timers fire on the server while no worker is alive
             assert len(h.called_numbers()) == 3 and h.texted_numbers() == []
 
-            worker = start_worker(dev_env, h)
+            metrics_port = free_port()
+            worker = start_worker(dev_env, h, metrics_port)
             report = await eventually(
                 lambda: h.roster(launched),
                 lambda r: sum(len(p.notifications) for p in r.participants) == 7,
@@ -66,6 +71,13 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
             ), "each SMS sent exactly once"
             assert h.mailbox.handler.deliveries == 3, "each email delivered exactly once"
             assert all(len(p.notifications) == (2 if p.id != "dan" else 1) for p in report.participants)
+            metrics = await eventually(
+                lambda: scrape(metrics_port), lambda text: "rallycall_calls_placed" in text
+            )
+            placed = re.search(r'rallycall_calls_placed\{[^}]*objective="conference"[^}]*\} (\d+)', metrics)
+            assert placed and placed[1] == "3", (
+                "the restarted worker placed the three home calls, and says so"
+            )
 
             handle = h.handle(launched)
             await handle.execute_update(ConferenceCall.end, EndRequest())
@@ -73,3 +85,14 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
         finally:
             worker.kill()
             worker.wait()
+
+
+async def scrape(port: int) -> str:
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            return await response.text()
+    except aiohttp.ClientError:
+        return ""
