@@ -202,9 +202,10 @@ class Harness:
         return [e["to"] for e in self.carrier_entries("sms")]
 
     @contextlib.asynccontextmanager
-    async def worker(self) -> AsyncIterator[None]:
+    async def worker(self, smtp_port: int | None = None) -> AsyncIterator[None]:
+        """The worker; `smtp_port` sends its email elsewhere (a dead port: mail is down)."""
         carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
-        smtp = smtp_settings(self.settings, self.mailbox.port)
+        smtp = smtp_settings(self.settings, smtp_port or self.mailbox.port)
         try:
             async with running_workers(self.client, self.settings, carrier, smtp):
                 yield

@@ -18,6 +18,7 @@ from carrier.simulator import Scenario
 from carrier.simulator.scenario import NumberPlan
 from domain.conference import ConferenceReport, EndRequest
 from procedures.definitions import Definitions, load_definitions
+from stack.ports import free_port
 from tests.support import EXAMPLES, SCENARIO, Bridged, Harness, eventually, harness
 from workflows.conference import ConferenceCall
 
@@ -284,3 +285,19 @@ async def test_information_not_reached_when_a_destination_has_no_medium_of_the_s
     await at(time_env, report, 61)
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
     assert (report.steps[0].reached, report.steps[0].counted, report.steps[0].needed) == (False, 1, 2)
+
+
+async def test_a_mail_server_down_never_holds_up_the_escalation(
+    time_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    async with harness(time_env.client, tmp_path, contacts_file) as h, h.worker(smtp_port=free_port()):
+        fields = {"body": "fire", "Contacts.S001": "alice,chloe", "Contacts.S002": "bruno"}
+        launched = await h.launch_procedure("crisis-with-deputies", fields)
+        report = await started(h, launched)
+        await at(time_env, report, 122)
+        report = await eventually(lambda: h.roster(launched), lambda r: r.steps[1].started_at is not None)
+        step_two = report.steps[1].started_at
+        assert step_two and step_two - report.started_at < timedelta(seconds=121), "deputies called on time"
+        assert not any(n.channel == "email" for p in report.participants for n in p.notifications)
+        assert sorted(h.texted_numbers()) == ["+41795550101", "+41795550103"], "the SMS went out all the same"
+        await finish(h, launched)

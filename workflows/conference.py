@@ -75,7 +75,8 @@ class ConferenceCall:
         self.carrier_refused = False
         self.indexed: tuple[str, int, int] | None = None
         self.in_flight: list[asyncio.Task[None]] = []
-        """Alert rounds under way: the timeline never waits for a slow carrier."""
+        """Alert rounds and post-objective messages run as tasks, so the timeline (and the next
+        step) never waits for a slow carrier or mail server; kept here so they live on."""
 
     @workflow.run
     async def run(self, conference: ConferenceInput) -> ConferenceReport:
@@ -93,8 +94,7 @@ class ConferenceCall:
         else:
             await self.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
         await self.close_bridge()
-        await asyncio.gather(*self.in_flight)
-        return self.roster.report()
+        return self.roster.report()  # rounds or messages still retrying are moot: not awaited
 
     async def run_step(self, step: StepPlan) -> bool:
         """Alert by the schemes until the objective is reached or the deadline passes, then
@@ -113,7 +113,7 @@ class ConferenceCall:
         reached = self.roster.step_ended(step, workflow.now())
         self.publish()
         if step.post_objective and self.end_request is None:
-            await self.send_post_objective_message(step)
+            self.in_flight.append(asyncio.create_task(self.send_post_objective_message(step)))
         return reached
 
     async def wait_until(self, moment: datetime, summary: str, step: StepPlan | None = None) -> None:
