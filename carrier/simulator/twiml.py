@@ -14,7 +14,6 @@ class Say:
 @dataclass(frozen=True)
 class Gather:
     action: str
-    num_digits: int | None
     prompts: tuple[str, ...]
 
 
@@ -45,9 +44,8 @@ def parse(document: str) -> list[Verb]:
         if element.tag == "Say":
             verbs.append(Say(element.text or ""))
         elif element.tag == "Gather":
-            digits = element.get("numDigits")
             prompts = tuple(child.text or "" for child in element if child.tag == "Say")
-            verbs.append(Gather(element.get("action", ""), int(digits) if digits else None, prompts))
+            verbs.append(Gather(element.get("action", ""), prompts))
         elif element.tag == "Dial":
             conference = element.find("Conference")
             if conference is not None:
