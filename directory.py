@@ -41,7 +41,7 @@ async def conference_with_pin(client: Client, secret: str, pin: str) -> str | No
 async def conferences_of_caller(client: Client, secret: str, number: str) -> list[str]:
     """Running conferences in which this number belongs to a participant."""
     query = (
-        f'WorkflowType="ConferenceCall" AND ExecutionStatus="Running" '
+        f'WorkflowType="ProcedureRun" AND ExecutionStatus="Running" '
         f'AND {sa.CALLER_KEYS.name}="{caller_key(number, secret)}"'
     )
     return [execution.id async for execution in client.list_workflows(query)]

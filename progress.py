@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from domain.conference import ConferenceReport, ParticipantStatus, StepResult
 from domain.roster import MEDIUM_LABELS
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 LATEST = datetime.max.replace(tzinfo=UTC)
 OUTCOME_TEXT = {
@@ -100,13 +100,13 @@ async def follow(
     poll_seconds: float = 0.5,
 ) -> ConferenceReport | None:
     """Print the timeline until the conference ends; returns the final report."""
-    handle = client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
+    handle = client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     last: ConferenceReport | None = None
     while True:
         description = await handle.describe()
         try:
             if description.status == WorkflowExecutionStatus.RUNNING:
-                report = await handle.query(ConferenceCall.current_roster, rpc_timeout=timedelta(seconds=5))
+                report = await handle.query(ProcedureRun.current_roster, rpc_timeout=timedelta(seconds=5))
             elif description.status == WorkflowExecutionStatus.COMPLETED:
                 report = await handle.result()
             else:

@@ -34,11 +34,11 @@ from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.roster import step_line
-from launcher import LaunchRequest, launch, red_button
+from launching import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
 from progress import follow
 from workflows import search_attributes as sa
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 REFUSED_INPUT = 2
 REFUSED_BY_CONFERENCE = 3
@@ -145,11 +145,11 @@ def _silent(_: str) -> None:
 
 
 async def report_of(client: Client, workflow_id: str) -> ConferenceReport:
-    handle = client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
+    handle = client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         try:
-            return await handle.query(ConferenceCall.current_roster, rpc_timeout=QUERY_TIMEOUT)
+            return await handle.query(ProcedureRun.current_roster, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise
@@ -206,7 +206,7 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
         raise Refused("no running conference has this PIN")
     handle = client.get_workflow_handle(workflow_id)
     result = await handle.execute_update(
-        ConferenceCall.rejoin, RejoinRequest(pin=args.pin, from_number=caller)
+        ProcedureRun.rejoin, RejoinRequest(pin=args.pin, from_number=caller)
     )
     if not result.accepted:
         raise Refused(f"{result.reason} for conference {workflow_id} (the attempt is recorded)")
@@ -215,15 +215,15 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
 
 
 async def end(client: Client, args: argparse.Namespace) -> None:
-    handle = client.get_workflow_handle_for(ConferenceCall.run, args.workflow_id)
-    await handle.execute_update(ConferenceCall.end, EndRequest(reason=args.reason))
+    handle = client.get_workflow_handle_for(ProcedureRun.run, args.workflow_id)
+    await handle.execute_update(ProcedureRun.end, EndRequest(reason=args.reason))
     report = await handle.result()
     dump(report.model_dump(mode="json"))
 
 
 async def list_conferences(client: Client, args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
-    async for execution in client.list_workflows('WorkflowType="ConferenceCall"'):
+    async for execution in client.list_workflows('WorkflowType="ProcedureRun"'):
         attributes = execution.typed_search_attributes
         rows.append(
             {

@@ -17,7 +17,7 @@ from activities.mail import MailActivities, SmtpSettings
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, settings
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import PinLease
 
 
@@ -42,7 +42,7 @@ async def running_workers(
     worker = Worker(
         client,
         task_queue=config.task_queue,
-        workflows=[ConferenceCall, PinLease],
+        workflows=[ProcedureRun, PinLease],
         activities=[calls.place_call, calls.hang_up, calls.end_conference, calls.send_sms, mail.send_email],
     )
     async with worker:

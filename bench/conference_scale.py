@@ -20,7 +20,7 @@ import yaml
 from carrier.simulator import Scenario
 from domain.conference import ConferenceReport, EndRequest
 from tests.support import eventually, harness, time_skipping_env
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 
 def population(people: int) -> tuple[dict[str, object], Scenario]:
@@ -70,7 +70,7 @@ async def run(people: int) -> None:
             )
             notify_s = time.perf_counter() - began
             handle = h.handle(launched)
-            await handle.execute_update(ConferenceCall.end, EndRequest())
+            await handle.execute_update(ProcedureRun.end, EndRequest())
             final = await handle.result()
             history = await handle.fetch_history()
     events = len(history.events)

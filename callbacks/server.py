@@ -31,7 +31,7 @@ from domain.conference import (
     RejoinRequest,
     RejoinResult,
 )
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 log = logging.getLogger("rallycall.callbacks")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -122,13 +122,13 @@ async def relay_call_event(request: web.Request) -> web.Response:
         answered_by=event.answered_by,
         error_code=event.error_code,
     )
-    return await signal(request, ConferenceCall.call_progress.__name__, progress)
+    return await signal(request, ProcedureRun.call_progress.__name__, progress)
 
 
 async def relay_bridge_event(request: web.Request) -> web.Response:
     event = request.app[RELAY].carrier.parse_bridge_event(await signed_form(request))
     update = BridgeUpdate(kind=event.kind, conference_sid=event.conference_sid, call_sid=event.call_sid)
-    return await signal(request, ConferenceCall.bridge_event.__name__, update)
+    return await signal(request, ProcedureRun.bridge_event.__name__, update)
 
 
 async def relay_recording(request: web.Request) -> web.Response:
@@ -136,7 +136,7 @@ async def relay_recording(request: web.Request) -> web.Response:
     if event.status != "completed":
         return twiml(EMPTY_TWIML)
     ready = RecordingReady(recording_sid=event.recording_sid, url=event.url)
-    return await signal(request, ConferenceCall.recording_ready.__name__, ready)
+    return await signal(request, ProcedureRun.recording_ready.__name__, ready)
 
 
 async def relay_acknowledgement(request: web.Request) -> web.Response:
@@ -149,7 +149,7 @@ async def relay_acknowledgement(request: web.Request) -> web.Response:
         attempt_id = request.query.get("attempt", "")
         await signal(
             request,
-            ConferenceCall.acknowledged.__name__,
+            ProcedureRun.acknowledged.__name__,
             Acknowledgement(attempt_id=attempt_id, call_sid=event.call_sid),
         )
     return twiml(carrier.thank_for_acknowledgement(acknowledged))
@@ -200,9 +200,9 @@ async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult]
 async def offer(relay: Relay, conference_id: str, request: RejoinRequest) -> RejoinResult | None:
     """The conference's answer to a PIN, or None if it refused or could not answer in time (the
     caller is on the line: no one conference may hold the others up)."""
-    handle = relay.client.get_workflow_handle_for(ConferenceCall.run, conference_id)
+    handle = relay.client.get_workflow_handle_for(ProcedureRun.run, conference_id)
     try:
-        result = await asyncio.wait_for(handle.execute_update(ConferenceCall.rejoin, request), UPDATE_TIMEOUT)
+        result = await asyncio.wait_for(handle.execute_update(ProcedureRun.rejoin, request), UPDATE_TIMEOUT)
     except (WorkflowUpdateFailedError, RPCError, TimeoutError) as exc:
         log.info("dial-in not offered to %s: %r", conference_id, exc)
         return None

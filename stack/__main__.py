@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from carrier.simulator.client import place_inbound_call
 from config import EXAMPLES, Settings, settings, ui_url
-from launcher import LaunchRequest, launch, red_button
+from launching import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
 from progress import follow
 from stack.embedded import RunningStack, running_stack
@@ -53,7 +53,7 @@ def banner(stack: RunningStack, config: Settings) -> None:
 
 
 async def running_demo(client: Client) -> str | None:
-    query = 'WorkflowType="ConferenceCall" AND RallycallState="running" AND ExecutionStatus="Running"'
+    query = 'WorkflowType="ProcedureRun" AND RallycallState="running" AND ExecutionStatus="Running"'
     async for execution in client.list_workflows(query):
         return execution.id
     return None

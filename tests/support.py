@@ -29,14 +29,14 @@ from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
 from directory import pin_lease_id
 from domain.conference import ConferenceReport
-from launcher import Launched, LaunchRequest, launch, red_button
+from launching import Launched, LaunchRequest, launch, red_button
 from localmail.server import Mailbox
 from procedures.definitions import Definitions, SchemeDefinition, SchemeMedium, load_definitions
 from stack.binaries import temporal_test_server
 from stack.ports import free_port
 from worker import running_workers, smtp_settings
 from workflows import search_attributes
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 T = TypeVar("T")
 
@@ -184,10 +184,10 @@ class Harness:
                 await self.client.get_workflow_handle(workflow_id).terminate("test over")
 
     def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, ConferenceReport]:
-        return self.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
+        return self.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
 
     async def roster(self, launched: Launched | Bridged) -> ConferenceReport:
-        return await self.handle(launched).query(ConferenceCall.current_roster)
+        return await self.handle(launched).query(ProcedureRun.current_roster)
 
     def carrier_entries(self, kind: str) -> list[dict[str, Any]]:
         if not self.carrier_log.exists():

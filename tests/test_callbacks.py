@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from config import DEV_AUTH_TOKEN
 from domain.conference import EndRequest
 from tests.support import Harness, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def test_forged_and_unsigned_callbacks_are_refused_and_reach_no_workflow(
     assert await post(url, form, genuine) == 200
 
     handle = h.handle(launched)
-    await handle.execute_update(ConferenceCall.end, EndRequest())
+    await handle.execute_update(ProcedureRun.end, EndRequest())
     await handle.result()
     late = {"CallSid": "CA" + "e" * 32, "CallStatus": "completed"}
     signature = RequestValidator(DEV_AUTH_TOKEN).compute_signature(url, late)

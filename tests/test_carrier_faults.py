@@ -12,7 +12,7 @@ from carrier.simulator import Scenario
 from carrier.simulator.scenario import Fault
 from domain.conference import ConferenceReport, EndRequest, ParticipantStatus
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 ALICE_WORK, ALICE_HOME = "+41215550101", "+41215550111"
 
@@ -22,8 +22,8 @@ def with_faults(*faults: Fault, number: str = ALICE_WORK) -> Scenario:
 
 
 async def finish(h: Harness, workflow_id: str) -> ConferenceReport:
-    handle = h.client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
-    await handle.execute_update(ConferenceCall.end, EndRequest())
+    handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
 
 

@@ -16,7 +16,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from directory import pin_lease_id
-from launcher import launch, red_button
+from launching import launch, red_button
 from tests.support import DEFINITIONS, Harness, eventually, harness
 
 ROOT = Path(__file__).resolve().parent.parent

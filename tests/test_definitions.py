@@ -12,7 +12,7 @@ import yaml
 
 from config import Settings
 from domain.errors import InvalidLaunch
-from launcher import LaunchRequest, prepare
+from launching import LaunchRequest, prepare
 from procedures.definitions import load_definitions
 from tests.support import EXAMPLES
 

@@ -15,7 +15,7 @@ from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan
 from domain.conference import ConferenceReport, EndRequest
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 CHLOE_MOBILE = "+41795550103"
 ALICE_MOBILE = "+41795550101"
@@ -36,8 +36,8 @@ async def line(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
 
 
 async def end(h: Harness, workflow_id: str) -> ConferenceReport:
-    handle = h.client.get_workflow_handle_for(ConferenceCall.run, workflow_id)
-    await handle.execute_update(ConferenceCall.end, EndRequest())
+    handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
 
 

@@ -15,7 +15,7 @@ from temporalio.worker import Replayer
 
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from tests.support import FAST, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import PinLease
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -70,11 +70,11 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
             assert call["timeout"] == "1" and call["from"] == launched.dial_in_number
 
         chloe_back = await handle.execute_update(
-            ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number="+41795550103")
+            ProcedureRun.rejoin, RejoinRequest(pin=launched.pin, from_number="+41795550103")
         )
         assert chloe_back.accepted and chloe_back.participant_id == "chloe"
 
-        await handle.execute_update(ConferenceCall.end, EndRequest(reason="drill over"))
+        await handle.execute_update(ProcedureRun.end, EndRequest(reason="drill over"))
         final: ConferenceReport = await handle.result()
         assert final.state == "ended" and final.end_reason == "drill over"
         assert [e["to"] for e in h.carrier_entries("hangup")] == ["+41215550113"], "the answering machine"
@@ -83,7 +83,7 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         assert final.recording_url and "/Recordings/RE" in final.recording_url, "recorded, URL in the report"
 
         history = await handle.fetch_history()
-        replayer = Replayer(workflows=[ConferenceCall, PinLease], data_converter=pydantic_data_converter)
+        replayer = Replayer(workflows=[ProcedureRun, PinLease], data_converter=pydantic_data_converter)
         await replayer.replay_workflow(history)
         if os.environ.get("RALLYCALL_SAVE_HISTORY"):
             (HISTORIES / "conference_full_flow.json").write_text(history.to_json())

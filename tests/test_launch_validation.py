@@ -11,7 +11,7 @@ import yaml
 from config import Settings
 from domain.errors import InvalidLaunch
 from domain.messages import check_single_sms
-from launcher import LaunchRequest, prepare, red_button
+from launching import LaunchRequest, prepare, red_button
 from tests.support import DEFINITIONS
 
 GOOD = {"id": "alice", "name": "Alice", "voice_pro": "+41215550101", "email": "alice@example.com"}

@@ -20,7 +20,7 @@ from domain.conference import ConferenceReport, EndRequest
 from procedures.definitions import Definitions, load_definitions
 from stack.ports import free_port
 from tests.support import EXAMPLES, SCENARIO, Bridged, Harness, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 WORK = {"alice": "+41215550101", "bruno": "+41215550102", "chloe": "+41215550103"}
 ACK: dict[str, Any] = {
@@ -93,7 +93,7 @@ async def started(h: Harness, launched: Any) -> ConferenceReport:
 
 async def finish(h: Harness, launched: Any) -> ConferenceReport:
     handle = h.handle(launched)
-    await handle.execute_update(ConferenceCall.end, EndRequest())
+    await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
 
 

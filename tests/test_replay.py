@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import PinLease
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -21,9 +21,5 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[ConferenceCall, PinLease], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ProcedureRun, PinLease], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
-
-
-def test_there_is_a_recorded_history() -> None:
-    assert HISTORIES, "tests/histories/ holds at least one recorded conference"

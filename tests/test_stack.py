@@ -15,11 +15,11 @@ from callbacks.server import serve
 from carrier.simulator import CarrierSimulator
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
 from domain.conference import EndRequest
-from launcher import LaunchRequest, launch, red_button
+from launching import LaunchRequest, launch, red_button
 from stack.embedded import running_stack
 from stack.ports import free_port
 from tests.support import DEFINITIONS, SCENARIO, eventually
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,12 +54,12 @@ async def test_any_twilio_compatible_server_drives_the_roster(
         async with running_stack(config) as stack:
             assert stack.simulator_url is None and stack.twilio_api_url == api_url, "no simulator of its own"
             launched = await launch(stack.client, config, red_button_for(["alice"], contacts_file))
-            handle = stack.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
+            handle = stack.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
             await eventually(
-                lambda: handle.query(ConferenceCall.current_roster), lambda r: r.participants[0].in_conference
+                lambda: handle.query(ProcedureRun.current_roster), lambda r: r.participants[0].in_conference
             )
             assert [c.to for c in elsewhere.calls.values()] == ["+41215550101"]
-            await handle.execute_update(ConferenceCall.end, EndRequest())
+            await handle.execute_update(ProcedureRun.end, EndRequest())
             await handle.result()
         assert (config.data_dir / "temporal.db").exists(), "Temporal's data is file-backed"
         assert not (config.data_dir / "carrier.jsonl").exists()
@@ -83,11 +83,11 @@ async def test_embedded_simulator_and_the_documented_dial_command(
         output = (await process.communicate())[0].decode()
         assert process.returncode == 0, output
         assert f"in conference {launched.workflow_id}" in output
-        handle = stack.client.get_workflow_handle_for(ConferenceCall.run, launched.workflow_id)
+        handle = stack.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
         report = await eventually(
-            lambda: handle.query(ConferenceCall.current_roster), lambda r: r.participants[0].in_conference
+            lambda: handle.query(ProcedureRun.current_roster), lambda r: r.participants[0].in_conference
         )
         assert report.pin_attempts[0].accepted
-        await handle.execute_update(ConferenceCall.end, EndRequest())
+        await handle.execute_update(ProcedureRun.end, EndRequest())
         await handle.result()
     assert (config.data_dir / "carrier.jsonl").exists()

@@ -17,7 +17,7 @@ from carrier.simulator import Scenario
 from directory import conference_with_pin, pin_lease_id
 from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from tests.support import Harness, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 WORK = {"alice": "+41215550101", "bruno": "+41215550102", "chloe": "+41215550103"}
 HOME = {"alice": "+41215550111", "bruno": "+41215550112", "chloe": "+41215550113", "dan": "+41215550114"}
@@ -101,7 +101,7 @@ async def test_work_phones_then_home_phones_at_one_minute_then_pins_at_two(
     dan = next(p for p in report.participants if p.id == "dan")
     assert [n.channel for n in dan.notifications] == ["sms"], "no email address, no email"
 
-    await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
+    await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
     await h.handle(launched).result()
 
 
@@ -117,15 +117,15 @@ async def test_rejoin_with_pin_wrong_pin_and_guest(
     await at(time_env, report, 125)
 
     wrong = await handle.execute_update(
-        ConferenceCall.rejoin, RejoinRequest(pin="000000", from_number=HOME["chloe"])
+        ProcedureRun.rejoin, RejoinRequest(pin="000000", from_number=HOME["chloe"])
     )
     assert not wrong.accepted and wrong.reason == "wrong PIN"
     right = await handle.execute_update(
-        ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=HOME["chloe"])
+        ProcedureRun.rejoin, RejoinRequest(pin=launched.pin, from_number=HOME["chloe"])
     )
     assert right.accepted and right.participant_id == "chloe" and not right.guest
     guest = await handle.execute_update(
-        ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number="+41797770000")
+        ProcedureRun.rejoin, RejoinRequest(pin=launched.pin, from_number="+41797770000")
     )
     assert guest.accepted and guest.guest
 
@@ -139,7 +139,7 @@ async def test_rejoin_with_pin_wrong_pin_and_guest(
     ]
     assert any(p.guest and p.in_conference for p in report.participants)
 
-    await handle.execute_update(ConferenceCall.end, EndRequest())
+    await handle.execute_update(ProcedureRun.end, EndRequest())
     await handle.result()
 
 
@@ -151,7 +151,7 @@ async def test_end_closes_the_bridge_releases_pin_and_refuses_later_rejoins(
     handle = h.handle(launched)
     await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference)
 
-    await handle.execute_update(ConferenceCall.end, EndRequest(reason="incident resolved"))
+    await handle.execute_update(ProcedureRun.end, EndRequest(reason="incident resolved"))
     final: ConferenceReport = await handle.result()
 
     assert final.state == "ended" and final.end_reason == "incident resolved"
@@ -166,7 +166,7 @@ async def test_end_closes_the_bridge_releases_pin_and_refuses_later_rejoins(
     assert await conference_with_pin(h.client, h.settings.pin_secret, launched.pin) is None
     with pytest.raises(RPCError) as refused:
         await handle.execute_update(
-            ConferenceCall.rejoin, RejoinRequest(pin=launched.pin, from_number=WORK["alice"])
+            ProcedureRun.rejoin, RejoinRequest(pin=launched.pin, from_number=WORK["alice"])
         )
     assert refused.value.status == RPCStatusCode.NOT_FOUND
 
@@ -181,7 +181,7 @@ async def test_ending_stops_phones_still_ringing(
         await eventually(
             lambda: h.roster(launched), lambda r: r.participants[0].attempts[0].call_sid is not None
         )
-        await handle.execute_update(ConferenceCall.end, EndRequest())
+        await handle.execute_update(ProcedureRun.end, EndRequest())
         final = await handle.result()
         assert [e["to"] for e in h.carrier_entries("hangup")] == [WORK["alice"]], (
             "the ringing phone is hung up"
@@ -216,13 +216,13 @@ async def test_pin_is_never_shared_by_two_running_conferences(
     h = conference_setup
     first = await h.launch("alice")
     draws = iter([int(first.pin), int(first.pin), 424242])
-    monkeypatch.setattr("launcher.secrets.randbelow", lambda _: next(draws))
+    monkeypatch.setattr("launching.secrets.randbelow", lambda _: next(draws))
     second = await h.launch("bruno")
     assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
     assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
     assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
     for launched in (first, second):
-        await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
         await h.handle(launched).result()
 
 
@@ -253,5 +253,5 @@ async def test_calls_are_paced_to_the_carriers_calls_per_second(
         assert [round(o) for o in offsets] == [0, 1, 2, 3, 4], (
             "the roster shows when each call really went out"
         )
-        await h.handle(launched).execute_update(ConferenceCall.end, EndRequest())
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
         await h.handle(launched).result()

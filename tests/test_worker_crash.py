@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.conference import EndRequest
 from stack.ports import free_port
 from tests.support import Harness, confcall_in_seconds, eventually, harness
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, deadline=5)
@@ -80,7 +80,7 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
             )
 
             handle = h.handle(launched)
-            await handle.execute_update(ConferenceCall.end, EndRequest())
+            await handle.execute_update(ProcedureRun.end, EndRequest())
             await handle.result()
         finally:
             worker.kill()

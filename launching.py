@@ -31,7 +31,7 @@ from domain.messages import check_single_sms, render
 from domain.plan import DEFAULT_MAX_DURATION, Alert, PostObjective, StepPlan
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
-from workflows.conference import ConferenceCall
+from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import LeaseTerms, PinLease
 
 LEASE_GRACE = timedelta(minutes=10)
@@ -247,7 +247,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     keys = sorted({caller_key(n, settings.pin_secret) for c in run.participants for n in c.numbers()})
     try:
         await client.start_workflow(
-            ConferenceCall.run,
+            ProcedureRun.run,
             run,
             id=run_id,
             task_queue=settings.task_queue,

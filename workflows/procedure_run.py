@@ -66,7 +66,7 @@ MAIL_RETRY = RetryPolicy(
 
 
 @workflow.defn
-class ConferenceCall:
+class ProcedureRun:
     @workflow.init
     def __init__(self, conference: ConferenceInput) -> None:
         self.conference = conference
