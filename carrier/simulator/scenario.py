@@ -8,6 +8,7 @@ numbers:
   "+41215550104": {answer: answer, press: "1"}           # acknowledges when asked
 faults:                              # consumed in order, one per API request to that number
   "+41215550103": [rate-limited, lost-response, 21614]
+sms_undelivered: ["+41795550109"]    # texts to these numbers end `undelivered` (error 30003)
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Behaviour = Literal["answer", "no-answer", "busy", "fail", "machine"]
+"""`machine`: an answering machine picks up; a call that asked for machine detection is told
+`AnsweredBy=machine_start` and left to its application, any other call runs its TwiML."""
 Fault = Literal["rate-limited", "server-error", "lost-response"] | int
 """`rate-limited`: 429 / 20429; `server-error`: 500, nothing done; `lost-response`: the call or
 SMS is made but the response is a 500 (as when a reply is lost); a number: that Twilio error
@@ -42,6 +45,8 @@ class Scenario(BaseModel):
     default: Behaviour = "no-answer"
     numbers: dict[str, Behaviour | NumberPlan] = {}
     faults: dict[str, list[Fault]] = {}
+    sms_undelivered: list[str] = []
+    """Handsets that never get texts: their messages end `undelivered` with error 30003."""
 
     def plan(self, number: str) -> NumberPlan:
         found = self.numbers.get(number, self.default)

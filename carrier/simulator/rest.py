@@ -1,0 +1,130 @@
+"""Twilio's REST API on loopback: the front door (HTTP basic auth with the account's SID and
+token; a drill's server-error window answers 500 before anything is done) and the Calls and
+Messages resources. Conferences are in `rest_conferences`."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from carrier.simulator.calls import Call, Calls
+from carrier.simulator.faults import Faults
+from carrier.simulator.journal import Journal
+from carrier.simulator.messages import Messages
+from carrier.simulator.phones import Phones
+from carrier.simulator.rooms import UPDATED_VIA_API
+from carrier.simulator.shapes import API_VERSION, TwilioError, not_found, page, require_number, text, words
+from carrier.simulator.switch import Switch
+
+ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
+
+
+def api_app(account_sid: str, auth_token: str, faults: Faults) -> web.Application:
+    expected = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+
+    @web.middleware
+    async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(f"/{API_VERSION}/"):
+            faults.refuse_request(f"{request.method} {request.path}")
+            authorized = request.headers.get("Authorization") == expected
+            if not authorized or request.match_info.get("account") != account_sid:
+                raise TwilioError(401, 20003, "Authenticate")
+        return await handler(request)
+
+    return web.Application(middlewares=[front_door])
+
+
+def matches(request: web.Request, to: str, sender: str) -> bool:
+    """The `To` and `From` filters of the Calls and Messages lists."""
+    return request.query.get("To", to) == to and request.query.get("From", sender) == sender
+
+
+class CallsApi:
+    def __init__(
+        self, calls: Calls, switch: Switch, phones: Phones, faults: Faults, journal: Journal
+    ) -> None:
+        self._calls = calls
+        self._switch = switch
+        self._phones = phones
+        self._faults = faults
+        self._journal = journal
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(ACCOUNT + "/Calls.json", self.create),
+            web.get(ACCOUNT + "/Calls.json", self.list_calls),
+            web.get(ACCOUNT + "/Calls/{sid}.json", self.fetch),
+            web.post(ACCOUNT + "/Calls/{sid}.json", self.update),
+        ]
+
+    async def create(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        to = require_number(form.get("To"), "To", 21211)
+        sender = require_number(form.get("From"), "From", 21212)
+        if not (form.get("Twiml") or form.get("Url")):
+            raise TwilioError(400, 21205, "Url or Twiml is required")
+        lost_response = self._faults.strike(to)
+        call = self._calls.open(to, sender, "outbound-api", "queued")
+        call.status_callback = text(form.get("StatusCallback"))
+        call.machine_callback = text(form.get("AsyncAmdStatusCallback"))
+        call.detects_machines = form.get("MachineDetection") is not None
+        call.events = words(form.getall("StatusCallbackEvent", [])) or call.events
+        call.twiml = text(form.get("Twiml"))
+        await self._phones.dial(call, text(form.get("Timeout")))
+        if lost_response:
+            raise TwilioError(500, 20500, "Internal Server Error (the call was placed)")
+        return web.json_response(call.resource(self._calls.account_sid), status=201)
+
+    async def list_calls(self, request: web.Request) -> web.Response:
+        found = [c for c in self._calls.by_sid.values() if matches(request, c.to, c.sender)]
+        return web.json_response(page("calls", [c.resource(self._calls.account_sid) for c in found], request))
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        return web.json_response(self._call(request).resource(self._calls.account_sid))
+
+    async def update(self, request: web.Request) -> web.Response:
+        """Hanging up: an answered call completes, a ringing one is canceled."""
+        call = self._call(request)
+        form = await request.post()
+        if form.get("Status") in ("completed", "canceled") and call.live:
+            self._journal.record("hangup", {"sid": call.sid, "to": call.to})
+            status = "completed" if call.status == "in-progress" else "canceled"
+            await self._switch.hang_up(call, status, UPDATED_VIA_API)
+        return web.json_response(call.resource(self._calls.account_sid))
+
+    def _call(self, request: web.Request) -> Call:
+        call = self._calls.by_sid.get(request.match_info["sid"])
+        if call is None:
+            raise not_found()
+        return call
+
+
+class MessagesApi:
+    def __init__(self, messages: Messages, faults: Faults) -> None:
+        self._messages = messages
+        self._faults = faults
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(ACCOUNT + "/Messages.json", self.create),
+            web.get(ACCOUNT + "/Messages.json", self.list_messages),
+        ]
+
+    async def create(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        to = require_number(form.get("To"), "To", 21211)
+        sender = require_number(form.get("From"), "From", 21212)
+        body = text(form.get("Body"))
+        if not body:
+            raise TwilioError(400, 21602, "Message body is required")
+        lost_response = self._faults.strike(to)
+        message = self._messages.accept(to, sender, body, text(form.get("StatusCallback")))
+        if lost_response:
+            raise TwilioError(500, 20500, "Internal Server Error (the message was sent)")
+        return web.json_response(message, status=201)
+
+    async def list_messages(self, request: web.Request) -> web.Response:
+        found = [m for m in self._messages.sent if matches(request, m["to"], m["from"])]
+        return web.json_response(page("messages", found, request))

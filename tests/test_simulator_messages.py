@@ -1,0 +1,49 @@
+"""Texts through the simulator with the real `twilio` SDK: accepted as queued, then each later
+status told, signed, to the message's StatusCallback, as Twilio does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carrier.simulator import Scenario
+from tests.test_simulator_support import CALLER_ID, bench, until
+
+MOBILE, SWITCHED_OFF = "+41795550101", "+41795550109"
+SCENARIO = Scenario(ring_seconds=0.05, sms_undelivered=[SWITCHED_OFF])
+
+
+async def test_a_text_is_told_sent_then_delivered(tmp_path: Path) -> None:
+    async with bench(tmp_path, SCENARIO) as b:
+        message = await b.client.messages.create_async(
+            to=MOBILE, from_=CALLER_ID, body="PIN 123456", status_callback=b.hook("/sms")
+        )
+        assert message.status == "queued", "the answer to the request, with no callback for it"
+
+        await until(lambda: len(b.hooks.at("/sms")) == 2)
+
+        told = b.hooks.at("/sms")
+        assert [(p["MessageStatus"], p["SmsStatus"]) for p in told] == [
+            ("sent", "sent"),
+            ("delivered", "delivered"),
+        ]
+        assert all(
+            (p["MessageSid"], p["To"], p["From"], p["AccountSid"])
+            == (message.sid, MOBILE, CALLER_ID, message.account_sid)
+            for p in told
+        )
+        [listed] = await b.client.messages.list_async(to=MOBILE)
+        assert listed.status == "delivered" and listed.date_sent is not None
+
+
+async def test_a_text_to_an_unreachable_handset_ends_undelivered_with_error_30003(tmp_path: Path) -> None:
+    async with bench(tmp_path, SCENARIO) as b:
+        message = await b.client.messages.create_async(
+            to=SWITCHED_OFF, from_=CALLER_ID, body="PIN 123456", status_callback=b.hook("/sms")
+        )
+        await until(lambda: len(b.hooks.at("/sms")) == 2)
+
+        sent, undelivered = b.hooks.at("/sms")
+        assert sent["MessageStatus"] == "sent" and "ErrorCode" not in sent
+        assert (undelivered["MessageStatus"], undelivered["ErrorCode"]) == ("undelivered", "30003")
+        [listed] = await b.client.messages.list_async(to=SWITCHED_OFF)
+        assert (listed.sid, listed.status, listed.error_code) == (message.sid, "undelivered", 30003)
