@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
 
+    pin_digits: int = Field(6, ge=6, le=12)
+    """Length of conference PINs: longer PINs make guessing slower (see the README's threat model)."""
+
     pin_failures_per_caller: int = Field(5, ge=1)
     """Wrong PINs one caller number may key in per 10 minutes before being turned away."""
 

@@ -1,5 +1,6 @@
 """Launching: check the launch form, resolve destinations and schemes, freeze everything into
-the workflow input, reserve a PIN when there is a bridge, start.
+the workflow input, check the account's call rate can keep the schemes' times, reserve a PIN
+when there is a bridge, start.
 
 Nothing reaches Temporal until every check has passed, so a refused launch leaves no trace
 and a started one never depends on files that may change while it runs.
@@ -22,17 +23,31 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.caller_index import callers_of, register_callers
 from config import Settings
-from directory import caller_key, pin_lease_id
-from domain.conference import PIN_DIGITS, ConferenceInput, LaunchChannel
+from directory import pin_lease_id
+from domain.capacity import StepLoad, capacity
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
 from domain.messages import check_single_sms, render
-from domain.plan import DEFAULT_MAX_DURATION, Alert, PostObjective, StepPlan
+from domain.plan import (
+    DEFAULT_MAX_DURATION,
+    LaunchChannel,
+    PostObjective,
+    RunPlan,
+    SchemeMedium,
+    SchemePlan,
+    StepPlan,
+)
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
-from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import LeaseTerms, PinLease
+from workflows.procedure_run import ProcedureRun, RunInput
+
+MAX_IN_BRIDGE = 250
+"""A Twilio conference holds at most 250 participants."""
+MAX_PEOPLE = 10_000
+"""Everyone a run may alert: its frozen plan stays well under Temporal's 2 MB payload limit."""
 
 LEASE_GRACE = timedelta(minutes=10)
 
@@ -49,6 +64,8 @@ class LaunchRequest:
     record: bool | None = None
     """None: as the procedure says."""
     max_duration: timedelta = DEFAULT_MAX_DURATION
+    force: bool = False
+    """Launch even when the account's call rate cannot keep the schemes' times."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,16 @@ class Launched:
     workflow_id: str
     pin: str | None
     dial_in_number: str
+    over_capacity: list[StepLoad] = field(default_factory=list)
+    """Steps launched with --force although the call rate cannot keep their times."""
+
+
+class OverCapacity(InvalidLaunch):
+    """The account's calls per second cannot reach everyone in time; nothing was launched."""
+
+    def __init__(self, loads: list[StepLoad]) -> None:
+        self.loads = loads
+        super().__init__([load.describe() for load in loads] + ["launch anyway with --force"])
 
 
 def red_button(procedure: ProcedureDefinition, schemes: SchemeBook, destinations: list[str], welcome: str,
@@ -81,7 +108,7 @@ def new_run_id(procedure: ProcedureDefinition, now: datetime) -> str:
     return f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> ConferenceInput:
+def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> RunPlan:
     """Check the launch and freeze it; raises InvalidLaunch listing every problem found."""
     procedure = request.procedure
     problems = check_form(procedure, request.fields)
@@ -101,7 +128,8 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> Conf
             number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
         )
         fields["Pin"] = pin or ""
-    participants: dict[str, Contact] = {}
+    people: dict[str, Contact] = {}
+    schemes: dict[str, SchemePlan] = {}
     steps = []
     for step in procedure.steps:
         try:
@@ -110,29 +138,47 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> Conf
             problems += [f"step {step.number}: {problem}" for problem in exc.problems]
             continue
         for contact in destinations:
-            participants.setdefault(contact.id, contact)
+            people.setdefault(contact.id, contact)
         try:
-            steps.append(plan_step(step, destinations, request.schemes, fields))
+            steps.append(plan_step(step, destinations, request.schemes, fields, schemes))
         except InvalidLaunch as exc:
             problems += exc.problems
-    problems += shared_numbers(list(participants.values()))
+    problems += shared_numbers(list(people.values()))
+    problems += size_problems(procedure, steps, len(people))
     if problems:
         raise InvalidLaunch(problems)
-    return ConferenceInput(
+    return RunPlan(
         procedure=procedure.name,
         title=procedure.title,
         steps=tuple(steps),
-        participants=tuple(participants.values()),
+        people=tuple(people.values()),
+        schemes=schemes,
+        default_scheme=request.schemes.default,
         fields=fields,
         dial_in_number=dial_in,
         pin=pin if procedure.has_conference() else None,
         pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
         record=procedure.record if request.record is None else request.record,
         max_duration=request.max_duration,
-        calls_per_second=settings.calls_per_second,
         launched_by=request.launched_by,
         channel=request.channel,
     )
+
+
+def size_problems(procedure: ProcedureDefinition, steps: list[StepPlan], people: int) -> list[str]:
+    """One bridge holds 250, counting everyone any conference step may call into it."""
+    bridge_steps = [step for step in steps if step.has_bridge]
+    in_bridge = {cid for step in bridge_steps for cid in step.destinations}
+    problems = []
+    if len(in_bridge) > MAX_IN_BRIDGE:
+        by_step = ", ".join(f"step {s.number}: {len(s.destinations)}" for s in bridge_steps)
+        problems.append(
+            f"{len(in_bridge)} people could be called into this run's bridge ({by_step}); "
+            f"a bridge holds at most {MAX_IN_BRIDGE}"
+        )
+    if people > MAX_PEOPLE:
+        problems.append(f"{people} destinations: a run alerts at most {MAX_PEOPLE}")
+    return problems
 
 
 def check_form(procedure: ProcedureDefinition, values: dict[str, str]) -> list[str]:
@@ -166,27 +212,28 @@ def step_destinations(
 
 
 def plan_step(
-    step: StepDefinition, destinations: list[Contact], schemes: SchemeBook, fields: dict[str, str]
+    step: StepDefinition,
+    destinations: list[Contact],
+    book: SchemeBook,
+    fields: dict[str, str],
+    schemes: dict[str, SchemePlan],
 ) -> StepPlan:
-    """The step with its alerts resolved (global scheme, else each contact's own, else the
-    default) and its texts rendered; an SMS it would send must fit one segment."""
+    """The step with its schemes resolved (global scheme, else each contact's own, else the
+    default) and frozen into `schemes`, and its texts rendered; an SMS it would send must fit
+    one segment."""
     problems: list[str] = []
-    alerts: list[Alert] = []
-    ring_timeout = timedelta(0)
+    message = render(step.message, fields)
     for contact in destinations:
-        scheme = scheme_for(step, contact, schemes)
+        scheme = scheme_for(step, contact, book)
         if scheme is None:
             problems.append(
                 f"contact {contact.id!r}: personal alert scheme {contact.scheme!r} is not defined"
             )
             continue
-        alerts += [Alert(contact_id=contact.id, medium=m.medium, after=m.after) for m in scheme.media]
-        ring_timeout = max(ring_timeout, scheme.ring_timeout)
-    message = render(step.message, fields)
-    for contact in destinations:
+        schemes.setdefault(scheme.name, frozen_scheme(scheme))
         who = f"{contact.id} (step {step.number})"
         try:
-            if contact.mobile and any(a.medium == "sms" and a.contact_id == contact.id for a in alerts):
+            if contact.mobile and any(m.medium == "sms" for m in scheme.media):
                 check_single_sms(message, who)
             if contact.mobile and step.post_objective:
                 personal = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
@@ -195,6 +242,9 @@ def plan_step(
             problems += exc.problems
     if problems:
         raise InvalidLaunch(problems)
+    default = book.get(book.default)
+    assert default is not None, "the scheme book checks its default exists"
+    schemes.setdefault(default.name, frozen_scheme(default))
     post = step.post_objective
     return StepPlan(
         number=step.number,
@@ -202,11 +252,18 @@ def plan_step(
         percent=step.percent,
         run=step.run,
         destinations=tuple(c.id for c in destinations),
-        alerts=tuple(alerts),
-        ring_timeout=ring_timeout or timedelta(seconds=30),
+        scheme=step.scheme,
         message=message,
         deadline=step.deadline,
         post_objective=PostObjective(subject=post.subject, body=post.body, sms=post.sms) if post else None,
+    )
+
+
+def frozen_scheme(scheme: SchemeDefinition) -> SchemePlan:
+    return SchemePlan(
+        name=scheme.name,
+        media=tuple(SchemeMedium(medium=m.medium, after=m.after) for m in scheme.media),
+        ring_timeout=scheme.ring_timeout,
     )
 
 
@@ -217,7 +274,7 @@ def scheme_for(step: StepDefinition, contact: Contact, schemes: SchemeBook) -> S
 async def reserve_pin(client: Client, settings: Settings, run_id: str, hold_for: timedelta) -> str:
     """Draw PINs until one is free among running conferences, and hold it with a lease."""
     for _ in range(50):
-        pin = f"{secrets.randbelow(10**PIN_DIGITS):0{PIN_DIGITS}d}"
+        pin = f"{secrets.randbelow(10**settings.pin_digits):0{settings.pin_digits}d}"
         try:
             await client.start_workflow(
                 PinLease.run,
@@ -235,38 +292,50 @@ async def reserve_pin(client: Client, settings: Settings, run_id: str, hold_for:
     raise RuntimeError("could not find a free PIN after 50 draws")
 
 
+def check_capacity(plan: RunPlan, settings: Settings, force: bool) -> list[StepLoad]:
+    """Refuse a run the account's call rate cannot keep in time, unless forced."""
+    loads = capacity(plan, settings.calls_per_second)
+    if loads and not force:
+        raise OverCapacity(loads)
+    return loads
+
+
 async def launch(client: Client, settings: Settings, request: LaunchRequest) -> Launched:
     run_id = new_run_id(request.procedure, datetime.now(UTC))
     bridge = request.procedure.has_conference()
-    checked = prepare(request, settings, pin="0" * PIN_DIGITS if bridge else None)  # refuse before any PIN
+    checked = prepare(
+        request, settings, pin="0" * settings.pin_digits if bridge else None
+    )  # refuse before any PIN
+    loads = check_capacity(checked, settings, request.force)
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
-    run = prepare(request, settings, pin) if pin else checked
-    names = ", ".join(p.name for p in run.participants[:5])
-    more = len(run.participants) - 5
-    summary = f"{run.title}: {names}" + (f" +{more}" if more > 0 else "")
-    keys = sorted({caller_key(n, settings.pin_secret) for c in run.participants for n in c.numbers()})
+    plan = prepare(request, settings, pin) if pin else checked
+    names = ", ".join(p.name for p in plan.people[:5])
+    more = len(plan.people) - 5
+    summary = f"{plan.title}: {names}" + (f" +{more}" if more > 0 else "")
     try:
         await client.start_workflow(
             ProcedureRun.run,
-            run,
+            RunInput(plan=plan, calls_per_second=settings.calls_per_second),
             id=run_id,
             task_queue=settings.task_queue,
             static_summary=summary[:200],
-            static_details=run.welcome or None,
+            static_details=plan.welcome or None,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.STATE, "running"),
-                    SearchAttributePair(sa.PARTICIPANTS, len(run.participants)),
+                    SearchAttributePair(sa.PARTICIPANTS, len(plan.people)),
                     SearchAttributePair(sa.IN_CONFERENCE, 0),
-                    SearchAttributePair(sa.CALLER_KEYS, keys),
-                    SearchAttributePair(sa.PROCEDURE, run.procedure),
-                    SearchAttributePair(sa.LAUNCHED_BY, run.launched_by or "unknown"),
-                    SearchAttributePair(sa.CHANNEL, run.channel),
+                    SearchAttributePair(sa.PROCEDURE, plan.procedure),
+                    SearchAttributePair(sa.LAUNCHED_BY, plan.launched_by or "unknown"),
+                    SearchAttributePair(sa.CHANNEL, plan.channel),
                 ]
             ),
         )
     except BaseException:
-        if run.pin_lease_id:
-            await client.get_workflow_handle(run.pin_lease_id).terminate("run did not start")
+        if plan.pin_lease_id:
+            await client.get_workflow_handle(plan.pin_lease_id).terminate("run did not start")
         raise
-    return Launched(workflow_id=run_id, pin=pin, dial_in_number=run.dial_in_number)
+    if plan.has_bridge:
+        callers = callers_of(plan, run_id, datetime.now(UTC))
+        await register_callers(client, settings.task_queue, settings.pin_secret, callers)
+    return Launched(workflow_id=run_id, pin=pin, dial_in_number=plan.dial_in_number, over_capacity=loads)

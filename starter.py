@@ -1,15 +1,17 @@
-"""The launcher's command line: start, watch, rejoin, end and list conference calls.
+"""The command line: launch, watch, rejoin, end and list runs of procedures (the red button's
+conference call among them). The launch logic itself is in `launching.py`.
 
     python starter.py conference --contacts FILE --to ID_OR_E164 [--to ...] [--welcome TEXT]
-                                 [--record] [--json] [--wait]
+                                 [--record] [--json] [--wait] [--force]
     python starter.py status WORKFLOW_ID [--json]
     python starter.py rejoin --pin PIN --from E164 [WORKFLOW_ID]
     python starter.py end WORKFLOW_ID [--reason TEXT]
     python starter.py list [--json]
     python starter.py procedure list | show NAME | launch NAME --field NAME=VALUE [...]
 
-Exit codes: 0 done, 2 refused input (nothing launched), 3 refused by the conference (wrong
-PIN, conference over), 1 anything else (Temporal unreachable...).
+Exit codes: 0 done, 2 refused input (nothing launched; also a run the account's call rate
+cannot keep in time, unless --force), 3 refused by the conference (wrong PIN, conference
+over), 1 anything else (Temporal unreachable...).
 """
 
 from __future__ import annotations
@@ -21,38 +23,28 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, timedelta
+from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import connect_temporal, settings, ui_url
 from directory import conference_with_pin
-from domain.conference import ConferenceReport, EndRequest, RejoinRequest
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
-from domain.roster import step_line
-from launching import LaunchRequest, launch, red_button
+from domain.events import EndRequest, RejoinRequest
+from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
-from progress import follow
+from rendering.terminal import status_lines
+from watch import NoWorker, Refused, follow, read_view
 from workflows import search_attributes as sa
 from workflows.procedure_run import ProcedureRun
 
 REFUSED_INPUT = 2
 REFUSED_BY_CONFERENCE = 3
-
-
-QUERY_TIMEOUT = timedelta(seconds=5)
-
-
-class NoWorker(Exception):
-    """A running conference whose worker is down: the roster cannot be read right now."""
-
-
-class Refused(Exception):
-    """The conference (or its absence) said no; message for the user, exit code 3."""
 
 
 def say(text: str) -> None:
@@ -78,18 +70,29 @@ async def conference(client: Client, args: argparse.Namespace) -> None:
         record=args.record or None,
         launched_by=args.launched_by,
         channel=args.channel,
+        force=args.force,
     )
     await launch_and_report(client, request, args)
 
 
 async def launch_and_report(client: Client, request: LaunchRequest, args: argparse.Namespace) -> None:
-    launched = await launch(client, settings(), request)
+    try:
+        launched = await launch(client, settings(), request)
+    except OverCapacity as exc:
+        if args.json:
+            dump(
+                {"error": "over_capacity", "message": str(exc), "steps": [asdict(load) for load in exc.loads]}
+            )
+        raise
     link = ui_url(launched.workflow_id)
     if args.json:
         dump({"workflow_id": launched.workflow_id, "pin": launched.pin,
-              "dial_in_number": launched.dial_in_number, "ui_url": link})  # fmt: skip
+              "dial_in_number": launched.dial_in_number, "ui_url": link,
+              "over_capacity": [asdict(load) for load in launched.over_capacity]})  # fmt: skip
     else:
         say(f"{request.procedure.title}: {launched.workflow_id} launched")
+        for load in launched.over_capacity:
+            say(f"  WARNING (--force) {load.describe()}")
         if launched.pin:
             say(f"  dial-in number  {launched.dial_in_number}")
             say(f"  PIN             {launched.pin}")
@@ -136,6 +139,7 @@ async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
         contacts_file=args.contacts or settings().contacts_file,
         launched_by=args.launched_by,
         channel=args.channel,
+        force=args.force,
     )
     await launch_and_report(client, request, args)
 
@@ -144,56 +148,13 @@ def _silent(_: str) -> None:
     pass
 
 
-async def report_of(client: Client, workflow_id: str) -> ConferenceReport:
-    handle = client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
-    description = await handle.describe()
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        try:
-            return await handle.query(ProcedureRun.current_roster, rpc_timeout=QUERY_TIMEOUT)
-        except RPCError as exc:
-            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-                raise
-        attributes = description.typed_search_attributes
-        raise NoWorker(
-            f"conference {workflow_id} is running but no worker answered within "
-            f"{QUERY_TIMEOUT.seconds} s: start one (make stack, or python worker.py). Last indexed: "
-            f"{attributes.get(sa.IN_CONFERENCE)}/{attributes.get(sa.PARTICIPANTS)} in the bridge."
-        )
-    if description.status == WorkflowExecutionStatus.COMPLETED:
-        return await handle.result()
-    state = description.status.name.lower() if description.status else "unknown"
-    raise Refused(f"conference {workflow_id} is {state}: it has no report")
-
-
 async def status(client: Client, args: argparse.Namespace) -> None:
-    report = await report_of(client, args.workflow_id)
+    view = await read_view(client, args.workflow_id)
     if args.json:
-        dump(report.model_dump(mode="json"))
+        dump(view.model_dump(mode="json"))
     else:
-        print_roster(report)
-
-
-def print_roster(report: ConferenceReport) -> None:
-    say(
-        f"{report.title} {report.workflow_id}: {report.state}, "
-        f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC "
-        f"by {report.launched_by or '?'} ({report.channel}), "
-        f"{report.in_conference()}/{len(report.participants)} in the bridge"
-    )
-    if report.end_reason:
-        say(f"  ended: {report.end_reason}")
-    for problem in report.problems:
-        say(f"  PROBLEM: {problem}")
-    for step in report.steps:
-        say(f"  step {step.number}: {step_line(step)}")
-    for person in report.participants:
-        mark = "IN " if person.in_conference else "   "
-        calls = ", ".join(f"{a.medium}: {a.outcome}" for a in person.attempts) or "no call"
-        sent = ", ".join(n.channel for n in person.notifications) or "-"
-        extra = f", rejoins {person.rejoins}" if person.rejoins else ""
-        extra += ", acknowledged" if person.acknowledged_at else ""
-        extra += f", too late for step {', '.join(person.too_late)}" if person.too_late else ""
-        say(f"  {mark} {person.name:<24} {calls}; sent: {sent}{extra}")
+        for line in status_lines(view):
+            say(line)
 
 
 async def rejoin(client: Client, args: argparse.Namespace) -> None:
@@ -205,9 +166,7 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
     if workflow_id is None:
         raise Refused("no running conference has this PIN")
     handle = client.get_workflow_handle(workflow_id)
-    result = await handle.execute_update(
-        ProcedureRun.rejoin, RejoinRequest(pin=args.pin, from_number=caller)
-    )
+    result = await handle.execute_update(ProcedureRun.rejoin, RejoinRequest(pin=args.pin, from_number=caller))
     if not result.accepted:
         raise Refused(f"{result.reason} for conference {workflow_id} (the attempt is recorded)")
     who = "as a guest" if result.guest else f"as {result.participant_id}"
@@ -216,9 +175,10 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
 
 async def end(client: Client, args: argparse.Namespace) -> None:
     handle = client.get_workflow_handle_for(ProcedureRun.run, args.workflow_id)
-    await handle.execute_update(ProcedureRun.end, EndRequest(reason=args.reason))
-    report = await handle.result()
-    dump(report.model_dump(mode="json"))
+    await handle.execute_update(ProcedureRun.end, EndRequest(reason=args.reason, by=getpass.getuser()))
+    await handle.result()
+    view = await read_view(client, args.workflow_id)
+    dump(view.model_dump(mode="json"))
 
 
 async def list_conferences(client: Client, args: argparse.Namespace) -> None:
@@ -239,7 +199,7 @@ async def list_conferences(client: Client, args: argparse.Namespace) -> None:
         dump(rows)
         return
     if not rows:
-        say("no conference yet")
+        say("no run yet")
     for row in rows:
         say(
             f"{row['workflow_id']}  {row['state'] or row['status']:<8} started {row['started_at'][:19]}  "
@@ -257,6 +217,9 @@ def launching_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--channel", choices=["cli", "web", "cmc", "procedure"], default="cli")
     command.add_argument("--json", action="store_true")
     command.add_argument("--wait", action="store_true", help="follow progress until the end")
+    command.add_argument(
+        "--force", action="store_true", help="launch even if the call rate cannot keep the schemes' times"
+    )
 
 
 def parser() -> argparse.ArgumentParser:

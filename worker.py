@@ -1,4 +1,4 @@
-"""The worker: runs conference workflows and their activities against the configured carrier
+"""The worker: runs the procedure workflows and their activities against the configured carrier
 and SMTP server. `python worker.py` runs it alone (against Twilio unless
 RALLYCALL_TWILIO_API_URL points elsewhere); the embedded stack runs it in-process."""
 
@@ -12,13 +12,18 @@ from collections.abc import AsyncIterator
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.caller_index import CallerIndexActivities
 from activities.calls import CarrierActivities
 from activities.mail import MailActivities, SmtpSettings
+from activities.pacing import PacingActivities
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, settings
-from workflows.procedure_run import ProcedureRun
+from workflows.call_pacer import CallPacer
+from workflows.caller_index import CallerIndex
 from workflows.pin_lease import PinLease
+from workflows.procedure_run import ProcedureRun
+from workflows.step_batch import StepBatch
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -36,14 +41,24 @@ def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
 async def running_workers(
     client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings
 ) -> AsyncIterator[None]:
-    """Run the conference workflows and all their activities until the block exits."""
+    """Run the workflows and all their activities until the block exits."""
     calls = CarrierActivities(carrier, config.public_url)
     mail = MailActivities(smtp)
+    pacing = PacingActivities(client, config.task_queue)
+    index = CallerIndexActivities(client, config.task_queue, config.pin_secret)
     worker = Worker(
         client,
         task_queue=config.task_queue,
-        workflows=[ProcedureRun, PinLease],
-        activities=[calls.place_call, calls.hang_up, calls.end_conference, calls.send_sms, mail.send_email],
+        workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex],
+        activities=[
+            calls.place_call,
+            calls.hang_up,
+            calls.end_conference,
+            calls.send_sms,
+            mail.send_email,
+            pacing.reserve_call_slots,
+            index.unregister_callers,
+        ],
     )
     async with worker:
         yield

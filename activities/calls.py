@@ -3,7 +3,7 @@ request; call progress comes back later as signed callbacks, never by waiting he
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -20,7 +20,7 @@ ERROR_TYPES = {
     FailureKind.CONFIGURATION: "CarrierMisconfigured",
     FailureKind.TRANSIENT: "CarrierUnavailable",
 }
-NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured"]
+NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate"]
 
 
 class PlaceCall(BaseModel):
@@ -33,8 +33,10 @@ class PlaceCall(BaseModel):
     message: str
     record: bool
     ring_timeout: timedelta
-    placed_at: datetime
+    queued_at: datetime
     """When the workflow decided to call: the lower bound when looking for an earlier try's call."""
+    not_after: datetime
+    """The step's deadline: a call that could only start later is not placed at all."""
 
 
 class SendSms(BaseModel):
@@ -63,37 +65,37 @@ class CarrierActivities:
     async def place_call(self, request: PlaceCall) -> str:
         """Call one destination: into the conference room (named after the workflow), or to
         acknowledge or hear the step's message."""
+        if datetime.now(UTC) >= request.not_after:
+            raise ApplicationError("the step's deadline passed before the call could start", type="TooLate")
         info = activity.info()
-        assert info.workflow_id, "calls are placed for a conference workflow"
-        conference_id = info.workflow_id
+        assert info.workflow_id, "calls are placed for a run's workflow"
+        run_id = info.workflow_id
         call = OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
             bridge=(
-                bridge_for(self._public_url, conference_id, request.message, request.record)
+                bridge_for(self._public_url, run_id, request.message, request.record)
                 if request.objective == "conference"
                 else None
             ),
             message=request.message,
             acknowledge_url=(
-                callback_url(
-                    self._public_url, urls.ACKNOWLEDGE, conference=conference_id, attempt=request.attempt_id
-                )
+                callback_url(self._public_url, urls.ACKNOWLEDGE, run=run_id, attempt=request.attempt_id)
                 if request.objective == "acknowledgement"
                 else None
             ),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
-                self._public_url, urls.CALL_STATUS, conference=conference_id, attempt=request.attempt_id
+                self._public_url, urls.CALL_STATUS, run=run_id, attempt=request.attempt_id
             ),
             machine_callback=callback_url(
-                self._public_url, urls.MACHINE_DETECTION, conference=conference_id, attempt=request.attempt_id
+                self._public_url, urls.MACHINE_DETECTION, run=run_id, attempt=request.attempt_id
             ),
         )
         retrying = info.attempt > 1
         try:
             call_sid = await self._carrier.place_call(
-                call, placed_since=request.placed_at if retrying else None
+                call, placed_since=request.queued_at if retrying else None
             )
         except CarrierError as exc:
             activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(

@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 
 from carrier.simulator import Scenario
-from domain.conference import ConferenceReport, EndRequest
+from domain.events import EndRequest
+from domain.run_view import RunView
 from tests.support import eventually, harness, time_skipping_env
 from workflows.procedure_run import ProcedureRun
 
@@ -33,8 +34,8 @@ def population(people: int) -> tuple[dict[str, object], Scenario]:
     return {"contacts": contacts}, Scenario(ring_seconds=0.2, default="no-answer", numbers=answers)
 
 
-def settled(report: ConferenceReport, medium: str, expected: int) -> bool:
-    attempts = [a for p in report.participants for a in p.attempts if a.medium == medium]
+def settled(report: RunView, medium: str, expected: int) -> bool:
+    attempts = [a for p in report.people for a in p.attempts if a.medium == medium]
     return len(attempts) == expected and all(a.outcome != "pending" for a in attempts)
 
 
@@ -65,7 +66,7 @@ async def run(people: int) -> None:
             began = time.perf_counter()
             await eventually(
                 lambda: h.roster(launched),
-                lambda r: sum(len(p.notifications) for p in r.participants) == 2 * people,
+                lambda r: sum(len(p.notifications) for p in r.people) == 2 * people,
                 120,
             )
             notify_s = time.perf_counter() - began
@@ -83,7 +84,7 @@ async def run(people: int) -> None:
     print(f"all work calls settled       {work_s:8.2f} s after launch")
     print(f"all home calls settled       {home_s:8.2f} s after the 1-minute timer")
     print(f"all SMS + email sent         {notify_s:8.2f} s after the 2-minute timer ({2 * people} messages)")
-    print(f"reached by phone             {sum(p.answered() for p in final.participants)}")
+    print(f"reached by phone             {sum(p.answered() for p in final.people)}")
     print(f"history                      {events} events, {size / 1024:.0f} KiB "
           f"({events / people:.1f} events per destination; Temporal warns at 10,240 / 10 MiB)")  # fmt: skip
     print(f"peak RSS of this process     {peak_mb:.0f} MiB (worker, simulator, SMTP and callbacks together)")

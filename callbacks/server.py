@@ -22,8 +22,7 @@ from callbacks.pin_guard import PinGuard
 from carrier.port import Carrier, InboundCall
 from config import Settings
 from directory import conference_with_pin, conferences_of_caller
-from domain.conference import (
-    PIN_DIGITS,
+from domain.events import (
     Acknowledgement,
     BridgeUpdate,
     CallProgress,
@@ -37,7 +36,7 @@ log = logging.getLogger("rallycall.callbacks")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_TRIES = 3
 UPDATE_TIMEOUT = 5.0
-PROMPT = "Welcome to the conference line. Please enter your six digit conference PIN."
+PROMPT = "Welcome to the conference line. Please enter your {digits} digit conference PIN."
 RETRY = "That PIN is not valid. Please enter it again."
 WRONG_PIN_GOODBYE = "That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye."
 TOO_MANY_GOODBYE = "Too many wrong PINs from this number. Please try again later. Goodbye."
@@ -49,6 +48,8 @@ class Relay:
     client: Client
     public_url: str
     pin_secret: str
+    pin_digits: int
+    task_queue: str
     guard: PinGuard
 
 
@@ -58,7 +59,15 @@ RELAY = web.AppKey("relay", Relay)
 def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Application:
     app = web.Application()
     guard = PinGuard(config.pin_failures_per_caller)
-    app[RELAY] = Relay(carrier, client, config.public_url.rstrip("/"), config.pin_secret, guard)
+    app[RELAY] = Relay(
+        carrier,
+        client,
+        config.public_url.rstrip("/"),
+        config.pin_secret,
+        config.pin_digits,
+        config.task_queue,
+        guard,
+    )
     app.router.add_post(urls.CALL_STATUS, relay_call_event)
     app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)
     app.router.add_post(urls.CONFERENCE_STATUS, relay_bridge_event)
@@ -95,16 +104,14 @@ def twiml(document: str) -> web.Response:
 
 
 async def signal(request: web.Request, signal_name: str, payload: object) -> web.Response:
-    conference_id = request.query.get("conference", "")
-    if not conference_id:
-        raise web.HTTPBadRequest(text="conference is required")
-    handle = request.app[RELAY].client.get_workflow_handle(conference_id)
+    run_id = request.query.get("run", "")
+    if not run_id:
+        raise web.HTTPBadRequest(text="run is required")
+    handle = request.app[RELAY].client.get_workflow_handle(run_id)
     try:
         await handle.signal(signal_name, payload)
     except RPCError as exc:
-        log.info(
-            "%s for %s not delivered (%s): conference is over", signal_name, conference_id, exc.status.name
-        )
+        log.info("%s for %s not delivered (%s): run is over", signal_name, run_id, exc.status.name)
     return twiml(EMPTY_TWIML)
 
 
@@ -161,7 +168,8 @@ async def answer_dial_in(request: web.Request) -> web.Response:
     call = relay.carrier.parse_inbound_call(await signed_form(request))
     if relay.guard.refuses(call.caller):
         return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
-    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, 1), PROMPT, PIN_DIGITS))
+    prompt = PROMPT.format(digits=relay.pin_digits)
+    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, 1), prompt, relay.pin_digits))
 
 
 async def check_pin(request: web.Request) -> web.Response:
@@ -182,7 +190,9 @@ async def check_pin(request: web.Request) -> web.Response:
         return twiml(relay.carrier.say_goodbye(TOO_MANY_GOODBYE))
     if tries >= MAX_TRIES:
         return twiml(relay.carrier.say_goodbye(WRONG_PIN_GOODBYE))
-    return twiml(relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, tries + 1), RETRY, PIN_DIGITS))
+    return twiml(
+        relay.carrier.ask_for_pin(urls.pin_url(relay.public_url, tries + 1), RETRY, relay.pin_digits)
+    )
 
 
 async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult] | None:
@@ -190,7 +200,9 @@ async def offer_pin(relay: Relay, call: InboundCall) -> tuple[str, RejoinResult]
     caller belongs to, which record the attempt. Returns the conference that let them in."""
     holder = await conference_with_pin(relay.client, relay.pin_secret, call.digits) if call.digits else None
     candidates = (
-        [holder] if holder else await conferences_of_caller(relay.client, relay.pin_secret, call.caller)
+        [holder]
+        if holder
+        else await conferences_of_caller(relay.client, relay.pin_secret, relay.task_queue, call.caller)
     )
     request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
     answers = await asyncio.gather(*(offer(relay, conference_id, request) for conference_id in candidates))

@@ -28,12 +28,12 @@ def pin_url(public_url: str, tries: int) -> str:
     return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode({'try': tries})}"
 
 
-def bridge_for(public_url: str, conference_id: str, welcome: str, record: bool) -> Bridge:
-    """The conference room of a conference workflow (named after it), reporting back to us."""
+def bridge_for(public_url: str, run_id: str, welcome: str, record: bool) -> Bridge:
+    """The conference room of a run (named after its workflow), reporting back to it."""
     return Bridge(
-        room=conference_id,
+        room=run_id,
         welcome=welcome,
         record=record,
-        events_callback=callback_url(public_url, CONFERENCE_STATUS, conference=conference_id),
-        recording_callback=callback_url(public_url, RECORDING_STATUS, conference=conference_id),
+        events_callback=callback_url(public_url, CONFERENCE_STATUS, run=run_id),
+        recording_callback=callback_url(public_url, RECORDING_STATUS, run=run_id),
     )

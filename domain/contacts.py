@@ -17,9 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.errors import InvalidLaunch
 
-MAX_DESTINATIONS = 250
-"""A Twilio conference holds at most 250 participants."""
-
 PHONE_FIELDS = ("voice_pro", "voice_home", "mobile")
 MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
@@ -133,10 +130,6 @@ def resolve_destinations(destinations: list[str], contacts: dict[str, dict[str, 
     problems: list[str] = []
     repeated = [d for d, n in Counter(destinations).items() if n > 1]
     problems += [f"destination {d!r} is given more than once" for d in repeated]
-    if len(set(destinations)) > MAX_DESTINATIONS:
-        problems.append(
-            f"{len(set(destinations))} destinations: a conference holds at most {MAX_DESTINATIONS}"
-        )
     resolved: list[Contact] = []
     for destination in dict.fromkeys(destinations):
         try:

@@ -1,41 +1,62 @@
-"""A launched procedure's plan, frozen into the workflow input: its steps, who each alerts on
-which medium and when, what they say, and when each step gives up.
+"""A launched procedure's plan, frozen into the workflow input: its people, the alert schemes
+they are reached by, its steps, what each says, and when each gives up.
 
-The launcher builds it from the definitions (`procedures/`) and the launch form, so a running
-procedure never changes when a definition, a contact or a scheme is edited.
+The launcher builds it from the definitions (`procedures/`), the contacts and the launch form,
+so a running procedure never changes when a definition, a contact or a scheme is edited. It is
+kept compact (schemes by name, not one alert per person and medium), because a step may have
+thousands of destinations and every byte of it is in the workflow history.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from itertools import groupby
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.contacts import Contact
+
 Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
 VoiceMedium = Literal["voice_pro", "voice_home", "voice_mobile"]
 VOICE_MEDIA: tuple[VoiceMedium, ...] = ("voice_pro", "voice_home", "voice_mobile")
 Objective = Literal["conference", "acknowledgement", "information"]
+LaunchChannel = Literal["cli", "web", "cmc", "procedure"]
 DEFAULT_MAX_DURATION = timedelta(hours=4)
+ADDRESS_OF: dict[Medium, str] = {
+    "voice_pro": "voice_pro",
+    "voice_home": "voice_home",
+    "voice_mobile": "mobile",
+    "sms": "mobile",
+    "email": "email",
+}
+"""Which of a contact's fields each medium uses."""
 
 
-class Alert(BaseModel):
-    """Try `medium` for this destination `after` the step started, unless already reached."""
-
+class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    contact_id: str
+
+class SchemeMedium(Frozen):
     medium: Medium
-    after: timedelta
+    after: timedelta = timedelta(0)
+    """Counted from the start of the step."""
 
 
-class PostObjective(BaseModel):
+class SchemePlan(Frozen):
+    """An alert scheme as it was when the run was launched."""
+
+    name: str
+    media: tuple[SchemeMedium, ...]
+    ring_timeout: timedelta = timedelta(seconds=30)
+
+
+class PostObjective(Frozen):
     """Sent by SMS and email to the step's destinations when the step ends (template sources)."""
-
-    model_config = ConfigDict(frozen=True)
 
     subject: str
     body: str
@@ -43,17 +64,15 @@ class PostObjective(BaseModel):
     """What the SMS says; the body when absent."""
 
 
-class StepPlan(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class StepPlan(Frozen):
     number: str
     objective: Objective
     percent: int = Field(ge=1, le=100)
     run: Literal["always", "if_previous_not_reached"] = "always"
     destinations: tuple[str, ...]
-    """Contact ids, all among the run's participants."""
-    alerts: tuple[Alert, ...]
-    ring_timeout: timedelta = timedelta(seconds=30)
+    """Contact ids, all among the run's people."""
+    scheme: str | None = None
+    """One scheme for every destination; None: each contact's own, else the run's default."""
     message: str = ""
     """Already rendered: spoken on calls (before the bridge, or with the acknowledgement
     prompt) and sent by the sms and email media."""
@@ -64,8 +83,105 @@ class StepPlan(BaseModel):
         """How many destinations make the objective: `percent` of them, rounded up."""
         return math.ceil(self.percent * len(self.destinations) / 100)
 
-    def rounds(self) -> Iterator[tuple[timedelta, list[Alert]]]:
-        """The alerts grouped by when they are due, in time order."""
-        ordered = sorted(self.alerts, key=lambda alert: alert.after)
-        for after, alerts in groupby(ordered, key=lambda alert: alert.after):
-            yield after, list(alerts)
+    @property
+    def has_bridge(self) -> bool:
+        return self.objective == "conference"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Try `medium` for this destination `after` the step started, unless already reached.
+    `attempt_id` stays unique when a scheme lists the same medium twice."""
+
+    step: str
+    contact: Contact
+    index: int
+    medium: Medium
+    after: timedelta
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.step}/{self.contact.id}/{self.index}"
+
+    @property
+    def address(self) -> str | None:
+        value: str | None = getattr(self.contact, ADDRESS_OF[self.medium])
+        return value
+
+    @property
+    def is_call(self) -> bool:
+        return self.medium in VOICE_MEDIA
+
+
+@dataclass(frozen=True)
+class Round:
+    """The alerts of one step due at the same moment."""
+
+    after: timedelta
+    alerts: tuple[Alert, ...]
+
+
+class RunPlan(Frozen):
+    """Everything a run needs, resolved and validated by the launcher."""
+
+    procedure: str
+    title: str
+    steps: tuple[StepPlan, ...]
+    people: tuple[Contact, ...]
+    """Every destination of every step."""
+    schemes: dict[str, SchemePlan]
+    """The schemes the steps use, by name."""
+    default_scheme: str
+    fields: dict[str, str] = {}
+    """The launch form's text fields, by the name messages use (`Body`)."""
+    dial_in_number: str
+    pin: str | None = None
+    """Only when a step has the conference objective: there is a bridge to dial into."""
+    pin_lease_id: str | None = None
+    """Workflow ID of the lease that keeps this PIN unique among running conferences."""
+    record: bool = False
+    max_duration: timedelta = DEFAULT_MAX_DURATION
+    launched_by: str = ""
+    channel: LaunchChannel = "cli"
+
+    @cached_property
+    def _people(self) -> dict[str, Contact]:
+        return {contact.id: contact for contact in self.people}
+
+    def person(self, contact_id: str) -> Contact:
+        return self._people[contact_id]
+
+    @property
+    def has_bridge(self) -> bool:
+        return any(step.has_bridge for step in self.steps)
+
+    @property
+    def welcome(self) -> str:
+        """What a caller hears before the bridge: the first conference step's message."""
+        return next((s.message for s in self.steps if s.has_bridge), "")
+
+    def step(self, number: str) -> StepPlan:
+        return next(s for s in self.steps if s.number == number)
+
+    def scheme_for(self, step: StepPlan, contact: Contact) -> SchemePlan:
+        return self.schemes[step.scheme or contact.scheme or self.default_scheme]
+
+    def alerts(self, step: StepPlan) -> Iterator[Alert]:
+        for contact_id in step.destinations:
+            contact = self.person(contact_id)
+            for index, medium in enumerate(self.scheme_for(step, contact).media):
+                yield Alert(step.number, contact, index, medium.medium, medium.after)
+
+    def rounds(self, step: StepPlan) -> list[Round]:
+        """The step's alerts grouped by when they are due, in time order."""
+        ordered = sorted(self.alerts(step), key=lambda alert: alert.after)
+        return [Round(after, tuple(alerts)) for after, alerts in groupby(ordered, key=lambda a: a.after)]
+
+    def ring_timeout(self, step: StepPlan) -> timedelta:
+        """The longest a call of this step rings before it is given up."""
+        schemes = {self.scheme_for(step, self.person(cid)).name for cid in step.destinations}
+        return max((self.schemes[name].ring_timeout for name in schemes), default=timedelta(seconds=30))
+
+    def bridge_people(self) -> set[str]:
+        """Everyone who can be called into, or join, the run's one bridge."""
+        return {cid for step in self.steps if step.has_bridge for cid in step.destinations}

@@ -20,8 +20,8 @@ from carrier.simulator.client import place_inbound_call
 from config import EXAMPLES, Settings, settings, ui_url
 from launching import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
-from progress import follow
 from stack.embedded import RunningStack, running_stack
+from watch import follow
 
 DEMO_DIAL_IN_FROM = "+41795550101"
 """Alice's mobile: the number she dials back in from."""

@@ -28,12 +28,13 @@ from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
 from directory import pin_lease_id
-from domain.conference import ConferenceReport
+from domain.run_view import RunView
 from launching import Launched, LaunchRequest, launch, red_button
 from localmail.server import Mailbox
 from procedures.definitions import Definitions, SchemeDefinition, SchemeMedium, load_definitions
 from stack.binaries import temporal_test_server
 from stack.ports import free_port
+from watch import NoWorker, read_view
 from worker import running_workers, smtp_settings
 from workflows import search_attributes
 from workflows.procedure_run import ProcedureRun
@@ -183,11 +184,12 @@ class Harness:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test over")
 
-    def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, ConferenceReport]:
+    def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, RunView]:
         return self.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
 
-    async def roster(self, launched: Launched | Bridged) -> ConferenceReport:
-        return await self.handle(launched).query(ProcedureRun.current_roster)
+    async def roster(self, launched: Launched | Bridged) -> RunView:
+        """The run's view, its batches' people included."""
+        return await read_view(self.client, launched.workflow_id)
 
     def carrier_entries(self, kind: str) -> list[dict[str, Any]]:
         if not self.carrier_log.exists():
@@ -263,14 +265,20 @@ async def eventually(
 @overload
 async def eventually(probe: Callable[[], T], check: Callable[[T], bool], seconds: float = 10) -> T: ...
 async def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], seconds: float = 10) -> Any:
-    """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise."""
+    """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise. A run
+    whose worker is not answering yet (restarting) is polled again."""
     deadline = asyncio.get_running_loop().time() + seconds
+    value: Any = None
     while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if check(value):
-            return value
+        try:
+            value = probe()
+            if inspect.isawaitable(value):
+                value = await value
+        except NoWorker as exc:
+            value = exc
+        else:
+            if check(value):
+                return value
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {seconds}s; last value: {value!r}")
         await asyncio.sleep(0.05)

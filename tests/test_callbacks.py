@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from twilio.request_validator import RequestValidator
 
 from config import DEV_AUTH_TOKEN
-from domain.conference import EndRequest
+from domain.events import EndRequest
 from tests.support import Harness, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
@@ -23,7 +23,7 @@ async def callback_setup(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_
 
 
 def status_url(h: Harness, workflow_id: str, attempt: str) -> str:
-    query = urlencode({"conference": workflow_id, "attempt": attempt})
+    query = urlencode({"run": workflow_id, "attempt": attempt})
     return f"{h.settings.public_url}/twilio/call-status?{query}"
 
 
@@ -40,9 +40,9 @@ async def test_forged_and_unsigned_callbacks_are_refused_and_reach_no_workflow(
     launched = await h.launch("alice", "bruno")
     await eventually(
         lambda: h.roster(launched),
-        lambda r: all(p.attempts and p.attempts[0].outcome != "pending" for p in r.participants),
+        lambda r: all(p.attempts and p.attempts[0].outcome != "pending" for p in r.people),
     )
-    url = status_url(h, launched.workflow_id, "001/bruno/voice_pro")
+    url = status_url(h, launched.workflow_id, "001/bruno/0")
     form = {"CallSid": "CA" + "f" * 32, "CallStatus": "in-progress"}
 
     assert await post(url, form, None) == 403, "unsigned"
@@ -54,7 +54,7 @@ async def test_forged_and_unsigned_callbacks_are_refused_and_reach_no_workflow(
     tampered = RequestValidator(DEV_AUTH_TOKEN).compute_signature(url, {**form, "CallStatus": "busy"})
     assert await post(url, form, tampered) == 403, "signature over other parameters"
 
-    bruno = next(p for p in (await h.roster(launched)).participants if p.id == "bruno")
+    bruno = next(p for p in (await h.roster(launched)).people if p.id == "bruno")
     assert not bruno.in_conference and bruno.attempts[0].outcome == "no-answer", "nothing reached the roster"
 
     genuine = RequestValidator(DEV_AUTH_TOKEN).compute_signature(url, form)

@@ -55,14 +55,15 @@ def call_to(number: str) -> OutboundCall:
 
 def place_call_request(number: str) -> PlaceCall:
     return PlaceCall(
-        attempt_id="001/alice/voice_pro",
+        attempt_id="001/alice/0",
         to=number,
         caller_id="+41215550100",
         objective="conference",
         message="hello",
         record=False,
         ring_timeout=timedelta(seconds=30),
-        placed_at=datetime.now(UTC),
+        queued_at=datetime.now(UTC),
+        not_after=datetime.now(UTC) + timedelta(minutes=2),
     )
 
 

@@ -10,7 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
 from carrier.simulator.scenario import Fault
-from domain.conference import ConferenceReport, EndRequest, ParticipantStatus
+from domain.events import EndRequest
+from domain.run_view import PersonView, RunView
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
@@ -21,14 +22,14 @@ def with_faults(*faults: Fault, number: str = ALICE_WORK) -> Scenario:
     return SCENARIO.model_copy(update={"faults": {number: list(faults)}})
 
 
-async def finish(h: Harness, workflow_id: str) -> ConferenceReport:
+async def finish(h: Harness, workflow_id: str) -> RunView:
     handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
 
 
-def alice(report: ConferenceReport) -> ParticipantStatus:
-    return next(p for p in report.participants if p.id == "alice")
+def alice(report: RunView) -> PersonView:
+    return next(p for p in report.people if p.id == "alice")
 
 
 async def test_rate_limits_and_server_errors_are_retried_into_one_call(
@@ -37,14 +38,14 @@ async def test_rate_limits_and_server_errors_are_retried_into_one_call(
     scenario = with_faults("rate-limited", "server-error", "rate-limited")
     async with harness(dev_env.client, tmp_path, contacts_file, scenario) as h, h.worker():
         launched = await h.launch("alice")
-        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
+        report = await eventually(lambda: h.roster(launched), lambda r: r.people[0].in_conference, 20)
         assert [f["fault"] for f in h.carrier_entries("fault")] == [
             "rate-limited",
             "server-error",
             "rate-limited",
         ]
         assert h.called_numbers() == [ALICE_WORK], "placed once, after three refusals"
-        assert [a.outcome for a in report.participants[0].attempts] == ["answered"]
+        assert [a.outcome for a in report.people[0].attempts] == ["answered"]
         await finish(h, launched.workflow_id)
 
 
@@ -56,9 +57,9 @@ async def test_a_lost_response_never_places_a_second_call(
         h.worker(),
     ):
         launched = await h.launch("alice")
-        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
+        report = await eventually(lambda: h.roster(launched), lambda r: r.people[0].in_conference, 20)
         assert h.called_numbers() == [ALICE_WORK], "the retry found the call the lost response had placed"
-        attempt = report.participants[0].attempts[0]
+        attempt = report.people[0].attempts[0]
         assert attempt.outcome == "answered" and attempt.call_sid == next(iter(h.simulator.calls))
         await finish(h, launched.workflow_id)
 
@@ -71,8 +72,8 @@ async def test_a_number_the_carrier_rejects_fails_that_attempt_and_the_scheme_mo
     )
     async with harness(dev_env.client, tmp_path, contacts_file, scenario) as h, h.worker():
         launched = await h.launch("alice", definitions=FAST)
-        report = await eventually(lambda: h.roster(launched), lambda r: r.participants[0].in_conference, 20)
-        work, home = report.participants[0].attempts
+        report = await eventually(lambda: h.roster(launched), lambda r: r.people[0].in_conference, 20)
+        work, home = report.people[0].attempts
         assert work.outcome == "failed" and "21614" in (work.error or "")
         assert home.medium == "voice_home" and home.outcome == "answered"
         assert h.called_numbers() == [ALICE_HOME], "no retry of a permanent refusal"
@@ -85,11 +86,11 @@ async def test_refused_credentials_stop_calls_and_sms_loudly_but_email_goes_out(
     async with harness(dev_env.client, tmp_path, contacts_file, with_faults(21212)) as h, h.worker():
         launched = await h.launch("alice", "bruno", definitions=FAST)
         report = await eventually(
-            lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.participants) == 2, 20
+            lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.people) == 2, 20
         )
         assert len(report.problems) == 1 and "the carrier refused our configuration" in report.problems[0]
         assert "21212" in report.problems[0]
-        assert all(a.medium == "voice_pro" for p in report.participants for a in p.attempts), "no home calls"
+        assert all(a.medium == "voice_pro" for p in report.people for a in p.attempts), "no home calls"
         assert h.texted_numbers() == [], "no SMS through a carrier that refuses us"
         assert sorted(m["To"] for m in h.mailbox.messages()) == ["alice@example.com", "bruno@example.com"]
         final = await finish(h, launched.workflow_id)
@@ -106,10 +107,10 @@ async def test_a_slow_carrier_never_delays_the_timeline(
         launched = await h.launch("alice", "bruno", definitions=FAST)
         report = await eventually(
             lambda: h.roster(launched),
-            lambda r: len(next(p for p in r.participants if p.id == "bruno").attempts) == 2,
+            lambda r: any(a.placed_at for a in r.person("bruno").attempts[1:]),
         )
-        bruno_home = next(p for p in report.participants if p.id == "bruno").attempts[1]
-        assert bruno_home.medium == "voice_home"
+        bruno_home = report.person("bruno").attempts[1]
+        assert bruno_home.medium == "voice_home" and bruno_home.placed_at
         assert bruno_home.placed_at - report.started_at < timedelta(seconds=3), "home calls on time at +2 s"
         assert alice(report).attempts[0].call_sid is None, "while alice's work call is still being retried"
         await finish(h, launched.workflow_id)

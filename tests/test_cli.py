@@ -55,7 +55,8 @@ async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_s
     contacts = str(h.contacts_file)
     launched = await starter_json(dev_env, h, "conference", "--contacts", contacts, "--to", "alice",
                                   "--to", "chloe", "--welcome", "Gas leak", "--json")  # fmt: skip
-    assert set(launched) == {"workflow_id", "pin", "dial_in_number", "ui_url"}
+    assert set(launched) == {"workflow_id", "pin", "dial_in_number", "ui_url", "over_capacity"}
+    assert launched["over_capacity"] == [], "three people at the test's call rate: all in time"
     assert launched["pin"].isdigit() and len(launched["pin"]) >= 6
     assert launched["dial_in_number"] == "+41215550100"
     assert launched["ui_url"].endswith(f"/workflows/{launched['workflow_id']}")
@@ -67,14 +68,12 @@ async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_s
 
     report = await eventually(
         status,
-        lambda r: (
-            r["participants"][0]["in_conference"] and r["participants"][1]["attempts"][0]["outcome"] == "busy"
-        ),
+        lambda r: r["people"][0]["in_conference"] and r["people"][1]["attempts"][0]["outcome"] == "busy",
         seconds=15,
     )
     assert report["state"] == "running"
     assert datetime.fromisoformat(report["started_at"]).utcoffset() == timedelta(0), "ISO-8601 UTC"
-    alice, chloe = report["participants"]
+    alice, chloe = report["people"]
     assert alice["attempts"][0]["medium"] == "voice_pro" and alice["attempts"][0]["outcome"] == "answered"
     assert alice["joined_at"] and alice["rejoins"] == 0 and alice["notifications"] == []
     assert chloe["attempts"][0]["outcome"] == "busy" and not chloe["in_conference"]
@@ -91,12 +90,12 @@ async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_s
     assert code == 2 and "--from '12' is not a phone number" in output
 
     report = await status()
-    assert report["participants"][1]["in_conference"] is True
+    assert report["people"][1]["in_conference"] is True
     assert [a["accepted"] for a in report["pin_attempts"]] == [False, True]
 
     final = await starter_json(dev_env, h, "end", workflow_id, "--reason", "all clear")
     assert final["state"] == "ended" and final["end_reason"] == "all clear"
-    assert not any(p["in_conference"] for p in final["participants"])
+    assert not any(p["in_conference"] for p in final["people"])
     assert (await status())["state"] == "ended"
 
     code, output = await starter(dev_env, h, "end", workflow_id)

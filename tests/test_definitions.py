@@ -207,12 +207,13 @@ def test_a_bad_launch_form_is_refused_by_field(tmp_path: Path, fields: dict[str,
 def test_global_scheme_overrides_personal_ones_and_personal_ones_apply_otherwise(tmp_path: Path) -> None:
     fields = {"Contacts.S001": "alice,bruno"}
     global_run = prepare(launch_request(tmp_path, CONFERENCE, fields), Settings(_env_file=None), "123456")
-    assert {(a.contact_id, a.medium) for a in global_run.steps[0].alerts} == {
+    assert {(a.contact.id, a.medium) for a in global_run.alerts(global_run.steps[0])} == {
         ("alice", "voice_pro"), ("alice", "voice_home"), ("bruno", "voice_pro"), ("bruno", "voice_home"),
     }  # fmt: skip
     personal = with_step(scheme=None)
     personal_run = prepare(launch_request(tmp_path, personal, fields), Settings(_env_file=None), "123456")
-    assert [(a.contact_id, a.medium, a.after.seconds) for a in personal_run.steps[0].alerts] == [
+    personal_alerts = personal_run.alerts(personal_run.steps[0])
+    assert [(a.contact.id, a.medium, a.after.seconds) for a in personal_alerts] == [
         ("alice", "voice_mobile", 0), ("alice", "sms", 30), ("alice", "voice_pro", 60),  # her MOBILE_FIRST
         ("bruno", "voice_pro", 0), ("bruno", "voice_home", 60),  # no scheme of his own: the default
     ]  # fmt: skip

@@ -13,7 +13,8 @@ from callbacks.server import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
 from carrier.simulator import Scenario
 from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan
-from domain.conference import ConferenceReport, EndRequest
+from domain.events import EndRequest
+from domain.run_view import RunView
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
@@ -25,8 +26,8 @@ async def dial_in(h: Harness, caller: str, *digits: str) -> dict[str, Any]:
     return await place_inbound_call(h.simulator_url, caller, list(digits))
 
 
-def person(report: ConferenceReport, participant_id: str) -> Any:
-    return next(p for p in report.participants if p.id == participant_id)
+def person(report: RunView, participant_id: str) -> Any:
+    return next(p for p in report.people if p.id == participant_id)
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ async def line(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
         yield h
 
 
-async def end(h: Harness, workflow_id: str) -> ConferenceReport:
+async def end(h: Harness, workflow_id: str) -> RunView:
     handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
@@ -46,7 +47,7 @@ async def test_right_pin_hears_the_welcome_and_joins_the_bridge(line: Harness) -
     call = await dial_in(line, CHLOE_MOBILE, launched.pin)
     assert call["joined"] == launched.workflow_id
     assert call["transcript"] == [
-        f"heard: {PROMPT}",
+        f"heard: {PROMPT.format(digits=6)}",
         f"keyed: {launched.pin}",
         "heard: Server room flooded",
         f"joined conference {launched.workflow_id}",
@@ -97,9 +98,9 @@ async def test_unknown_number_with_the_right_pin_joins_as_a_guest(line: Harness)
     launched = await line.launch("alice")
     await dial_in(line, "+41797770004", launched.pin)
     report = await eventually(
-        lambda: line.roster(launched), lambda r: any(p.guest and p.in_conference for p in r.participants)
+        lambda: line.roster(launched), lambda r: any(p.guest and p.in_conference for p in r.people)
     )
-    guest = next(p for p in report.participants if p.guest)
+    guest = next(p for p in report.people if p.guest)
     assert guest.name == "Guest +41797770004"
     await end(line, launched.workflow_id)
 

@@ -13,10 +13,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from domain.conference import ConferenceReport, EndRequest, RejoinRequest
+from domain.events import EndRequest, RejoinRequest
+from domain.run_view import RunView
 from tests.support import FAST, eventually, harness
-from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import PinLease
+from workflows.procedure_run import ProcedureRun
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -32,10 +33,10 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
 
         report = await eventually(
             lambda: h.roster(launched),
-            lambda r: sum(len(p.notifications) for p in r.participants) == 7,
+            lambda r: sum(len(p.notifications) for p in r.people) == 7,
             seconds=20,
         )
-        people = {p.id: p for p in report.participants}
+        people = {p.id: p for p in report.people}
         assert [a.outcome for a in people["alice"].attempts] == ["answered"]
         assert [(a.medium, a.outcome) for a in people["bruno"].attempts] == [
             ("voice_pro", "no-answer"),
@@ -43,16 +44,15 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         ]
         assert [a.outcome for a in people["chloe"].attempts] == ["busy", "machine"]
         assert [(a.medium, a.outcome) for a in people["dan"].attempts] == [("voice_home", "answered")]
-        for person in report.participants:
+        for person in report.people:
             for attempt in person.attempts:
+                assert attempt.placed_at is not None, (person.id, attempt)
                 offset = attempt.placed_at - report.started_at
                 expected = timedelta(0) if attempt.medium == "voice_pro" else timedelta(seconds=2)
                 assert expected <= offset < expected + timedelta(seconds=1), (person.id, attempt)
             for note in person.notifications:
                 assert timedelta(seconds=4) <= note.sent_at - report.started_at < timedelta(seconds=6)
-        assert all(
-            a.call_sid and a.call_sid.startswith("CA") for p in report.participants for a in p.attempts
-        )
+        assert all(a.call_sid and a.call_sid.startswith("CA") for p in report.people for a in p.attempts)
         assert Counter(h.texted_numbers()) == Counter(
             ["+41795550101", "+41795550102", "+41795550103", "+41795550104"]
         )
@@ -75,11 +75,11 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         assert chloe_back.accepted and chloe_back.participant_id == "chloe"
 
         await handle.execute_update(ProcedureRun.end, EndRequest(reason="drill over"))
-        final: ConferenceReport = await handle.result()
+        final: RunView = await handle.result()
         assert final.state == "ended" and final.end_reason == "drill over"
         assert [e["to"] for e in h.carrier_entries("hangup")] == ["+41215550113"], "the answering machine"
         assert [e["room"] for e in h.carrier_entries("end-conference")] == [launched.workflow_id]
-        assert not any(p.in_conference for p in final.participants), "the bridge ended: everyone is out"
+        assert not any(p.in_conference for p in final.people), "the bridge ended: everyone is out"
         assert final.recording_url and "/Recordings/RE" in final.recording_url, "recorded, URL in the report"
 
         history = await handle.fetch_history()

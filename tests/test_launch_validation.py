@@ -99,7 +99,10 @@ def test_missing_contacts_file(tmp_path: Path) -> None:
 
 def test_a_conference_holds_at_most_250(tmp_path: Path) -> None:
     numbers = [f"+4121555{n:04d}" for n in range(251)]
-    assert "251 destinations: a conference holds at most 250" in refused(tmp_path, {"contacts": []}, numbers)
+    assert (
+        "251 people could be called into this run's bridge (step 001: 251); a bridge holds at most 250"
+        in refused(tmp_path, {"contacts": []}, numbers)
+    )
 
 
 def test_welcome_message_length(tmp_path: Path) -> None:
@@ -117,7 +120,7 @@ def test_misconfigured_dial_in_number(tmp_path: Path) -> None:
 
 def test_raw_numbers_are_called_and_texted_only_when_mobile(tmp_path: Path) -> None:
     conference = prepare(red(["+41 79 555 01 01", "+41215550101"], None), settings(), "123456")
-    mobile, landline = conference.participants
+    mobile, landline = conference.people
     assert (mobile.voice_pro, mobile.mobile) == ("+41795550101", "+41795550101")
     assert (landline.voice_pro, landline.mobile) == ("+41215550101", None)
 

@@ -16,7 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
 from carrier.simulator.scenario import NumberPlan
-from domain.conference import ConferenceReport, EndRequest
+from domain.events import EndRequest
+from domain.run_view import RunView
 from procedures.definitions import Definitions, load_definitions
 from stack.ports import free_port
 from tests.support import EXAMPLES, SCENARIO, Bridged, Harness, eventually, harness
@@ -75,23 +76,23 @@ def definitions_with(tmp_path: Path, *procedures: dict[str, Any]) -> Definitions
     return load_definitions(folder)
 
 
-async def at(env: WorkflowEnvironment, report: ConferenceReport, seconds: float) -> None:
+async def at(env: WorkflowEnvironment, report: RunView, seconds: float) -> None:
     target = report.started_at + timedelta(seconds=seconds)
     await env.sleep(max(timedelta(0), target - await env.get_current_time()))
 
 
-async def started(h: Harness, launched: Any) -> ConferenceReport:
+async def started(h: Harness, launched: Any) -> RunView:
     """The roster once the first round's calls are settled."""
     return await eventually(
         lambda: h.roster(launched),
         lambda r: (
-            all(a.outcome != "pending" for p in r.participants for a in p.attempts)
-            and any(p.attempts or p.notifications for p in r.participants)
+            all(a.outcome != "pending" for p in r.people for a in p.attempts)
+            and any(p.attempts or p.notifications for p in r.people)
         ),
     )
 
 
-async def finish(h: Harness, launched: Any) -> ConferenceReport:
+async def finish(h: Harness, launched: Any) -> RunView:
     handle = h.handle(launched)
     await handle.execute_update(ProcedureRun.end, EndRequest())
     return await handle.result()
@@ -115,15 +116,13 @@ async def observe(env: WorkflowEnvironment, h: Harness, launched: Bridged) -> di
     await at(env, report, 61)
     await eventually(
         lambda: h.roster(launched),
-        lambda r: all(a.outcome != "pending" for p in r.participants for a in p.attempts),
+        lambda r: all(a.outcome != "pending" for p in r.people for a in p.attempts),
     )
     second = sorted(h.called_numbers()[seen_calls + len(first) :])
     await at(env, report, 119)
     quiet = h.texted_numbers()[seen_sms:]
     await at(env, report, 121)
-    await eventually(
-        lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.participants) == 7
-    )
+    await eventually(lambda: h.roster(launched), lambda r: sum(len(p.notifications) for p in r.people) == 7)
     sms = sorted(
         (e["to"], e["body"].replace(launched.pin, "<PIN>")) for e in h.carrier_entries("sms")[seen_sms:]
     )
@@ -166,7 +165,7 @@ async def test_a_conference_objective_reached_ends_the_step_early(
     ended_at = report.steps[0].ended_at
     assert ended_at and ended_at - report.started_at < timedelta(seconds=5), "ended on reaching, not at 2 min"
     await eventually(
-        lambda: line.roster(launched), lambda r: sum(len(p.notifications) for p in r.participants) == 4
+        lambda: line.roster(launched), lambda r: sum(len(p.notifications) for p in r.people) == 4
     )
     await at(time_env, report, 65)
     assert (await line.roster(launched)).state == "running", "the bridge stays open after the step"
@@ -182,9 +181,9 @@ async def test_acknowledgement_reached_and_not_reached(
         "acknowledge", {"body": "smoke", "Contacts.S001": "alice,bruno"}, definitions=definitions
     )
     report = await eventually(
-        lambda: line.roster(launched), lambda r: r.participants[0].acknowledged_at is not None
+        lambda: line.roster(launched), lambda r: r.people[0].acknowledged_at is not None
     )
-    assert report.participants[1].acknowledged_at is None, "bruno answered nothing (no answer at work)"
+    assert report.people[1].acknowledged_at is None, "bruno answered nothing (no answer at work)"
     await at(time_env, report, 121)
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
     assert (report.steps[0].reached, report.steps[0].counted, report.steps[0].needed) == (False, 1, 2)
@@ -214,7 +213,7 @@ async def test_information_is_reached_when_messages_are_delivered(
     )
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
     assert report.steps[0].reached is True and report.steps[0].counted == 2
-    assert all(p.delivered_at is not None for p in report.participants)
+    assert all(p.delivered_at is not None for p in report.people)
     texts = {e["to"]: e["body"] for e in line.carrier_entries("sms")}
     assert texts == {
         "+41795550101": "Planned outage tonight: 22:00-23:00",
@@ -234,12 +233,12 @@ async def test_an_answer_after_the_deadline_is_too_late(
         launched = await h.launch_procedure(
             "quick", {"body": "x", "Contacts.S001": "alice"}, definitions=definitions
         )
-        report = await eventually(lambda: h.roster(launched), lambda r: bool(r.participants[0].attempts))
+        report = await eventually(lambda: h.roster(launched), lambda r: bool(r.people[0].attempts))
         await at(time_env, report, 31)  # the deadline passes while the phone still rings (1 s, real time)
         report = await eventually(
-            lambda: h.roster(launched), lambda r: r.participants[0].acknowledged_at is not None
+            lambda: h.roster(launched), lambda r: r.people[0].acknowledged_at is not None
         )
-        alice = report.participants[0]
+        alice = report.people[0]
         assert alice.too_late == ["001"]
         assert (report.steps[0].reached, report.steps[0].counted) == (False, 0), "too late does not count"
 
@@ -256,10 +255,10 @@ async def test_deputies_are_called_into_the_same_bridge_only_when_the_team_falls
     await at(time_env, report, 182)
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[1].ended_at is not None)
     assert report.steps[1].reached is True, "half of the deputies came in"
-    deputies = [p for p in report.participants if p.id in ("bruno", "dan")]
+    deputies = [p for p in report.people if p.id in ("bruno", "dan")]
     assert all(a.attempt_id.startswith("002/") for p in deputies for a in p.attempts)
     assert any(p.in_conference for p in deputies), "in the same bridge as alice"
-    assert [p.id for p in report.participants if p.in_conference and p.id == "alice"] == ["alice"]
+    assert [p.id for p in report.people if p.in_conference and p.id == "alice"] == ["alice"]
     await finish(line, launched)
 
     fields = {"body": "fire", "Contacts.S001": "alice,bruno", "Contacts.S002": "chloe"}
@@ -278,9 +277,7 @@ async def test_information_not_reached_when_a_destination_has_no_medium_of_the_s
     definitions = definitions_with(tmp_path, short)
     fields = {"body": "tonight", "Contacts.S001": "alice,+41215550120"}  # a landline: no SMS, no email
     launched = await line.launch_procedure("inform-briefly", fields, definitions=definitions)
-    report = await eventually(
-        lambda: line.roster(launched), lambda r: r.participants[0].delivered_at is not None
-    )
+    report = await eventually(lambda: line.roster(launched), lambda r: r.people[0].delivered_at is not None)
     assert report.steps[0].ended_at is None, "one of two reached: the step waits for its deadline"
     await at(time_env, report, 61)
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
@@ -298,6 +295,6 @@ async def test_a_mail_server_down_never_holds_up_the_escalation(
         report = await eventually(lambda: h.roster(launched), lambda r: r.steps[1].started_at is not None)
         step_two = report.steps[1].started_at
         assert step_two and step_two - report.started_at < timedelta(seconds=121), "deputies called on time"
-        assert not any(n.channel == "email" for p in report.participants for n in p.notifications)
+        assert not any(n.channel == "email" for p in report.people for n in p.notifications)
         assert sorted(h.texted_numbers()) == ["+41795550101", "+41795550103"], "the SMS went out all the same"
         await finish(h, launched)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.conference import CallAttempt, ConferenceReport, Notification, ParticipantStatus, StepResult
-from progress import changes
+from domain.run_view import CallAttempt, Notification, PersonView, RunView, StepView
+from rendering.terminal import changes
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def report(*people: ParticipantStatus, state: str = "running") -> ConferenceReport:
-    return ConferenceReport(
+def report(*people: PersonView, state: str = "running") -> RunView:
+    return RunView(
         workflow_id="conference-x",
         state=state,
         started_at=T0,
@@ -20,8 +20,8 @@ def report(*people: ParticipantStatus, state: str = "running") -> ConferenceRepo
         dial_in_number="+41215550100",
         procedure="conference-call",
         title="Conference call",
-        participants=list(people),
-        steps=[StepResult(number="001", objective="conference", percent=100, needed=1)],
+        people=list(people),
+        steps=[StepView(number="001", objective="conference", percent=100, needed=1)],
     )
 
 
@@ -30,6 +30,7 @@ def attempt(medium: str, outcome: str, at: int) -> CallAttempt:
         attempt_id=f"a/{medium}",
         medium=medium,
         number="+41215550101",
+        queued_at=T0 + timedelta(seconds=at),
         placed_at=T0 + timedelta(seconds=at),
         outcome=outcome,
         outcome_at=None if outcome == "pending" else T0 + timedelta(seconds=at + 3),
@@ -37,11 +38,11 @@ def attempt(medium: str, outcome: str, at: int) -> CallAttempt:
 
 
 def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
-    calling = ParticipantStatus(id="a", name="Ann", attempts=[attempt("voice_pro", "pending", 0)])
+    calling = PersonView(id="a", name="Ann", attempts=[attempt("voice_pro", "pending", 0)])
     first = report(calling)
     assert [text for _, text in changes(None, first)] == ["calling Ann on work phone"]
 
-    machine = ParticipantStatus(
+    machine = PersonView(
         id="a",
         name="Ann",
         attempts=[attempt("voice_pro", "machine", 0), attempt("voice_home", "answered", 60)],
@@ -75,8 +76,8 @@ def test_each_change_is_one_line_and_nothing_is_repeated() -> None:
 def test_steps_are_told_as_they_start_end_or_are_skipped() -> None:
     first = report()
     first.steps = [
-        StepResult(number="001", objective="conference", percent=100, needed=2, started_at=T0),
-        StepResult(number="002", objective="conference", percent=50, needed=1),
+        StepView(number="001", objective="conference", percent=100, needed=2, started_at=T0),
+        StepView(number="002", objective="conference", percent=50, needed=1),
     ]
     second = first.model_copy(deep=True)
     second.steps[0] = second.steps[0].model_copy(

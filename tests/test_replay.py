@@ -12,8 +12,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.procedure_run import ProcedureRun
 from workflows.pin_lease import PinLease
+from workflows.procedure_run import ProcedureRun
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

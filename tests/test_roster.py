@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.conference import BridgeUpdate, CallProgress, ConferenceInput, RejoinRequest
 from domain.contacts import Contact
-from domain.plan import Alert, StepPlan
-from domain.roster import Roster
+from domain.events import BridgeUpdate, CallProgress, RejoinRequest
+from domain.plan import RunPlan, SchemeMedium, SchemePlan, StepPlan
+from domain.roster import Roster, RosterState
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ANN = Contact(id="ann", name="Ann", voice_pro="+41215550101", mobile="+41795550101")
@@ -16,42 +16,45 @@ STEP = StepPlan(
     objective="conference",
     percent=100,
     destinations=("ann",),
-    alerts=(Alert(contact_id="ann", medium="voice_pro", after=timedelta(0)),),
+    scheme="WORK",
     deadline=timedelta(minutes=2),
 )
+PLAN = RunPlan(
+    procedure="conference-call",
+    title="Conference call",
+    steps=(STEP,),
+    people=(ANN,),
+    schemes={"WORK": SchemePlan(name="WORK", media=(SchemeMedium(medium="voice_pro"),))},
+    default_scheme="WORK",
+    dial_in_number="+41215550100",
+    pin="123456",
+    pin_lease_id="pin-lease-x",
+)
+WORK_CALL = next(PLAN.alerts(STEP))
 
 
 def roster() -> Roster:
-    conference = ConferenceInput(
-        procedure="conference-call",
-        title="Conference call",
-        steps=(STEP,),
-        participants=(ANN,),
-        dial_in_number="+41215550100",
-        pin="123456",
-        pin_lease_id="pin-lease-x",
-    )
-    return Roster(conference, "conference-x", T0)
+    return Roster(PLAN, "conference-x", RosterState.fresh(PLAN, T0))
 
 
 def test_a_join_reported_before_the_call_is_known_still_counts() -> None:
     book = roster()
-    attempt = book.attempt_placed(STEP, ANN, "voice_pro", "+41215550101", T0)
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
     book.bridge_event(
         BridgeUpdate(kind="join", conference_sid="CF1", call_sid="CA1"), T0 + timedelta(seconds=3)
     )
-    assert not book.participants["ann"].in_conference, "whose call is CA1? not known yet"
-    book.call_created(attempt, "CA1", T0 + timedelta(seconds=4))
-    assert book.participants["ann"].in_conference
-    assert book.participants["ann"].joined_at == T0 + timedelta(seconds=4)
+    assert not book.person("ann").in_conference, "whose call is CA1? not known yet"
+    book.call_placed(attempt.attempt_id, "CA1", T0 + timedelta(seconds=4))
+    assert book.person("ann").in_conference
+    assert book.person("ann").joined_at == T0 + timedelta(seconds=4)
 
 
 def test_answered_calls_not_yet_in_the_room_are_still_hung_up_at_the_end() -> None:
     book = roster()
-    attempt = book.attempt_placed(STEP, ANN, "voice_pro", "+41215550101", T0)
-    book.call_created(attempt, "CA1", T0)
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
+    book.call_placed(attempt.attempt_id, "CA1", T0)
     book.call_progress(CallProgress(attempt_id=attempt.attempt_id, call_sid="CA1", status="in-progress"), T0)
-    assert book.connected_calls() == ["CA1"] and book.conference_sid is None
+    assert book.connected_calls() == ["CA1"] and book.state.conference_sid is None
     book.call_progress(CallProgress(attempt_id=attempt.attempt_id, call_sid="CA1", status="completed"), T0)
     assert book.connected_calls() == []
 
@@ -60,26 +63,26 @@ def test_a_dial_in_over_the_phone_counts_when_the_room_says_so() -> None:
     book = roster()
     result = book.rejoin(RejoinRequest(pin="123456", from_number="+41795550101", call_sid="CA9"), T0)
     assert result.accepted and result.participant_id == "ann"
-    assert not book.participants["ann"].in_conference, "PIN accepted; not in the room yet"
+    assert not book.person("ann").in_conference, "PIN accepted; not in the room yet"
     book.bridge_event(BridgeUpdate(kind="join", conference_sid="CF1", call_sid="CA9"), T0)
-    assert book.participants["ann"].in_conference
+    assert book.person("ann").in_conference
     book.bridge_event(
         BridgeUpdate(kind="leave", conference_sid="CF1", call_sid="CA9"), T0 + timedelta(minutes=1)
     )
-    assert not book.participants["ann"].in_conference
-    assert book.participants["ann"].left_at == T0 + timedelta(minutes=1)
+    assert not book.person("ann").in_conference
+    assert book.person("ann").left_at == T0 + timedelta(minutes=1)
 
 
 def test_a_machine_leg_never_counts_as_in_the_bridge() -> None:
     book = roster()
-    attempt = book.attempt_placed(STEP, ANN, "voice_pro", "+41215550101", T0)
-    book.call_created(attempt, "CA1", T0)
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
+    book.call_placed(attempt.attempt_id, "CA1", T0)
     progress = CallProgress(
         attempt_id=attempt.attempt_id, call_sid="CA1", status="", answered_by="machine_start"
     )
     assert book.call_progress(progress, T0) == "CA1", "hang it up"
     book.bridge_event(BridgeUpdate(kind="join", conference_sid="CF1", call_sid="CA1"), T0)
-    assert not book.participants["ann"].in_conference and attempt.outcome == "machine"
+    assert not book.person("ann").in_conference and attempt.outcome == "machine"
     assert not book.objective_met(STEP)
 
 
@@ -88,6 +91,37 @@ def test_joining_after_the_deadline_is_too_late_and_does_not_count() -> None:
     book.step_started(STEP, T0)
     assert book.step_ended(STEP, T0 + timedelta(minutes=2)) is False
     book.rejoin(RejoinRequest(pin="123456", from_number="+41795550101"), T0 + timedelta(minutes=3))
-    assert book.participants["ann"].in_conference and book.participants["ann"].too_late == ["001"]
-    result = book.steps["001"]
+    assert book.person("ann").in_conference and book.person("ann").too_late == ["001"]
+    result = book.state.steps["001"]
     assert (result.reached, result.counted, result.needed) == (False, 0, 1), "the result stays as it was"
+
+
+def test_attempt_ids_stay_unique_when_a_scheme_lists_a_medium_twice() -> None:
+    twice = SchemePlan(
+        name="TWICE",
+        media=(
+            SchemeMedium(medium="voice_pro"),
+            SchemeMedium(medium="voice_pro", after=timedelta(minutes=1)),
+        ),
+    )
+    plan = PLAN.model_copy(update={"schemes": {"TWICE": twice}, "default_scheme": "TWICE"})
+    step = STEP.model_copy(update={"scheme": "TWICE"})
+    ids = [alert.attempt_id for alert in plan.alerts(step)]
+    assert ids == ["001/ann/0", "001/ann/1"]
+    book = Roster(plan, "conference-x", RosterState.fresh(plan, T0))
+    first, second = (book.attempt_queued(alert, "+41215550101", T0) for alert in plan.alerts(step))
+    book.call_placed(first.attempt_id, "CA1", T0)
+    book.call_progress(CallProgress(attempt_id=first.attempt_id, call_sid="CA1", status="no-answer"), T0)
+    assert (first.outcome, second.outcome) == ("no-answer", "pending"), "each callback moves its own attempt"
+
+
+def test_the_roster_state_survives_a_continue_as_new() -> None:
+    book = roster()
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
+    book.call_placed(attempt.attempt_id, "CA1", T0)
+    book.bridge_event(BridgeUpdate(kind="join", conference_sid="CF1", call_sid="CA1"), T0)
+    carried = RosterState.model_validate_json(book.state.model_dump_json())
+    again = Roster(PLAN, "conference-x", carried)
+    assert again.person("ann").in_conference
+    again.bridge_event(BridgeUpdate(kind="leave", conference_sid="CF1", call_sid="CA1"), T0)
+    assert not again.person("ann").in_conference, "the leg CA1 is still known as ann's"

@@ -14,7 +14,7 @@ import pytest
 from callbacks.server import serve
 from carrier.simulator import CarrierSimulator
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
-from domain.conference import EndRequest
+from domain.events import EndRequest
 from launching import LaunchRequest, launch, red_button
 from stack.embedded import running_stack
 from stack.ports import free_port
@@ -55,9 +55,7 @@ async def test_any_twilio_compatible_server_drives_the_roster(
             assert stack.simulator_url is None and stack.twilio_api_url == api_url, "no simulator of its own"
             launched = await launch(stack.client, config, red_button_for(["alice"], contacts_file))
             handle = stack.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
-            await eventually(
-                lambda: handle.query(ProcedureRun.current_roster), lambda r: r.participants[0].in_conference
-            )
+            await eventually(lambda: handle.query(ProcedureRun.view), lambda r: r.people[0].in_conference)
             assert [c.to for c in elsewhere.calls.values()] == ["+41215550101"]
             await handle.execute_update(ProcedureRun.end, EndRequest())
             await handle.result()
@@ -85,7 +83,7 @@ async def test_embedded_simulator_and_the_documented_dial_command(
         assert f"in conference {launched.workflow_id}" in output
         handle = stack.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
         report = await eventually(
-            lambda: handle.query(ProcedureRun.current_roster), lambda r: r.participants[0].in_conference
+            lambda: handle.query(ProcedureRun.view), lambda r: r.people[0].in_conference
         )
         assert report.pin_attempts[0].accepted
         await handle.execute_update(ProcedureRun.end, EndRequest())

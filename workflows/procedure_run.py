@@ -6,318 +6,240 @@ conference call is the one-step procedure `conference-call` with the CONFCALL sc
     t=+2 min   the step's deadline: everyone gets the dial-in number and PIN by SMS and email
     then       the bridge stays open for dial-ins until `end` or the maximum duration
 
-Each step alerts its destinations by their scheme until its objective is reached or its
-deadline passes, then sends its post-objective message; the next step runs always, or only if
-this one fell short. Carrier callbacks arrive as signals (`call_progress`, `bridge_event`,
-`acknowledged`); dial-ins with a PIN as the `rejoin` update. No I/O and no clock here but
-Temporal's.
+A step with a bridge alerts its destinations here (at most 250: a bridge's size); a step
+without one hands them to batch workflows (`StepBatch`), so a step may reach thousands. Each
+step alerts until its objective is reached or its deadline passes, then sends its
+post-objective message; the next step runs always, or only if this one fell short. Carrier
+callbacks arrive as signals, dial-ins with a PIN as the `rejoin` update. While the bridge stays
+open the run continues as new whenever its history grows long, carrying its roster over.
+No I/O and no clock here but Temporal's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import NON_RETRYABLE, CarrierActivities, PlaceCall, SendSms
-    from activities.mail import MailActivities, SendEmail
-    from domain.conference import (
+    from activities.caller_index import CallerIndexActivities, callers_of
+    from domain.events import (
         Acknowledgement,
         BridgeUpdate,
         CallProgress,
-        Channel,
-        ConferenceInput,
-        ConferenceReport,
         EndRequest,
-        Purpose,
         RecordingReady,
         RejoinRequest,
         RejoinResult,
     )
-    from domain.contacts import Contact
-    from domain.messages import Outgoing
-    from domain.plan import VOICE_MEDIA, Alert, Medium, StepPlan, VoiceMedium
-    from domain.roster import MEDIUM_LABELS, Roster
+    from domain.plan import RunPlan, StepPlan
+    from domain.roster import Roster, RosterState
+    from domain.run_view import RunView
+    from rendering.webui import current_details
     from workflows import search_attributes as sa
+    from workflows.alerting import Alerter, failure_message
     from workflows.pin_lease import PinLease
+    from workflows.step_batch import BATCH_SIZE, BatchInput, BatchProgress, StepBatch
 
-CARRIER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=NON_RETRYABLE,
-)
 LATE_ANSWERS = timedelta(minutes=10)
 """A run without a bridge stays this long after its last step, to record late answers."""
 RECORDING_GRACE = timedelta(minutes=5)
 """How long an ended conference waits for the carrier to report its recording."""
-MAIL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=["MailRejected", "MailMisconfigured"],
-)
+BATCH_REPORTS_GRACE = timedelta(minutes=1)
+"""How long a step waits for its batches' final counts before deciding on what it has."""
+CONTINUE_AS_NEW_AT_EVENTS = 9_000
+"""Below Temporal's 10,240-event warning: the history a new worker replays stays short."""
+CONTINUE_AS_NEW_AT_UPDATES = 1_500
+"""Below Temporal's 2,000 updates per run."""
+
+
+class RunInput(BaseModel):
+    plan: RunPlan
+    calls_per_second: float
+    """The carrier account's outbound call rate, which the account's pacer keeps to."""
+    carried: RosterState | None = None
+    """What a previous run of this conference knew, when it continued as new."""
 
 
 @workflow.defn
 class ProcedureRun:
     @workflow.init
-    def __init__(self, conference: ConferenceInput) -> None:
-        self.conference = conference
-        self.roster = Roster(conference, workflow.info().workflow_id, workflow.now())
+    def __init__(self, start: RunInput) -> None:
+        self.plan = start.plan
+        state = start.carried or RosterState.fresh(start.plan, workflow.now())
+        self.roster = Roster(start.plan, workflow.info().workflow_id, state)
         self.end_request: EndRequest | None = None
-        self.carrier_refused = False
+        self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
-        self.in_flight: list[asyncio.Task[None]] = []
-        """Alert rounds and post-objective messages run as tasks, so the timeline (and the next
-        step) never waits for a slow carrier or mail server; kept here so they live on."""
+        self.alerter = Alerter(start.plan, self.roster, start.calls_per_second, self.step_done, self.publish)
 
     @workflow.run
-    async def run(self, conference: ConferenceInput) -> ConferenceReport:
+    async def run(self, start: RunInput) -> RunView:
         self.publish()
+        if not self.roster.state.steps_done:
+            await self.run_steps()
+        if self.plan.has_bridge:
+            await self.keep_bridge_open(start)
+        else:
+            await self.alerter.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
+        await self.close()
+        return self.roster.view()  # messages still retrying are moot: not awaited
+
+    async def run_steps(self) -> None:
         previous_reached: bool | None = None
-        for step in conference.steps:
+        for step in self.plan.steps:
             if self.end_request is not None:
                 break
             if step.run == "if_previous_not_reached" and previous_reached:
                 self.roster.step_skipped(step)
                 continue
-            previous_reached = await self.run_step(step)
-        if conference.pin is not None:
-            await self.wait_until(self.roster.started_at + conference.max_duration, "bridge open until ended")
-        else:
-            await self.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
-        await self.close_bridge()
-        return self.roster.report()  # rounds or messages still retrying are moot: not awaited
-
-    async def run_step(self, step: StepPlan) -> bool:
-        """Alert by the schemes until the objective is reached or the deadline passes, then
-        send the post-objective message. Returns whether the objective was reached."""
-        started = workflow.now()
-        self.roster.step_started(step, started)
-        self.publish()
-        for after, alerts in step.rounds():
-            if after >= step.deadline:
-                break
-            await self.wait_until(started + after, f"step {step.number}: next alerts", step)
-            if self.end_request is not None or self.roster.objective_met(step):
-                break
-            self.in_flight.append(asyncio.create_task(self.alert_everyone_not_yet_reached(step, alerts)))
-        await self.wait_until(started + step.deadline, f"step {step.number}: deadline", step)
-        reached = self.roster.step_ended(step, workflow.now())
-        self.publish()
-        if step.post_objective and self.end_request is None:
-            self.in_flight.append(asyncio.create_task(self.send_post_objective_message(step)))
-        return reached
-
-    async def wait_until(self, moment: datetime, summary: str, step: StepPlan | None = None) -> None:
-        """Wait for `moment`, the end of the run, or the step's objective, whichever comes first."""
-
-        def done() -> bool:
-            return self.end_request is not None or (step is not None and self.roster.objective_met(step))
-
-        remaining = moment - workflow.now()
-        if remaining > timedelta(0) and not done():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
-
-    async def alert_everyone_not_yet_reached(self, step: StepPlan, alerts: list[Alert]) -> None:
-        """One round of the scheme: calls paced to the carrier's calls per second, messages at once."""
-        due = self.roster.due(step, alerts)
-        calls = [(c, m, n) for c, m, n in due if m in VOICE_MEDIA]
-        rate = self.conference.calls_per_second
-        await asyncio.gather(
-            *(
-                self.call(step, contact, medium, number, after=timedelta(seconds=math.floor(n / rate)))
-                for n, (contact, medium, number) in enumerate(calls)
-            ),
-            *(
-                self.send_alert(step, contact, medium, address)
-                for contact, medium, address in due
-                if medium not in VOICE_MEDIA
-            ),
-        )
-
-    async def call(
-        self, step: StepPlan, contact: Contact, medium: VoiceMedium, number: str, after: timedelta
-    ) -> None:
-        """Place one call, `after` the start of its round: at most the carrier's calls per second
-        start in any one second."""
-        if after:
-            await workflow.sleep(after, summary="pace calls to the carrier's calls per second")
-        if self.end_request is not None or self.carrier_refused:
-            return
-        attempt = self.roster.attempt_placed(step, contact, medium, number, workflow.now())
-        self.publish()
-        request = PlaceCall(
-            attempt_id=attempt.attempt_id,
-            to=number,
-            caller_id=self.conference.dial_in_number,
-            objective=step.objective,
-            message=step.message,
-            record=self.conference.record,
-            ring_timeout=step.ring_timeout,
-            placed_at=attempt.placed_at,
-        )
-        try:
-            call_sid = await workflow.execute_activity_method(
-                CarrierActivities.place_call,
-                request,
-                start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=timedelta(minutes=15),
-                retry_policy=CARRIER_RETRY,
-                summary=f"call {contact.name} on {MEDIUM_LABELS[medium]}",
-            )
-            self.roster.call_created(attempt, call_sid, workflow.now())
-        except ActivityError as err:
-            self.roster.attempt_failed(attempt, failure_message(err), workflow.now())
-            self.notice_carrier_refusal(err)
-        self.publish()
-
-    async def send_alert(self, step: StepPlan, contact: Contact, medium: Medium, address: str) -> None:
-        """The scheme's sms or email medium: the step's message, rendered at launch."""
-        message = Outgoing(subject=self.conference.title, body=step.message)
-        sent = await self.send(
-            contact, "sms" if medium == "sms" else "email", address, message, step, "alert"
-        )
-        if sent and step.objective == "information":
-            self.roster.delivered(contact.id, step, workflow.now())
+            started = workflow.now()
+            self.roster.step_started(step, started)
             self.publish()
-
-    def notice_carrier_refusal(self, err: ActivityError) -> None:
-        """Credentials or caller ID refused: no call or SMS can work until someone fixes them,
-        so the scheme stops using the carrier (email still goes out) and says so loudly."""
-        if isinstance(err.cause, ApplicationError) and err.cause.type == "CarrierMisconfigured":
-            self.carrier_refused = True
-            self.roster.problem(f"the carrier refused our configuration: {err.cause.message}")
-
-    async def send_post_objective_message(self, step: StepPlan) -> None:
-        """To every destination of the step, reached or not: by SMS and by email."""
-        post = step.post_objective
-        assert post is not None
-        sends = []
-        for contact_id in step.destinations:
-            contact = self.conference.contact(contact_id)
-            fields = {**self.conference.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
-            message = Outgoing(subject=post.subject, body=post.body, fields=fields)
-            if contact.mobile:
-                sms = message.model_copy(update={"body": post.sms or post.body})
-                sends.append(self.send(contact, "sms", contact.mobile, sms, step, "post_objective"))
-            if contact.email:
-                sends.append(self.send(contact, "email", contact.email, message, step, "post_objective"))
-        await asyncio.gather(*sends)
-
-    async def send(
-        self,
-        contact: Contact,
-        channel: Channel,
-        address: str,
-        message: Outgoing,
-        step: StepPlan,
-        purpose: Purpose,
-    ) -> bool:
-        """One SMS or email, recorded in the roster once sent. SMS stop when the carrier has
-        refused our configuration; email does not need it."""
-        if channel == "sms" and self.carrier_refused:
-            return False
-        what = "message" if purpose == "alert" else "post-objective message"
-        try:
-            if channel == "sms":
-                await workflow.execute_activity_method(
-                    CarrierActivities.send_sms,
-                    SendSms(
-                        to=address,
-                        sender=self.conference.dial_in_number,
-                        message=message,
-                        requested_at=workflow.now(),
-                    ),
-                    start_to_close_timeout=timedelta(seconds=20),
-                    schedule_to_close_timeout=timedelta(minutes=10),
-                    retry_policy=CARRIER_RETRY,
-                    summary=f"SMS {what} to {contact.name}",
-                )
+            if step.has_bridge:
+                await self.alerter.run_step(step, started)
             else:
-                await workflow.execute_activity_method(
-                    MailActivities.send_email,
-                    SendEmail(to=address, message=message),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=timedelta(minutes=30),
-                    retry_policy=MAIL_RETRY,
-                    summary=f"email {what} to {contact.name}",
-                )
-        except ActivityError as err:
-            workflow.logger.warning("%s to %s failed: %s", channel, contact.id, failure_message(err))
-            self.notice_carrier_refusal(err)
-            return False
-        self.roster.notified(contact.id, channel, address, workflow.now(), purpose, step.number)
-        self.publish()
-        return True
+                await self.run_in_batches(step, started)
+            previous_reached = self.roster.step_ended(step, workflow.now())
+            self.publish()
+            if step.post_objective and step.has_bridge and self.end_request is None:
+                self.alerter.background(self.alerter.send_post_objective(step))
+        self.roster.steps_done()
 
-    async def close_bridge(self) -> None:
+    def step_done(self, step: StepPlan) -> bool:
+        return self.end_request is not None or self.roster.objective_met(step)
+
+    async def run_in_batches(self, step: StepPlan, started: datetime) -> None:
+        """Hand the step's destinations to batch workflows, wait for the objective (their
+        reports added up) or the deadline, then for their final counts."""
+        for index, first in enumerate(range(0, len(step.destinations), BATCH_SIZE), start=1):
+            chunk = step.destinations[first : first + BATCH_SIZE]
+            batch_id = f"{workflow.info().workflow_id}-step{step.number}-batch{index:03d}"
+            plan = self.plan.model_copy(
+                update={
+                    "steps": (step.model_copy(update={"destinations": chunk}),),
+                    "people": tuple(self.plan.person(cid) for cid in chunk),
+                }
+            )
+            await workflow.start_child_workflow(
+                StepBatch.run,
+                BatchInput(
+                    plan=plan,
+                    parent_id=workflow.info().workflow_id,
+                    started_at=started,
+                    calls_per_second=self.alerter.calls_per_second,
+                    lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
+                ),
+                id=batch_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"{self.plan.title}: step {step.number}, batch {index} ({len(chunk)})",
+            )
+            self.roster.batch_started(step, batch_id, len(chunk))
+        self.publish()
+        await self.alerter.wait_until(started + step.deadline, f"step {step.number}: deadline", step)
+        if self.roster.objective_met(step):
+            await asyncio.gather(*(self.signal_batch(b, "stop") for b in self.batches_of(step)))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.roster.batches_over(step),
+                timeout=BATCH_REPORTS_GRACE,
+                timeout_summary="batches' final counts",
+            )
+
+    def batches_of(self, step: StepPlan | None = None) -> list[str]:
+        return [
+            b.workflow_id for b in self.roster.state.batches.values() if step is None or b.step == step.number
+        ]
+
+    async def signal_batch(self, batch_id: str, signal: str) -> None:
+        """`stop` or `close`; a batch already gone has nothing left to do."""
+        with contextlib.suppress(ApplicationError):
+            await workflow.get_external_workflow_handle(batch_id).signal(signal)
+
+    async def keep_bridge_open(self, start: RunInput) -> None:
+        """Until `end` or the maximum duration; continues as new when the history grows long."""
+        closes_at = self.roster.started_at + self.plan.max_duration
+        while self.end_request is None and workflow.now() < closes_at:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self.end_request is not None or self.history_is_long(),
+                    timeout=closes_at - workflow.now(),
+                    timeout_summary="bridge open until ended",
+                )
+            if self.end_request is None and self.history_is_long():
+                await workflow.wait_condition(
+                    lambda: self.alerter.idle() and workflow.all_handlers_finished()
+                )
+                if self.end_request is None:
+                    workflow.continue_as_new(start.model_copy(update={"carried": self.roster.state}))
+
+    def history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= CONTINUE_AS_NEW_AT_EVENTS
+            or self.updates >= CONTINUE_AS_NEW_AT_UPDATES
+            or info.is_continue_as_new_suggested()
+        )
+
+    async def close(self) -> None:
         """End the room at the carrier (everyone still on is disconnected), stop phones still
-        ringing, release the PIN, and let handlers in flight finish."""
-        reason = self.end_request.reason if self.end_request else "maximum duration reached"
+        ringing, close the batches, release the PIN, and let handlers in flight finish."""
+        request = self.end_request or EndRequest(reason="maximum duration reached")
         room, live, ringing = (
-            self.roster.conference_sid,
+            self.roster.state.conference_sid,
             self.roster.connected_calls(),
             self.roster.ringing_calls(),
         )
-        self.roster.end(workflow.now(), reason)
+        self.roster.end(workflow.now(), request.reason, request.by)
         self.publish()
-        if room is None or not await self.end_conference(room):
+        if room is None or not await self.alerter.end_conference(room):
             ringing += live
-        await asyncio.gather(*(self.hang_up(call_id) for call_id in ringing))
-        if self.conference.record and room is not None:
+        await asyncio.gather(
+            *(self.alerter.hang_up(call_sid) for call_sid in ringing),
+            *(self.signal_batch(batch_id, "close") for batch_id in self.batches_of()),
+            self.unregister_callers(),
+        )
+        if self.plan.record and room is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self.roster.recording_url is not None,
+                    lambda: self.roster.state.recording_url is not None,
                     timeout=RECORDING_GRACE,
                     timeout_summary="wait for the recording",
                 )
-        lease = self.conference.pin_lease_id
-        if lease is not None:
+        if self.plan.pin_lease_id is not None:
             try:
-                await workflow.get_external_workflow_handle(lease).signal(PinLease.release)
+                await workflow.get_external_workflow_handle(self.plan.pin_lease_id).signal(PinLease.release)
             except ApplicationError:
-                workflow.logger.warning("PIN lease %s was already gone", lease)
+                workflow.logger.warning("PIN lease %s was already gone", self.plan.pin_lease_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
-    async def end_conference(self, conference_sid: str) -> bool:
-        return await self.carrier_cleanup(CarrierActivities.end_conference, conference_sid, "end the bridge")
-
-    async def hang_up(self, call_id: str) -> bool:
-        return await self.carrier_cleanup(CarrierActivities.hang_up, call_id, "hang up")
-
-    async def carrier_cleanup(
-        self, step: Callable[[Any, str], Awaitable[None]], sid: str, summary: str
-    ) -> bool:
-        """Hang-ups and room ends are tried for two minutes, then given up on without failing
-        the conference: whether they worked is the carrier's callbacks' to tell."""
+    async def unregister_callers(self) -> None:
+        """The launcher put this run's numbers in the caller index (hashed); take them out."""
+        if not self.plan.has_bridge:
+            return
         try:
             await workflow.execute_activity_method(
-                step,
-                sid,
-                start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=timedelta(minutes=2),
-                retry_policy=CARRIER_RETRY,
-                summary=summary,
+                CallerIndexActivities.unregister_callers,
+                callers_of(self.plan, workflow.info().workflow_id, self.roster.started_at),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),
+                summary="forget this run's callers",
             )
         except ActivityError as err:
-            workflow.logger.warning("%s %s failed: %s", summary, sid, failure_message(err))
-            return False
-        return True
+            workflow.logger.warning("forgetting the callers failed (they expire): %s", failure_message(err))
 
     def publish(self) -> None:
-        """Show the roster in the Web UI: current details and filterable search attributes."""
-        workflow.set_current_details(self.roster.markdown())
-        state = "ended" if self.roster.ended_at else "running"
-        indexed = (state, len(self.roster.participants), self.roster.in_conference())
+        """Show the run in the Web UI: current details and filterable search attributes."""
+        view = self.roster.view()
+        workflow.set_current_details(current_details(view))
+        indexed = (view.state, len(view.people), view.in_bridge)
         if indexed != self.indexed:
             self.indexed = indexed
             workflow.upsert_search_attributes(
@@ -334,7 +256,7 @@ class ProcedureRun:
         unwanted_call = self.roster.call_progress(event, workflow.now())
         self.publish()
         if unwanted_call:
-            await self.hang_up(unwanted_call)
+            await self.alerter.hang_up(unwanted_call)
 
     @workflow.signal
     def bridge_event(self, event: BridgeUpdate) -> None:
@@ -353,34 +275,37 @@ class ProcedureRun:
         self.roster.recording_ready(recording.url)
         self.publish()
 
+    @workflow.signal
+    def batch_progress(self, progress: BatchProgress) -> None:
+        """A batch of a step without a bridge reports how many it reached."""
+        self.roster.batch_progress(progress.workflow_id, progress.counted, progress.step_over)
+        self.publish()
+
     @workflow.update
     def rejoin(self, request: RejoinRequest) -> RejoinResult:
         """Someone dialled in and keyed a PIN; every attempt is recorded, right or wrong."""
+        self.updates += 1
         result = self.roster.rejoin(request, workflow.now())
         self.publish()
         return result
 
     @rejoin.validator
     def validate_rejoin(self, request: RejoinRequest) -> None:
-        if self.conference.pin is None:
+        if self.plan.pin is None:
             raise ValueError("this procedure has no conference to join")
-        if self.end_request is not None or self.roster.ended_at is not None:
+        if self.end_request is not None or self.roster.ended:
             raise ValueError("this conference has ended")
 
     @workflow.update
     def end(self, request: EndRequest) -> None:
+        self.updates += 1
         self.end_request = request
 
     @end.validator
     def validate_end(self, request: EndRequest) -> None:
-        if self.end_request is not None:
-            raise ValueError("this conference is already ending")
+        if self.end_request is not None or self.roster.ended:
+            raise ValueError("this run is already ending")
 
-    @workflow.query(name="roster")
-    def current_roster(self) -> ConferenceReport:
-        return self.roster.report()
-
-
-def failure_message(err: ActivityError) -> str:
-    cause = err.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+    @workflow.query
+    def view(self) -> RunView:
+        return self.roster.view()

@@ -1,0 +1,40 @@
+"""Asking the account's call pacer for call slots. An activity, because a workflow cannot send
+an update to another workflow; the pacer is started on first use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.pacing import Bursts
+from workflows.call_pacer import CallPacer, SlotRequest, pacer_id
+
+
+class PacingActivities:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    @activity.defn
+    async def reserve_call_slots(self, request: SlotRequest) -> list[datetime | None]:
+        """Slots for `count` calls. Safe to retry: slots a lost answer reserved are merely
+        wasted, never shared."""
+        handle = self._client.get_workflow_handle_for(CallPacer.run, pacer_id(self._task_queue))
+        try:
+            return await handle.execute_update(CallPacer.reserve, request)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await self._client.start_workflow(
+            CallPacer.run,
+            Bursts(),
+            id=pacer_id(self._task_queue),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary="Call pacer: slots for outbound calls across all runs",
+        )
+        return await handle.execute_update(CallPacer.reserve, request)

@@ -1,0 +1,143 @@
+"""Can the account's call rate reach everyone in time? Checked at launch, before anything starts.
+
+The check replays each step the way the run will alert, in the worst case where nobody
+answers: calls get their slots from the same burst rules as the account's pacer
+(`domain.pacing`), a call rings its scheme's full ring timeout, and a person's next medium
+waits until their previous call has rung out. A step is *in time* when every alert starts when
+its scheme says, give or take its own round's bursts, and before the step's deadline. Otherwise
+the launch is refused (unless forced) with these figures. It assumes the run has the account's
+rate to itself: other runs calling at the same moment share it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from domain.pacing import Bursts, burst_interval, burst_size
+from domain.plan import Alert, RunPlan, StepPlan
+from domain.run_view import MEDIUM_LABELS
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""The replay's clock: times are offsets from the step's start."""
+
+
+@dataclass
+class RoundLoad:
+    """One scheme time of a step, as it would go."""
+
+    media: str
+    due: timedelta
+    planned_calls: int = 0
+    """Its calls if nobody answered before their turn."""
+    calls: int = 0
+    last_start: timedelta | None = None
+    """When its last call would start, from the step's start."""
+    delayed: int = 0
+    """Alerts starting later than the scheme says, beyond their own round's bursts."""
+    not_alerted: int = 0
+    """Alerts the deadline cuts off."""
+
+
+@dataclass
+class StepLoad:
+    step: str
+    deadline: timedelta
+    calls_per_second: float
+    rounds: list[RoundLoad] = field(default_factory=list)
+
+    @property
+    def in_time(self) -> bool:
+        return not any(r.delayed or r.not_alerted for r in self.rounds)
+
+    def describe(self) -> str:
+        """`step 001: at 1 call/s, the work phone round at +0:00: 250 calls, the last at +4:33; ...`"""
+        parts = []
+        size, every = burst_size(self.calls_per_second), burst_interval(self.calls_per_second)
+        for r in self.rounds:
+            text = f"the {r.media} round at {_clock(r.due)}"
+            if r.planned_calls:
+                needs = every * -(-r.planned_calls // size)
+                text += f" needs {_duration(needs)} for its {r.planned_calls} calls"
+            if r.calls:
+                text += f"; {r.calls} would be placed, the last at {_clock(r.last_start or r.due)}"
+            if r.delayed:
+                text += f", {r.delayed} alerted late"
+            if r.not_alerted:
+                text += f", {r.not_alerted} not alerted before the deadline at {_clock(self.deadline)}"
+            parts.append(text)
+        pace = f"{size} every {every.total_seconds():g} s"
+        return (
+            f"step {self.step}: at {self.calls_per_second:g} call/s ({pace}) with nobody answering, "
+            + "; ".join(parts)
+        )
+
+
+def capacity(plan: RunPlan, calls_per_second: float) -> list[StepLoad]:
+    """Every step with a scheme time the account's call rate cannot keep (empty: all in time)."""
+    loads = [step_load(plan, step, calls_per_second) for step in plan.steps]
+    return [load for load in loads if not load.in_time]
+
+
+def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoad:
+    """Replay the step's alerts in the order and with the pacing the run would use."""
+    load = StepLoad(step.number, step.deadline, calls_per_second)
+    rounds: dict[timedelta, RoundLoad] = {}
+    for r in plan.rounds(step):
+        if r.after < step.deadline:
+            rounds[r.after] = RoundLoad(
+                " / ".join(dict.fromkeys(MEDIUM_LABELS[a.medium] for a in r.alerts)), r.after
+            )
+    per_person: dict[str, list[Alert]] = {cid: [] for cid in step.destinations}
+    for alert in plan.alerts(step):
+        if alert.address and alert.after < step.deadline:
+            per_person[alert.contact.id].append(alert)
+            rounds[alert.after].planned_calls += alert.is_call
+    for queue in per_person.values():
+        queue.sort(key=lambda alert: alert.after)
+    # (when ready, launch order, person, which alert): ready at its scheme time, or when the
+    # person's previous call has rung out if that is later
+    ready = [(queue[0].after, n, cid, 0) for n, (cid, queue) in enumerate(per_person.items()) if queue]
+    heapq.heapify(ready)
+    bursts = Bursts()
+    own_bursts: dict[timedelta, Bursts] = {after: Bursts() for after in rounds}
+    """Each round alone, to tell its own pacing from waiting for other rounds' calls."""
+    deadline = EPOCH + step.deadline
+    while ready:
+        at, n, cid, index = heapq.heappop(ready)
+        alert = per_person[cid][index]
+        load_round = rounds[alert.after]
+        start, settled = at, at
+        if alert.is_call:
+            slot = bursts.take(EPOCH + at, 1, calls_per_second, deadline)[0]
+            if slot is None:
+                load_round.not_alerted += 1
+                continue
+            start = slot - EPOCH
+            load_round.calls += 1
+            load_round.last_start = start
+            settled = start + plan.scheme_for(step, alert.contact).ring_timeout
+            alone = own_bursts[alert.after].take(
+                EPOCH + alert.after, 1, calls_per_second, EPOCH + step.deadline * 2
+            )[0]
+            on_time = alone is not None and start <= alone - EPOCH
+        else:
+            on_time = start <= alert.after
+        if not on_time:
+            load_round.delayed += 1
+        if index + 1 < len(per_person[cid]):
+            following = per_person[cid][index + 1]
+            heapq.heappush(ready, (max(following.after, settled), n, cid, index + 1))
+    load.rounds = [rounds[after] for after in sorted(rounds)]
+    return load
+
+
+def _duration(span: timedelta) -> str:
+    minutes, seconds = divmod(round(span.total_seconds()), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _clock(offset: timedelta) -> str:
+    seconds = int(offset.total_seconds())
+    return f"+{seconds // 60}:{seconds % 60:02d}"

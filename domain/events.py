@@ -1,0 +1,60 @@
+"""What reaches a running procedure from outside: carrier callbacks relayed by the callback
+server (signals), dial-ins with a PIN and the launcher's end (updates)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class CallProgress(BaseModel):
+    """A carrier status callback for one outbound attempt, as the callback server relays it."""
+
+    attempt_id: str
+    call_sid: str
+    status: str
+    answered_by: str | None = None
+    error_code: str | None = None
+
+
+class BridgeUpdate(BaseModel):
+    """A conference-room callback: `start`, `end`, `join` or `leave` (of `call_sid`)."""
+
+    kind: str
+    conference_sid: str
+    call_sid: str | None = None
+
+
+class Acknowledgement(BaseModel):
+    """Someone pressed 1 on an acknowledgement call."""
+
+    attempt_id: str
+    call_sid: str
+
+
+class RecordingReady(BaseModel):
+    recording_sid: str
+    url: str
+
+
+class RejoinRequest(BaseModel):
+    """Someone dialled the conference number and keyed in a PIN."""
+
+    pin: str
+    from_number: str
+    call_sid: str | None = None
+    """The dial-in call, when it comes through the phone line; its join and leave follow."""
+
+
+class RejoinResult(BaseModel):
+    accepted: bool
+    participant_id: str | None = None
+    guest: bool = False
+    reason: str | None = None
+    welcome: str = ""
+    record: bool = False
+
+
+class EndRequest(BaseModel):
+    reason: str = "ended by the launcher"
+    by: str = ""
+    """Who ended it (a login, or empty when unknown)."""

@@ -1,0 +1,204 @@
+"""One view of a run's state, built once by the workflow and rendered everywhere: the Web UI's
+current details, the terminal timeline, `status`, the report and the console.
+
+The roster keeps its records in these very models, so the view is the audit trail too; what
+can be derived from a record (a person's state, the bridge count) is a computed field here, so
+no renderer ever recomputes it and a new field appears everywhere by adding it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+from domain.plan import Medium, Objective, VoiceMedium
+
+Outcome = Literal["pending", "answered", "no-answer", "busy", "failed", "machine", "not-placed"]
+"""`pending`: decided and waiting for its call slot, or ringing; `not-placed`: never dialled
+(no call slot before the step's deadline, the run ended, or the person was reached first)."""
+FINAL_CALL_STATUSES: dict[str, Outcome] = {
+    "busy": "busy",
+    "no-answer": "no-answer",
+    "failed": "failed",
+    "canceled": "no-answer",
+}
+"""Twilio call statuses that end an attempt that never reached the person."""
+RunState = Literal["running", "ended"]
+Channel = Literal["sms", "email"]
+Purpose = Literal["alert", "post_objective"]
+PersonState = Literal[
+    "waiting",
+    "queued",
+    "calling",
+    "in-bridge",
+    "left",
+    "answered",
+    "acknowledged",
+    "reached",
+    "not-reached",
+]
+"""What a person's row says: not alerted yet, waiting for a call slot, being called, in the
+bridge, left it, answered (a call without a bridge), acknowledged, reached by a message, or
+alerted without success so far."""
+
+
+class CallAttempt(BaseModel):
+    attempt_id: str
+    medium: VoiceMedium
+    number: str
+    queued_at: datetime
+    """When the scheme called for this call."""
+    placed_at: datetime | None = None
+    """When the carrier accepted it (None while it waits for a call slot)."""
+    outcome: Outcome = "pending"
+    outcome_at: datetime | None = None
+    ended_at: datetime | None = None
+    """When the call itself ended (an answered call stays up until the person hangs up)."""
+    call_sid: str | None = None
+    error: str | None = None
+
+    def settle(self, outcome: Outcome, at: datetime, error: str | None = None) -> None:
+        self.outcome = outcome
+        self.outcome_at = at
+        self.error = error or self.error
+
+
+class Notification(BaseModel):
+    channel: Channel
+    to: str
+    sent_at: datetime
+    purpose: Purpose = "post_objective"
+    step: str = ""
+
+
+class PinAttempt(BaseModel):
+    from_number: str
+    at: datetime
+    accepted: bool
+    participant_id: str | None = None
+
+
+class PersonView(BaseModel):
+    id: str
+    name: str
+    guest: bool = False
+    in_conference: bool = False
+    attempts: list[CallAttempt] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+    rejoins: int = 0
+    acknowledged_at: datetime | None = None
+    """When they pressed 1 on a call (acknowledgement steps)."""
+    delivered_at: datetime | None = None
+    """When a message first reached them: a call answered, an SMS or email sent (information steps)."""
+    too_late: list[str] = Field(default_factory=list)
+    """Steps whose deadline had passed when this person joined, acknowledged or was reached."""
+
+    def answered(self) -> bool:
+        return any(attempt.outcome == "answered" for attempt in self.attempts)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state(self) -> PersonState:
+        latest = self.attempts[-1] if self.attempts else None
+        if self.in_conference:
+            return "in-bridge"
+        if latest is not None and latest.outcome == "pending":
+            return "calling" if latest.placed_at else "queued"
+        if self.acknowledged_at:
+            return "acknowledged"
+        if self.left_at:
+            return "left"
+        if self.delivered_at:
+            return "reached"
+        if self.answered():
+            return "answered"
+        return "not-reached" if self.attempts or self.notifications else "waiting"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def calling_on(self) -> VoiceMedium | None:
+        """The phone being rung right now, if any."""
+        latest = self.attempts[-1] if self.attempts else None
+        return latest.medium if latest and latest.outcome == "pending" and latest.placed_at else None
+
+
+class StepView(BaseModel):
+    """How a step goes: `reached` is decided when it ends, by its deadline at the latest."""
+
+    number: str
+    objective: Objective
+    percent: int
+    destinations: int = 0
+    needed: int
+    counted: int = 0
+    started_at: datetime | None = None
+    next_round_at: datetime | None = None
+    deadline_at: datetime | None = None
+    ended_at: datetime | None = None
+    reached: bool | None = None
+    skipped: bool = False
+    batched: bool = False
+    """Its destinations are alerted by batch workflows (a step without a bridge)."""
+
+
+class BatchView(BaseModel):
+    """A batch workflow alerting part of a step's destinations, as last reported."""
+
+    workflow_id: str
+    step: str
+    size: int
+    counted: int = 0
+    step_over: bool = False
+
+
+class RunView(BaseModel):
+    """The run as `status --json` prints it and as the workflow returns it when it ends. A
+    batch's view has the same shape, with `parent_id` set."""
+
+    workflow_id: str
+    parent_id: str | None = None
+    state: RunState
+    procedure: str
+    title: str
+    launched_by: str = ""
+    channel: str = "cli"
+    ended_by: str = ""
+    started_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    dial_in_number: str
+    welcome: str = ""
+    record: bool = False
+    steps: list[StepView] = Field(default_factory=list)
+    people: list[PersonView] = Field(default_factory=list)
+    batches: list[BatchView] = Field(default_factory=list)
+    pin_attempts: list[PinAttempt] = Field(default_factory=list)
+    recording_url: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    """What kept the scheme from running as designed (e.g. carrier credentials refused)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def in_bridge(self) -> int:
+        return sum(person.in_conference for person in self.people)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def has_bridge(self) -> bool:
+        return any(step.objective == "conference" for step in self.steps)
+
+    def person(self, person_id: str) -> PersonView:
+        return next(p for p in self.people if p.id == person_id)
+
+
+MEDIUM_LABELS: dict[Medium, str] = {
+    "voice_pro": "work phone",
+    "voice_home": "home phone",
+    "voice_mobile": "mobile phone",
+    "sms": "SMS",
+    "email": "email",
+}

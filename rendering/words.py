@@ -1,0 +1,46 @@
+"""The words every renderer uses for the same thing, so the Web UI, the terminal, the report
+and the console say it alike."""
+
+from __future__ import annotations
+
+from domain.run_view import MEDIUM_LABELS, PersonView, StepView
+
+STATE_WORDS = {
+    "waiting": "not alerted yet",
+    "queued": "waiting for a call slot",
+    "calling": "being called",
+    "in-bridge": "in the bridge",
+    "left": "left the bridge",
+    "answered": "answered",
+    "acknowledged": "acknowledged",
+    "reached": "reached",
+    "not-reached": "not reached",
+}
+
+
+def person_state(person: PersonView) -> str:
+    """`being called on home phone`, `in the bridge`, ..."""
+    if person.state == "calling" and person.calling_on:
+        return f"being called on {MEDIUM_LABELS[person.calling_on]}"
+    return STATE_WORDS[person.state]
+
+
+def step_line(step: StepView) -> str:
+    """`conference 100 % - reached (3/3)`, `- running`, `- skipped`..."""
+    if step.skipped:
+        outcome = "skipped"
+    elif step.started_at is None:
+        outcome = "not started"
+    elif step.ended_at is None:
+        outcome = f"running ({step.counted}/{step.needed})" if step.batched else "running"
+    else:
+        outcome = f"{'reached' if step.reached else 'not reached'} ({step.counted}/{step.needed})"
+    return f"{step.objective} {step.percent} % - {outcome}"
+
+
+def calls_line(person: PersonView) -> str:
+    return ", ".join(f"{MEDIUM_LABELS[a.medium]}: {a.outcome}" for a in person.attempts) or "-"
+
+
+def sent_line(person: PersonView) -> str:
+    return ", ".join(n.channel for n in person.notifications) or "-"

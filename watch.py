@@ -1,0 +1,99 @@
+"""Reading a run's view from Temporal, for the CLI, the demo and the console: a running run
+answers a query, an ended one its result; a step's batches add their people. And following a
+run in a terminal, one timeline line per change."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.run_view import PersonView, RunView
+from rendering.terminal import changes, clock
+from workflows import search_attributes as sa
+from workflows.procedure_run import ProcedureRun
+from workflows.step_batch import StepBatch
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class NoWorker(Exception):
+    """A running run whose worker is down: its view cannot be read right now."""
+
+
+class Refused(Exception):
+    """The run (or its absence) said no; a message for the user."""
+
+
+async def read_view(client: Client, workflow_id: str, *, with_batches: bool = True) -> RunView:
+    """The run's view; with its batches' people when it alerted through batches."""
+    handle = client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        try:
+            view = await handle.query(ProcedureRun.view, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise
+            attributes = description.typed_search_attributes
+            raise NoWorker(
+                f"run {workflow_id} is running but no worker answered within "
+                f"{QUERY_TIMEOUT.seconds} s: start one (make stack, or python worker.py). Last indexed: "
+                f"{attributes.get(sa.IN_CONFERENCE)}/{attributes.get(sa.PARTICIPANTS)} in the bridge."
+            ) from exc
+    elif description.status == WorkflowExecutionStatus.COMPLETED:
+        view = await handle.result()
+    else:
+        state = description.status.name.lower() if description.status else "unknown"
+        raise Refused(f"run {workflow_id} is {state}: it has no view")
+    if with_batches and view.batches:
+        views = await asyncio.gather(*(batch_view(client, b.workflow_id) for b in view.batches))
+        view = with_people_of(view, views)
+    return view
+
+
+async def batch_view(client: Client, workflow_id: str) -> RunView:
+    handle = client.get_workflow_handle_for(StepBatch.run, workflow_id)
+    return await handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT)
+
+
+def with_people_of(view: RunView, batches: list[RunView]) -> RunView:
+    """The run's view with every batch's people in it; someone in several steps is one row."""
+    people: dict[str, PersonView] = {p.id: p.model_copy(deep=True) for p in view.people}
+    for batch in batches:
+        for person in batch.people:
+            known = people.get(person.id)
+            if known is None:
+                people[person.id] = person
+                continue
+            known.attempts += person.attempts
+            known.notifications += person.notifications
+            known.too_late += person.too_late
+            known.acknowledged_at = known.acknowledged_at or person.acknowledged_at
+            known.delivered_at = known.delivered_at or person.delivered_at
+    return view.model_copy(update={"people": list(people.values())})
+
+
+async def follow(
+    client: Client, workflow_id: str, emit: Callable[[str], None], *, poll_seconds: float = 0.5
+) -> RunView | None:
+    """Print the timeline until the run ends; returns the final view."""
+    last: RunView | None = None
+    while True:
+        try:
+            view = await read_view(client, workflow_id)
+        except (RPCError, NoWorker):
+            await asyncio.sleep(poll_seconds)
+            continue
+        except Refused as exc:
+            emit(str(exc))
+            return last
+        for at, text in changes(last, view):
+            emit(f"{clock(view.started_at, at)}  {text}")
+        last = view
+        if view.state == "ended":
+            return view
+        await asyncio.sleep(poll_seconds)

@@ -1,0 +1,309 @@
+"""Alerting one step's destinations by their alert schemes, inside a workflow: the same for the
+bridge steps of a run and for the batches of a step without a bridge.
+
+    at each scheme time   for whoever is not reached yet and has that medium:
+                          wait until their previous call has rung out,
+                          calls in the slots the account's pacer gives, SMS and email at once
+    at the deadline       no more alerts; calls without a slot before it are not placed
+
+Only Temporal's deterministic APIs here: timers, conditions and activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calls import NON_RETRYABLE, CarrierActivities, PlaceCall, SendSms
+    from activities.mail import MailActivities, SendEmail
+    from activities.pacing import PacingActivities
+    from domain.contacts import Contact
+    from domain.messages import Outgoing
+    from domain.plan import Alert, Round, RunPlan, StepPlan
+    from domain.roster import Roster
+    from domain.run_view import MEDIUM_LABELS, Channel, Purpose
+    from workflows.call_pacer import SlotRequest
+
+CARRIER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+MAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=["MailRejected", "MailMisconfigured"],
+)
+
+
+class Alerter:
+    """Owned by a workflow; `done(step)` says when the step wants no more alerts (objective
+    reached, stopped, run ending), `publish()` shows a change."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        roster: Roster,
+        calls_per_second: float,
+        done: Callable[[StepPlan], bool],
+        publish: Callable[[], None],
+    ) -> None:
+        self.plan = plan
+        self.roster = roster
+        self.calls_per_second = calls_per_second
+        self.done = done
+        self.publish = publish
+        self.carrier_refused = False
+        self.tasks: list[asyncio.Task[None]] = []
+        """Rounds, calls and messages run as tasks, so the timeline never waits for a slow
+        carrier or mail server; kept so they live on, and so a run can wait for them."""
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(work))
+
+    def idle(self) -> bool:
+        return all(task.done() for task in self.tasks)
+
+    async def run_step(self, step: StepPlan, started: datetime) -> None:
+        """Each round of the schemes at its time until the step is done or its deadline."""
+        deadline = started + step.deadline
+        for round_ in self.plan.rounds(step):
+            if round_.after >= step.deadline:
+                break
+            self.roster.next_round(step, started + round_.after)
+            self.publish()
+            await self.wait_until(started + round_.after, f"step {step.number}: next alerts", step)
+            if self.done(step):
+                break
+            self.background(self.alert_round(step, round_, deadline))
+        self.roster.next_round(step, None)
+        await self.wait_until(deadline, f"step {step.number}: deadline", step)
+
+    async def wait_until(self, moment: datetime, summary: str, step: StepPlan | None = None) -> None:
+        """Wait for `moment`, or until the step is done, whichever comes first."""
+        remaining = moment - workflow.now()
+        if remaining > timedelta(0) and not (step and self.done(step)):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: step is not None and self.done(step), timeout=remaining, timeout_summary=summary
+                )
+
+    async def alert_round(self, step: StepPlan, round_: Round, deadline: datetime) -> None:
+        """One round: each person as soon as their previous call has rung out, if still not reached."""
+        waiting = list(round_.alerts)
+        while waiting and not self.over(step):
+            ready = [a for a in waiting if self.roster.settled(step, a.contact.id)]
+            if not ready:
+                await workflow.wait_condition(partial(self.any_settled, step, waiting))
+                continue
+            waiting = [a for a in waiting if a not in ready]
+            due = [a for a in ready if a.address and not self.roster.reached(step, a.contact.id)]
+            for alert in due:
+                if not alert.is_call:
+                    self.background(self.send_alert(step, alert))
+            calls = [a for a in due if a.is_call]
+            if calls and not self.carrier_refused:
+                self.background(self.place_calls(step, calls, deadline))
+
+    def any_settled(self, step: StepPlan, alerts: list[Alert]) -> bool:
+        return self.over(step) or any(self.roster.settled(step, a.contact.id) for a in alerts)
+
+    def over(self, step: StepPlan) -> bool:
+        return self.done(step) or self.roster.step_over(step)
+
+    async def place_calls(self, step: StepPlan, alerts: list[Alert], deadline: datetime) -> None:
+        """Queue the calls, get their slots from the account's pacer, place each in its slot."""
+        now = workflow.now()
+        attempts = [self.roster.attempt_queued(a, a.address or "", now) for a in alerts]
+        self.publish()
+        slots = await workflow.execute_activity_method(
+            PacingActivities.reserve_call_slots,
+            SlotRequest(count=len(alerts), calls_per_second=self.calls_per_second, not_after=deadline),
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=max(deadline - now, timedelta(seconds=10)),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2)
+            ),
+            summary=f"call slots for {len(alerts)}",
+        )
+        await asyncio.gather(
+            *(
+                self.call(step, alert, attempt.attempt_id, slot, deadline)
+                for alert, attempt, slot in zip(alerts, attempts, slots, strict=True)
+            )
+        )
+
+    async def call(
+        self, step: StepPlan, alert: Alert, attempt_id: str, slot: datetime | None, deadline: datetime
+    ) -> None:
+        if slot is None:
+            self.not_placed(attempt_id, "no call slot before the step's deadline (calls per second)")
+            return
+        if slot > workflow.now():
+            await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+        if self.over(step) or self.roster.reached(step, alert.contact.id):
+            self.not_placed(attempt_id, "not needed any more when its slot came")
+            return
+        if self.carrier_refused:
+            self.not_placed(attempt_id, "the carrier refused our configuration")
+            return
+        request = PlaceCall(
+            attempt_id=attempt_id,
+            to=alert.address or "",
+            caller_id=self.plan.dial_in_number,
+            objective=step.objective,
+            message=step.message,
+            record=self.plan.record,
+            ring_timeout=self.plan.scheme_for(step, alert.contact).ring_timeout,
+            queued_at=workflow.now(),
+            not_after=deadline,
+        )
+        try:
+            call_sid = await workflow.execute_activity_method(
+                CarrierActivities.place_call,
+                request,
+                start_to_close_timeout=timedelta(seconds=20),
+                schedule_to_close_timeout=max(deadline - workflow.now(), timedelta(seconds=1)),
+                retry_policy=CARRIER_RETRY,
+                summary=f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}",
+            )
+            self.roster.call_placed(attempt_id, call_sid, workflow.now())
+        except ActivityError as err:
+            if _error_type(err) == "TooLate" or _timed_out(err):
+                self.roster.not_placed(attempt_id, "the step's deadline passed first", workflow.now())
+            else:
+                self.roster.attempt_failed(attempt_id, failure_message(err), workflow.now())
+                self.notice_carrier_refusal(err)
+        self.publish()
+
+    def not_placed(self, attempt_id: str, reason: str) -> None:
+        self.roster.not_placed(attempt_id, reason, workflow.now())
+        self.publish()
+
+    async def send_alert(self, step: StepPlan, alert: Alert) -> None:
+        """The scheme's sms or email medium: the step's message, rendered at launch."""
+        message = Outgoing(subject=self.plan.title, body=step.message)
+        channel: Channel = "sms" if alert.medium == "sms" else "email"
+        sent = await self.send(alert.contact, channel, alert.address or "", message, step, "alert")
+        if sent and step.objective == "information":
+            self.roster.delivered(alert.contact.id, step, workflow.now())
+            self.publish()
+
+    async def send_post_objective(self, step: StepPlan) -> None:
+        """To every destination of the step, reached or not: by SMS and by email."""
+        post = step.post_objective
+        if post is None:
+            return
+        sends = []
+        for contact_id in step.destinations:
+            contact = self.plan.person(contact_id)
+            fields = {**self.plan.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+            message = Outgoing(subject=post.subject, body=post.body, fields=fields)
+            if contact.mobile:
+                sms = message.model_copy(update={"body": post.sms or post.body})
+                sends.append(self.send(contact, "sms", contact.mobile, sms, step, "post_objective"))
+            if contact.email:
+                sends.append(self.send(contact, "email", contact.email, message, step, "post_objective"))
+        await asyncio.gather(*sends)
+
+    async def send(
+        self,
+        contact: Contact,
+        channel: Channel,
+        address: str,
+        message: Outgoing,
+        step: StepPlan,
+        purpose: Purpose,
+    ) -> bool:
+        """One SMS or email, recorded in the roster once sent. SMS stop when the carrier has
+        refused our configuration; email does not need it."""
+        if channel == "sms" and self.carrier_refused:
+            return False
+        what = "message" if purpose == "alert" else "post-objective message"
+        try:
+            if channel == "sms":
+                await workflow.execute_activity_method(
+                    CarrierActivities.send_sms,
+                    SendSms(
+                        to=address,
+                        sender=self.plan.dial_in_number,
+                        message=message,
+                        requested_at=workflow.now(),
+                    ),
+                    start_to_close_timeout=timedelta(seconds=20),
+                    schedule_to_close_timeout=timedelta(minutes=10),
+                    retry_policy=CARRIER_RETRY,
+                    summary=f"SMS {what} to {contact.name}",
+                )
+            else:
+                await workflow.execute_activity_method(
+                    MailActivities.send_email,
+                    SendEmail(to=address, message=message),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=30),
+                    retry_policy=MAIL_RETRY,
+                    summary=f"email {what} to {contact.name}",
+                )
+        except ActivityError as err:
+            workflow.logger.warning("%s to %s failed: %s", channel, contact.id, failure_message(err))
+            self.notice_carrier_refusal(err)
+            return False
+        self.roster.notified(contact.id, channel, address, workflow.now(), purpose, step.number)
+        self.publish()
+        return True
+
+    async def hang_up(self, call_sid: str) -> bool:
+        return await self.carrier_cleanup(CarrierActivities.hang_up, call_sid, "hang up")
+
+    async def end_conference(self, conference_sid: str) -> bool:
+        return await self.carrier_cleanup(CarrierActivities.end_conference, conference_sid, "end the bridge")
+
+    async def carrier_cleanup(
+        self, action: Callable[[Any, str], Awaitable[None]], sid: str, summary: str
+    ) -> bool:
+        """Hang-ups and room ends are tried for two minutes, then given up on without failing
+        the run: whether they worked is the carrier's callbacks' to tell."""
+        try:
+            await workflow.execute_activity_method(
+                action,
+                sid,
+                start_to_close_timeout=timedelta(seconds=20),
+                schedule_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CARRIER_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("%s %s failed: %s", summary, sid, failure_message(err))
+            return False
+        return True
+
+    def notice_carrier_refusal(self, err: ActivityError) -> None:
+        """Credentials or caller ID refused: no call or SMS can work until someone fixes them,
+        so the scheme stops using the carrier (email still goes out) and says so loudly."""
+        if _error_type(err) == "CarrierMisconfigured":
+            self.carrier_refused = True
+            assert isinstance(err.cause, ApplicationError)
+            self.roster.problem(f"the carrier refused our configuration: {err.cause.message}")
+
+
+def _error_type(err: ActivityError) -> str | None:
+    return err.cause.type if isinstance(err.cause, ApplicationError) else None
+
+
+def _timed_out(err: ActivityError) -> bool:
+    return isinstance(err.cause, ActivityTimeout)
+
+
+def failure_message(err: ActivityError) -> str:
+    cause = err.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
