@@ -20,7 +20,7 @@ import yaml
 from carrier.simulator import Scenario
 from domain.events import EndRequest
 from domain.run_view import RunView
-from tests.support import eventually, harness, time_skipping_env
+from stack.loopback import eventually, harness, time_skipping_env
 from workflows.procedure_run import ProcedureRun
 
 

@@ -1,45 +1,23 @@
-"""Test support shared by the tests and the benchmarks: a conference setup of real parts on
-loopback (simulator, callback server, mailbox, worker), the Temporal servers, and polling."""
+"""What the tests share: the people and phones of the test scenario, fast definitions, and the
+loopback setup of real parts from `stack.loopback`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
-import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, overload
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
-from callbacks import urls
-from callbacks.server import build_app, serve
-from callbacks.urls import callback_url
-from carrier.simulator import CarrierSimulator, Scenario
-from carrier.twilio import TwilioCarrier
-from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, Settings
-from directory import pin_lease_id
-from domain.run_view import RunView
-from launching import Launched, LaunchRequest, launch, red_button
-from localmail.server import Mailbox
+from carrier.simulator import Scenario
+from config import EXAMPLES
 from procedures.definitions import Definitions, SchemeDefinition, SchemeMedium, load_definitions
-from stack.binaries import temporal_test_server
-from stack.ports import free_port
-from watch import NoWorker, read_view
-from worker import running_workers, smtp_settings
-from workflows import search_attributes
-from workflows.procedure_run import ProcedureRun
+from stack import loopback
+from stack.loopback import Bridged, Harness, eventually, time_skipping_env
 
-T = TypeVar("T")
+__all__ = ["CONTACTS", "DEFINITIONS", "FAST", "SCENARIO", "Bridged", "Harness", "eventually", "harness",
+           "time_skipping_env"]  # fmt: skip
+
 
 CONTACTS = {
     "contacts": [
@@ -84,7 +62,6 @@ SCENARIO = Scenario(
 )
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEFINITIONS = load_definitions(EXAMPLES)
 """The shipped definitions: the red button is `conference-call` with the CONFCALL scheme."""
 
@@ -107,178 +84,12 @@ def confcall_in_seconds(home_after: float, deadline: float) -> Definitions:
 FAST = confcall_in_seconds(home_after=2, deadline=4)
 
 
-@contextlib.asynccontextmanager
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from PyPI, with rallycall's search attributes registered."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
-    )
-    try:
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-                    for key in search_attributes.ALL
-                },
-            )
-        )
-        yield env
-    finally:
-        await env.shutdown()
-
-
-@dataclass(frozen=True)
-class Bridged:
-    """A launched run with a bridge: its PIN is known."""
-
-    workflow_id: str
-    pin: str
-    dial_in_number: str
-
-
-@dataclass
-class Harness:
-    """One conference setup: simulator, callback server, mailbox and settings on loopback."""
-
-    client: Client
-    settings: Settings
-    simulator: CarrierSimulator
-    simulator_url: str
-    mailbox: Mailbox
-    carrier_log: Path
-    contacts_file: Path
-    launched: list[str] = field(default_factory=list)
-
-    async def launch(
-        self, *to: str, welcome: str = "", definitions: Definitions = DEFINITIONS, **options: Any
-    ) -> Bridged:
-        """Press the red button (the `conference-call` procedure) for these destinations."""
-        red = definitions.procedure("conference-call")
-        request = red_button(
-            red, definitions.schemes, list(to), welcome, contacts_file=self.contacts_file, **options
-        )
-        launched = await self.start(request)
-        assert launched.pin is not None, "a conference has a PIN"
-        return Bridged(launched.workflow_id, launched.pin, launched.dial_in_number)
-
-    async def launch_procedure(
-        self, name: str, fields: dict[str, str], definitions: Definitions = DEFINITIONS, **options: Any
-    ) -> Launched:
-        procedure = definitions.procedure(name)
-        return await self.start(
-            LaunchRequest(procedure, definitions.schemes, fields, contacts_file=self.contacts_file, **options)
-        )
-
-    async def start(self, request: LaunchRequest) -> Launched:
-        launched = await launch(self.client, self.settings, request)
-        self.launched.append(launched.workflow_id)
-        if launched.pin:
-            self.launched.append(pin_lease_id(launched.pin, self.settings.pin_secret))
-        return launched
-
-    async def terminate_leftovers(self) -> None:
-        """A test that failed half-way leaves its runs (and their PIN leases) running without a
-        worker: stop them, or the time-skipping server would wait for them forever."""
-        for workflow_id in self.launched:
-            with contextlib.suppress(RPCError):
-                await self.client.get_workflow_handle(workflow_id).terminate("test over")
-
-    def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, RunView]:
-        return self.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
-
-    async def roster(self, launched: Launched | Bridged) -> RunView:
-        """The run's view, its batches' people included."""
-        return await read_view(self.client, launched.workflow_id)
-
-    def carrier_entries(self, kind: str) -> list[dict[str, Any]]:
-        if not self.carrier_log.exists():
-            return []
-        entries = [json.loads(line) for line in self.carrier_log.read_text().splitlines()]
-        return [e for e in entries if e["kind"] == kind]
-
-    def called_numbers(self) -> list[str]:
-        return [e["to"] for e in self.carrier_entries("call")]
-
-    def texted_numbers(self) -> list[str]:
-        return [e["to"] for e in self.carrier_entries("sms")]
-
-    @contextlib.asynccontextmanager
-    async def worker(self, smtp_port: int | None = None) -> AsyncIterator[None]:
-        """The worker; `smtp_port` sends its email elsewhere (a dead port: mail is down)."""
-        carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
-        smtp = smtp_settings(self.settings, smtp_port or self.mailbox.port)
-        try:
-            async with running_workers(self.client, self.settings, carrier, smtp):
-                yield
-        finally:
-            await carrier.close()
-
-
-@contextlib.asynccontextmanager
-async def harness(
+def harness(
     client: Client,
     tmp_path: Path,
     contacts_file: Path,
     scenario: Scenario = SCENARIO,
     calls_per_second: float = 100,
-) -> AsyncIterator[Harness]:
-    carrier_log = tmp_path / "carrier.jsonl"
-    port = free_port()
-    mailbox = Mailbox(tmp_path / "mail")
-    mailbox.start()
-    settings = Settings(
-        _env_file=None,
-        task_queue=f"tests-{uuid.uuid4().hex[:8]}",
-        public_url=f"http://127.0.0.1:{port}",
-        smtp_port=mailbox.port,
-        data_dir=tmp_path,
-        calls_per_second=calls_per_second,
-    )
-    simulator = CarrierSimulator(
-        DEV_ACCOUNT_SID,
-        DEV_AUTH_TOKEN,
-        scenario,
-        carrier_log,
-        dial_in_number=settings.dial_in_number,
-        voice_url=callback_url(settings.public_url, urls.VOICE_INBOUND),
-    )
-    sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
-    simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
-    relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
-    callbacks = await serve(build_app(relay_carrier, client, settings), "127.0.0.1", port)
-    h = Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
-    try:
-        yield h
-    finally:
-        await h.terminate_leftovers()
-        mailbox.stop()
-        await callbacks.cleanup()
-        await relay_carrier.close()
-        await sim_runner.cleanup()
-
-
-@overload
-async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], seconds: float = 10
-) -> T: ...
-@overload
-async def eventually(probe: Callable[[], T], check: Callable[[T], bool], seconds: float = 10) -> T: ...
-async def eventually(probe: Callable[[], Any], check: Callable[[Any], bool], seconds: float = 10) -> Any:
-    """Poll `probe` (in real time) until `check` holds; fail with the last value otherwise. A run
-    whose worker is not answering yet (restarting) is polled again."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    value: Any = None
-    while True:
-        try:
-            value = probe()
-            if inspect.isawaitable(value):
-                value = await value
-        except NoWorker as exc:
-            value = exc
-        else:
-            if check(value):
-                return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {seconds}s; last value: {value!r}")
-        await asyncio.sleep(0.05)
+) -> contextlib.AbstractAsyncContextManager[Harness]:
+    """The loopback setup with the test scenario's phones."""
+    return loopback.harness(client, tmp_path, contacts_file, scenario, calls_per_second)
