@@ -55,6 +55,8 @@ async def running_workers(
             calls.hang_up,
             calls.end_conference,
             calls.send_sms,
+            calls.mute,
+            calls.remove_from_bridge,
             mail.send_email,
             pacing.reserve_call_slots,
             index.unregister_callers,

@@ -47,6 +47,15 @@ class SendSms(BaseModel):
     requested_at: datetime
 
 
+class BridgeLeg(BaseModel):
+    conference_sid: str
+    call_sid: str
+
+
+class MuteLeg(BridgeLeg):
+    muted: bool
+
+
 def as_application_error(exc: CarrierError) -> ApplicationError:
     return ApplicationError(
         str(exc),
@@ -119,6 +128,20 @@ class CarrierActivities:
         """Close the bridge at the carrier: everyone still in it is disconnected."""
         try:
             await self._carrier.end_conference(conference_sid)
+        except CarrierError as exc:
+            raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def mute(self, request: MuteLeg) -> None:
+        try:
+            await self._carrier.mute(request.conference_sid, request.call_sid, request.muted)
+        except CarrierError as exc:
+            raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def remove_from_bridge(self, request: BridgeLeg) -> None:
+        try:
+            await self._carrier.remove(request.conference_sid, request.call_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 

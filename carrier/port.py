@@ -83,6 +83,15 @@ class RecordingEvent:
 
 
 @dataclass(frozen=True)
+class CallState:
+    """A call as the carrier knows it now (its truth, whatever callbacks were lost)."""
+
+    call_sid: str
+    status: str
+    answered_by: str | None
+
+
+@dataclass(frozen=True)
 class InboundCall:
     """A call to the dial-in number, with the digits keyed at the last prompt if any."""
 
@@ -100,6 +109,17 @@ class Carrier(Protocol):
 
     async def end_conference(self, conference_sid: str) -> None:
         """Close the room: everyone in it is disconnected."""
+
+    async def mute(self, conference_sid: str, call_sid: str, muted: bool) -> None:
+        """Mute or unmute one leg of the room."""
+
+    async def remove(self, conference_sid: str, call_sid: str) -> None:
+        """Take one leg out of the room (its call ends)."""
+
+    async def call_state(self, call_sid: str) -> CallState: ...
+
+    async def bridge_members(self, room: str) -> tuple[str | None, list[str]]:
+        """The room's conference ID, if it is in progress, and the calls in it now."""
 
     async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
         """Send and return the message ID; with `sent_since`, reuse an identical earlier send."""

@@ -22,6 +22,7 @@ from carrier.port import (
     Bridge,
     BridgeEvent,
     CallEvent,
+    CallState,
     CarrierError,
     FailureKind,
     InboundCall,
@@ -144,6 +145,26 @@ class TwilioCarrier:
 
     async def end_conference(self, conference_sid: str) -> None:
         await self._call_api(self._client.conferences(conference_sid).update_async(status="completed"))
+
+    async def mute(self, conference_sid: str, call_sid: str, muted: bool) -> None:
+        participant = self._client.conferences(conference_sid).participants(call_sid)
+        await self._call_api(participant.update_async(muted=muted))
+
+    async def remove(self, conference_sid: str, call_sid: str) -> None:
+        await self._call_api(self._client.conferences(conference_sid).participants(call_sid).delete_async())
+
+    async def call_state(self, call_sid: str) -> CallState:
+        call = await self._call_api(self._client.calls(call_sid).fetch_async())
+        return CallState(call_sid=call_sid, status=str(call.status), answered_by=call.answered_by or None)
+
+    async def bridge_members(self, room: str) -> tuple[str | None, list[str]]:
+        rooms = await self._call_api(
+            self._client.conferences.list_async(friendly_name=room, status="in-progress", limit=1)
+        )
+        if not rooms:
+            return None, []
+        members = await self._call_api(self._client.conferences(rooms[0].sid).participants.list_async())
+        return str(rooms[0].sid), sorted(str(m.call_sid) for m in members)
 
     async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
         if sent_since is not None:

@@ -3,7 +3,11 @@ server (signals), dial-ins with a PIN and the launcher's end (updates)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
+
+Moderation = Literal["mute", "unmute", "remove", "call_again"]
 
 
 class CallProgress(BaseModel):
@@ -58,3 +62,13 @@ class EndRequest(BaseModel):
     reason: str = "ended by the launcher"
     by: str = ""
     """Who ended it (a login, or empty when unknown)."""
+
+
+class ModeratorAction(BaseModel):
+    """From the console: mute, unmute or remove someone in the bridge, or call someone not in it
+    again now."""
+
+    kind: Moderation
+    person_id: str
+    by: str = ""
+    channel: str = "web"

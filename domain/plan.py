@@ -98,10 +98,12 @@ class Alert:
     index: int
     medium: Medium
     after: timedelta
+    tag: str = ""
+    """Names an attempt outside the scheme (`again1`: a moderator's "call again now")."""
 
     @property
     def attempt_id(self) -> str:
-        return f"{self.step}/{self.contact.id}/{self.index}"
+        return f"{self.step}/{self.contact.id}/{self.tag or self.index}"
 
     @property
     def address(self) -> str | None:
@@ -150,6 +152,9 @@ class RunPlan(Frozen):
 
     def person(self, contact_id: str) -> Contact:
         return self._people[contact_id]
+
+    def knows(self, contact_id: str) -> bool:
+        return contact_id in self._people
 
     @property
     def has_bridge(self) -> bool:

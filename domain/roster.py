@@ -15,7 +15,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from domain.events import Acknowledgement, BridgeUpdate, CallProgress, RejoinRequest, RejoinResult
+from domain.events import (
+    Acknowledgement,
+    BridgeUpdate,
+    CallProgress,
+    ModeratorAction,
+    RejoinRequest,
+    RejoinResult,
+)
 from domain.pin_check import decide
 from domain.plan import Alert, RunPlan, StepPlan
 from domain.run_view import (
@@ -23,6 +30,7 @@ from domain.run_view import (
     BatchView,
     CallAttempt,
     Channel,
+    ModerationRecord,
     Notification,
     PersonView,
     PinAttempt,
@@ -51,6 +59,9 @@ class RosterState(BaseModel):
     steps: dict[str, StepView]
     batches: dict[str, BatchView] = Field(default_factory=dict)
     pin_attempts: list[PinAttempt] = Field(default_factory=list)
+    moderation: list[ModerationRecord] = Field(default_factory=list)
+    expected_leaves: list[str] = Field(default_factory=list)
+    """Legs we took out of the bridge ourselves (a moderator's remove): their leave is no drop."""
     dial_in_calls: dict[str, str] = Field(default_factory=dict)
     """Calls that dialled in through the phone line, and whose they are."""
     legs: dict[str, list[str]] = Field(default_factory=dict)
@@ -310,6 +321,24 @@ class Roster:
             record=self.plan.record,
         )
 
+    def live_legs(self, person_id: str) -> list[str]:
+        """The person's calls in the bridge now (not counting a rejoin without a phone call)."""
+        person = self.state.people[person_id]
+        return [leg for leg in self._legs(person) if not leg.startswith(DIAL_IN_WITHOUT_CALL)]
+
+    def moderated(self, action: ModeratorAction, at: datetime) -> None:
+        """Recorded with who did it; a mute shows on the row, a removal is no drop."""
+        person = self.state.people[action.person_id]
+        if action.kind in ("mute", "unmute"):
+            person.muted = action.kind == "mute"
+        if action.kind == "remove":
+            self.state.expected_leaves += self.live_legs(person.id)
+        self.state.moderation.append(
+            ModerationRecord(
+                at=at, kind=action.kind, person_id=person.id, by=action.by, channel=action.channel
+            )
+        )
+
     def recording_ready(self, url: str) -> None:
         self.state.recording_url = url
 
@@ -382,6 +411,7 @@ class Roster:
             people=list(state.people.values()),
             batches=list(state.batches.values()),
             pin_attempts=list(state.pin_attempts),
+            moderation=list(state.moderation),
             recording_url=state.recording_url,
             problems=list(state.problems),
         )
@@ -433,6 +463,7 @@ class Roster:
         legs.remove(leg)
         if not legs:
             person.in_conference = False
+            person.muted = False
             person.left_at = at
 
 

@@ -80,11 +80,20 @@ class PinAttempt(BaseModel):
     participant_id: str | None = None
 
 
+class ModerationRecord(BaseModel):
+    at: datetime
+    kind: str
+    person_id: str
+    by: str = ""
+    channel: str = "web"
+
+
 class PersonView(BaseModel):
     id: str
     name: str
     guest: bool = False
     in_conference: bool = False
+    muted: bool = False
     attempts: list[CallAttempt] = Field(default_factory=list)
     notifications: list[Notification] = Field(default_factory=list)
     joined_at: datetime | None = None
@@ -177,6 +186,7 @@ class RunView(BaseModel):
     people: list[PersonView] = Field(default_factory=list)
     batches: list[BatchView] = Field(default_factory=list)
     pin_attempts: list[PinAttempt] = Field(default_factory=list)
+    moderation: list[ModerationRecord] = Field(default_factory=list)
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     """What kept the scheme from running as designed (e.g. carrier credentials refused)."""

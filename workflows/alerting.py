@@ -121,8 +121,16 @@ class Alerter:
     def over(self, step: StepPlan) -> bool:
         return self.done(step) or self.roster.step_over(step)
 
-    async def place_calls(self, step: StepPlan, alerts: list[Alert], deadline: datetime) -> None:
-        """Queue the calls, get their slots from the account's pacer, place each in its slot."""
+    async def place_calls(
+        self,
+        step: StepPlan,
+        alerts: list[Alert],
+        deadline: datetime,
+        still_wanted: Callable[[Alert], bool] | None = None,
+    ) -> None:
+        """Queue the calls, get their slots from the account's pacer, place each in its slot if
+        it is still wanted then (by default: the step goes on and the person is not reached)."""
+        wanted = still_wanted or partial(self.scheme_still_wants, step)
         now = workflow.now()
         attempts = [self.roster.attempt_queued(a, a.address or "", now) for a in alerts]
         self.publish()
@@ -138,20 +146,29 @@ class Alerter:
         )
         await asyncio.gather(
             *(
-                self.call(step, alert, attempt.attempt_id, slot, deadline)
+                self.call(step, alert, attempt.attempt_id, slot, deadline, wanted)
                 for alert, attempt, slot in zip(alerts, attempts, slots, strict=True)
             )
         )
 
+    def scheme_still_wants(self, step: StepPlan, alert: Alert) -> bool:
+        return not self.over(step) and not self.roster.reached(step, alert.contact.id)
+
     async def call(
-        self, step: StepPlan, alert: Alert, attempt_id: str, slot: datetime | None, deadline: datetime
+        self,
+        step: StepPlan,
+        alert: Alert,
+        attempt_id: str,
+        slot: datetime | None,
+        deadline: datetime,
+        wanted: Callable[[Alert], bool],
     ) -> None:
         if slot is None:
-            self.not_placed(attempt_id, "no call slot before the step's deadline (calls per second)")
+            self.not_placed(attempt_id, "no call slot before the deadline (calls per second)")
             return
         if slot > workflow.now():
             await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
-        if self.over(step) or self.roster.reached(step, alert.contact.id):
+        if not wanted(alert):
             self.not_placed(attempt_id, "not needed any more when its slot came")
             return
         if self.carrier_refused:
@@ -180,7 +197,7 @@ class Alerter:
             self.roster.call_placed(attempt_id, call_sid, workflow.now())
         except ActivityError as err:
             if _error_type(err) == "TooLate" or _timed_out(err):
-                self.roster.not_placed(attempt_id, "the step's deadline passed first", workflow.now())
+                self.roster.not_placed(attempt_id, "the deadline passed first", workflow.now())
             else:
                 self.roster.attempt_failed(attempt_id, failure_message(err), workflow.now())
                 self.notice_carrier_refusal(err)
@@ -267,6 +284,17 @@ class Alerter:
 
     async def end_conference(self, conference_sid: str) -> bool:
         return await self.carrier_cleanup(CarrierActivities.end_conference, conference_sid, "end the bridge")
+
+    async def bridge_action(self, action: Callable[[Any, Any], Awaitable[None]], leg: object) -> None:
+        """A moderator's mute or remove, tried for a minute; a failure is raised to the moderator."""
+        await workflow.execute_activity_method(
+            action,
+            leg,
+            start_to_close_timeout=timedelta(seconds=15),
+            schedule_to_close_timeout=timedelta(minutes=1),
+            retry_policy=CARRIER_RETRY,
+            summary="moderate the bridge",
+        )
 
     async def carrier_cleanup(
         self, action: Callable[[Any, str], Awaitable[None]], sid: str, summary: str

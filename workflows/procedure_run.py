@@ -29,18 +29,21 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.caller_index import CallerIndexActivities, callers_of
+    from activities.calls import BridgeLeg, CarrierActivities, MuteLeg
+    from domain.contacts import Contact
     from domain.events import (
         Acknowledgement,
         BridgeUpdate,
         CallProgress,
         EndRequest,
+        ModeratorAction,
         RecordingReady,
         RejoinRequest,
         RejoinResult,
     )
-    from domain.plan import RunPlan, StepPlan
+    from domain.plan import Alert, RunPlan, StepPlan, VoiceMedium
     from domain.roster import Roster, RosterState
-    from domain.run_view import RunView
+    from domain.run_view import PersonView, RunView
     from rendering.webui import current_details
     from workflows import search_attributes as sa
     from workflows.alerting import Alerter, failure_message
@@ -306,6 +309,82 @@ class ProcedureRun:
         if self.end_request is not None or self.roster.ended:
             raise ValueError("this run is already ending")
 
+    @workflow.update
+    async def moderate(self, action: ModeratorAction) -> str:
+        """A moderator's mute, unmute or remove of someone in the bridge, or "call again now"
+        for someone not in it; recorded with who did it. Returns what was done."""
+        self.updates += 1
+        self.roster.moderated(action, workflow.now())
+        self.publish()
+        person = self.plan.person(action.person_id) if self.plan.knows(action.person_id) else None
+        name = person.name if person else action.person_id
+        if action.kind == "call_again":
+            assert person is not None, "the validator refuses guests"
+            self.alerter.background(self.call_again(person))
+            return f"calling {name} again"
+        room = self.roster.state.conference_sid
+        assert room is not None, "the validator checked they are in the bridge"
+        legs = self.roster.live_legs(action.person_id)
+        for leg in legs:
+            if action.kind == "remove":
+                await self.alerter.bridge_action(
+                    CarrierActivities.remove_from_bridge, BridgeLeg(conference_sid=room, call_sid=leg)
+                )
+            else:
+                muted = MuteLeg(conference_sid=room, call_sid=leg, muted=action.kind == "mute")
+                await self.alerter.bridge_action(CarrierActivities.mute, muted)
+        return {"mute": f"{name} muted", "unmute": f"{name} unmuted", "remove": f"{name} removed"}[
+            action.kind
+        ]
+
+    @moderate.validator
+    def validate_moderate(self, action: ModeratorAction) -> None:
+        if self.end_request is not None or self.roster.ended:
+            raise ValueError("this run has ended")
+        if not self.plan.has_bridge:
+            raise ValueError("this run has no bridge")
+        if action.person_id not in self.roster.state.people:
+            raise ValueError(f"no one with id {action.person_id!r} in this run")
+        in_bridge = bool(self.roster.live_legs(action.person_id))
+        if action.kind == "call_again":
+            if in_bridge:
+                raise ValueError("already in the bridge")
+            if not self.plan.knows(action.person_id) or not self.plan.person(action.person_id).numbers():
+                raise ValueError("no phone number to call")
+        elif not in_bridge or self.roster.state.conference_sid is None:
+            raise ValueError("not in the bridge on a phone call")
+
+    async def call_again(self, person: Contact) -> None:
+        """Call them now into the bridge, in the account's next call slot, on the phone they
+        last answered (else their work, mobile or home phone)."""
+        step = next(s for s in self.plan.steps if s.has_bridge and person.id in s.destinations)
+        tries = sum("again" in a.attempt_id for a in self.roster.person(person.id).attempts)
+        alert = Alert(
+            step.number,
+            person,
+            -1,
+            call_again_medium(self.roster.person(person.id), person),
+            timedelta(0),
+            tag=f"again{tries + 1}",
+        )
+        closes_at = self.roster.started_at + self.plan.max_duration
+        await self.alerter.place_calls(
+            step,
+            [alert],
+            closes_at,
+            lambda a: not self.roster.ended and not self.roster.live_legs(a.contact.id),
+        )
+
     @workflow.query
     def view(self) -> RunView:
         return self.roster.view()
+
+
+def call_again_medium(person: PersonView, contact: Contact) -> VoiceMedium:
+    """The phone they last answered on, else their work, mobile or home phone."""
+    answered = [a.medium for a in person.attempts if a.outcome == "answered"]
+    if answered:
+        return answered[-1]
+    if contact.voice_pro:
+        return "voice_pro"
+    return "voice_mobile" if contact.mobile else "voice_home"
