@@ -199,9 +199,14 @@ async def test_acknowledgement_reached_and_not_reached(
     )
     report = await eventually(lambda: line.roster(launched), lambda r: r.steps[0].ended_at is not None)
     assert report.steps[0].reached is True, "half of two: alice's 1 is enough"
-    await at(time_env, report, 60 * 11)
+    step_over = report.steps[0].ended_at - report.started_at  # type: ignore[operator]
+    await at(time_env, report, (step_over + timedelta(minutes=10, seconds=1)).total_seconds())
     final = await line.handle(launched).result()
-    assert final.state == "ended", "without a bridge, the run closes ten minutes after its last step"
+    step_ended, closed = final.steps[0].ended_at, final.ended_at
+    assert final.state == "ended" and step_ended and closed
+    assert timedelta(minutes=10) <= closed - step_ended < timedelta(minutes=10, seconds=1), (
+        "without a bridge, the run closes ten minutes after its last step"
+    )
 
 
 async def test_information_is_reached_when_messages_are_delivered(
