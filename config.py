@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "rallycall <rallycall@localhost>"
 
+    console_addr: str = "127.0.0.1:8000"
+    """Where the console listens."""
+    console_url: str = "http://127.0.0.1:8000"
+    """Where people reach the console: the base of call-me links in SMS."""
+    console_secret: str = "rallycall-embedded-console-secret"
+    """Signs console sessions, CSRF tokens and call-me links."""
+    users_file: Path = Path(".data/users.json")
+    """Console accounts (argon2 password hashes): `python -m console users add|remove|list`."""
+
     metrics_addr: str | None = None
     """Where `python worker.py` serves Prometheus metrics (e.g. 127.0.0.1:9464); unset: none."""
 

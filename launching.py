@@ -9,6 +9,7 @@ and a started one never depends on files that may change while it runs.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,7 @@ from domain.plan import (
     SchemePlan,
     StepPlan,
 )
+from links import call_me_url
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
 from workflows.pin_lease import LeaseTerms, PinLease
@@ -108,7 +110,7 @@ def new_run_id(procedure: ProcedureDefinition, now: datetime) -> str:
     return f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> RunPlan:
+def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id: str = "") -> RunPlan:
     """Check the launch and freeze it; raises InvalidLaunch listing every problem found."""
     procedure = request.procedure
     problems = check_form(procedure, request.fields)
@@ -131,6 +133,10 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> RunP
     people: dict[str, Contact] = {}
     schemes: dict[str, SchemePlan] = {}
     steps = []
+
+    def call_me(contact: Contact) -> str:
+        return call_me_url(settings.console_url, settings.console_secret, run_id, contact.id)
+
     for step in procedure.steps:
         try:
             destinations = step_destinations(step, request.fields, contacts)
@@ -140,7 +146,8 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> RunP
         for contact in destinations:
             people.setdefault(contact.id, contact)
         try:
-            steps.append(plan_step(step, destinations, request.schemes, fields, schemes))
+            links = call_me if procedure.call_me_link else None
+            steps.append(plan_step(step, destinations, request.schemes, fields, schemes, links))
         except InvalidLaunch as exc:
             problems += exc.problems
     problems += shared_numbers(list(people.values()))
@@ -159,6 +166,9 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None) -> RunP
         pin=pin if procedure.has_conference() else None,
         pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
         record=procedure.record if request.record is None else request.record,
+        call_me_links={c.id: call_me(c) for c in people.values() if c.numbers()}
+        if procedure.call_me_link
+        else {},
         max_duration=request.max_duration,
         launched_by=request.launched_by,
         channel=request.channel,
@@ -217,6 +227,7 @@ def plan_step(
     book: SchemeBook,
     fields: dict[str, str],
     schemes: dict[str, SchemePlan],
+    call_me: Callable[[Contact], str] | None = None,
 ) -> StepPlan:
     """The step with its schemes resolved (global scheme, else each contact's own, else the
     default) and frozen into `schemes`, and its texts rendered; an SMS it would send must fit
@@ -236,7 +247,9 @@ def plan_step(
             if contact.mobile and any(m.medium == "sms" for m in scheme.media):
                 check_single_sms(message, who)
             if contact.mobile and step.post_objective:
-                personal = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+                personal: dict[str, object] = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+                if call_me is not None:
+                    personal["CallMeLink"] = call_me(contact)
                 check_single_sms(render(step.post_objective.sms or step.post_objective.body, personal), who)
         except InvalidLaunch as exc:
             problems += exc.problems
@@ -308,7 +321,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     )  # refuse before any PIN
     loads = check_capacity(checked, settings, request.force)
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
-    plan = prepare(request, settings, pin) if pin else checked
+    plan = prepare(request, settings, pin, run_id)
     names = ", ".join(p.name for p in plan.people[:5])
     more = len(plan.people) - 5
     summary = f"{plan.title}: {names}" + (f" +{more}" if more > 0 else "")

@@ -142,6 +142,8 @@ class RunPlan(Frozen):
     pin_lease_id: str | None = None
     """Workflow ID of the lease that keeps this PIN unique among running conferences."""
     record: bool = False
+    call_me_links: dict[str, str] = {}
+    """Each person's signed "call me into the conference" link, when the procedure offers it."""
     max_duration: timedelta = DEFAULT_MAX_DURATION
     launched_by: str = ""
     channel: LaunchChannel = "cli"

@@ -144,6 +144,9 @@ class ProcedureDefinition(Strict):
     form: tuple[FormField, ...] = ()
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
     record: bool = False
+    call_me_link: bool = False
+    """Each person's PIN SMS may carry `#{CallMeLink}`: a personal link that makes the bridge
+    call them."""
 
     def field(self, name: str) -> FormField | None:
         return next((f for f in self.form if f.name == name), None)
@@ -204,7 +207,7 @@ def load_procedure(path: Path, schemes: SchemeBook) -> ProcedureDefinition:
     text_fields = frozenset(f.template_name for f in procedure.form if f.kind == "text")
     bridge_fields = BRIDGE_FIELDS if procedure.has_conference() else frozenset()
     message_fields = text_fields | bridge_fields  # rendered once at launch: no recipient in it
-    post_fields = message_fields | {"Contact"}
+    post_fields = message_fields | {"Contact"} | ({"CallMeLink"} if procedure.call_me_link else set())
     numbers = [s.number for s in procedure.steps]
     if numbers != sorted(set(numbers)):
         problems.append(f"{path}: steps: numbers must be unique and in order, got {', '.join(numbers)}")

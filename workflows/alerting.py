@@ -224,7 +224,9 @@ class Alerter:
         sends = []
         for contact_id in step.destinations:
             contact = self.plan.person(contact_id)
-            fields = {**self.plan.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+            fields: dict[str, Any] = {**self.plan.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+            if self.plan.call_me_links:
+                fields["CallMeLink"] = self.plan.call_me_links.get(contact.id, "")
             message = Outgoing(subject=post.subject, body=post.body, fields=fields)
             if contact.mobile:
                 sms = message.model_copy(update={"body": post.sms or post.body})
