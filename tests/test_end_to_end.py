@@ -3,23 +3,18 @@ and email, rejoin, end, final report, and a replay of the recorded history."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from domain.events import EndRequest, RejoinRequest
 from domain.run_view import RunView
+from tests.histories import keep, replayer
 from tests.support import FAST, eventually, harness
-from workflows.pin_lease import PinLease
 from workflows.procedure_run import ProcedureRun
-
-HISTORIES = Path(__file__).parent / "histories"
 
 
 async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
@@ -83,7 +78,5 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         assert final.recording_url and "/Recordings/RE" in final.recording_url, "recorded, URL in the report"
 
         history = await handle.fetch_history()
-        replayer = Replayer(workflows=[ProcedureRun, PinLease], data_converter=pydantic_data_converter)
-        await replayer.replay_workflow(history)
-        if os.environ.get("RALLYCALL_SAVE_HISTORY"):
-            (HISTORIES / "conference_full_flow.json").write_text(history.to_json())
+        await replayer().replay_workflow(history)
+        keep("conference_full_flow", history)

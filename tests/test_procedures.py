@@ -20,6 +20,7 @@ from domain.events import EndRequest
 from domain.run_view import RunView
 from procedures.definitions import Definitions, load_definitions
 from stack.ports import free_port
+from tests.histories import keep
 from tests.support import EXAMPLES, SCENARIO, Bridged, Harness, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
@@ -207,6 +208,9 @@ async def test_acknowledgement_reached_and_not_reached(
     assert timedelta(minutes=10) <= closed - step_ended < timedelta(minutes=10, seconds=1), (
         "without a bridge, the run closes ten minutes after its last step"
     )
+    keep("acknowledgement_run", await line.handle(launched).fetch_history())
+    batch = line.client.get_workflow_handle(final.batches[0].workflow_id)
+    keep("acknowledgement_batch", await batch.fetch_history())
 
 
 async def test_information_is_reached_when_messages_are_delivered(

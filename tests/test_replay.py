@@ -1,25 +1,28 @@
 """Histories recorded by earlier versions must replay on today's code: a change that would break
-running conferences fails here before it reaches a worker. Re-record with
-`RALLYCALL_SAVE_HISTORY=1 .venv/bin/python -m pytest tests/test_end_to_end.py` only when the
-change is guarded by `workflow.patched` or no old conference can still be running."""
+running conferences fails here before it reaches a worker. Incompatible workflow changes go
+behind `workflow.patched`; a kept history is never re-recorded (see `tests/histories.py`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
-from workflows.pin_lease import PinLease
-from workflows.procedure_run import ProcedureRun
+from tests.histories import FOLDER, digest, kept, load, replayer
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted(FOLDER.glob("*.json"))
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[ProcedureRun, PinLease], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
+    await replayer().replay_workflow(load(path))
+
+
+def test_kept_histories_are_never_re_recorded_or_dropped() -> None:
+    recorded = kept()
+    assert recorded, "tests/histories/ keeps at least one recorded run"
+    assert sorted(recorded) == [p.name for p in HISTORIES], (
+        "every kept history is in SHA256SUMS, and only those"
+    )
+    changed = [name for name, sha in recorded.items() if digest(FOLDER / name) != sha]
+    assert changed == [], "a kept history was re-recorded: add a new one instead, behind workflow.patched"
