@@ -22,7 +22,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC
 from pathlib import Path
@@ -222,8 +222,10 @@ def launching_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="starter.py", description="rallycall: emergency conference calls")
+def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's commands; `services` (name: help) are listed too, for the `rallycall` command,
+    which runs them itself before this parser sees them."""
+    top = argparse.ArgumentParser(prog=prog, description="rallycall: emergency conference calls")
     commands = top.add_subparsers(dest="command", required=True)
 
     launch_cmd = commands.add_parser("conference", help="launch a conference call (the red button)")
@@ -267,6 +269,9 @@ def parser() -> argparse.ArgumentParser:
     list_cmd = commands.add_parser("list", help="list conferences")
     list_cmd.add_argument("--json", action="store_true")
     list_cmd.set_defaults(run=list_conferences)
+
+    for name, service_help in (services or {}).items():
+        commands.add_parser(name, help=service_help, add_help=False)
     return top
 
 
@@ -301,8 +306,10 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+def main(
+    argv: list[str] | None = None, prog: str = "starter.py", services: Mapping[str, str] | None = None
+) -> None:
+    args = parser(prog, services).parse_args(argv)
     code = asyncio.run(run(args))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,6 +4,7 @@ RALLYCALL_TWILIO_API_URL points elsewhere); the embedded stack runs it in-proces
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -79,4 +80,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help; settings come from the environment
     asyncio.run(main())

@@ -4,6 +4,7 @@ Listens on RALLYCALL_CALLBACK_ADDR and checks signatures against RALLYCALL_PUBLI
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 
@@ -29,4 +30,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help; settings come from the environment
     asyncio.run(main())
