@@ -49,6 +49,10 @@ class Settings(BaseSettings):
 
     pin_failures_per_caller: int = Field(5, ge=1)
     """Wrong PINs one caller number may key in per 10 minutes before being turned away."""
+    pin_failures_per_run: int = Field(20, ge=1)
+    """Wrong PINs from a run's own numbers per 10 minutes before they are turned away."""
+    pin_failures_per_line: int = Field(30, ge=1)
+    """Wrong PINs on the whole line per 10 minutes before numbers of no running run are turned away."""
 
     definitions_dir: Path = EXAMPLES
     """Alert schemes (`schemes.yaml`) and procedures (`procedures/*.yaml`)."""

@@ -22,6 +22,7 @@ from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, settings
 from workflows.call_pacer import CallPacer
 from workflows.caller_index import CallerIndex
+from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
 from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
@@ -50,7 +51,7 @@ async def running_workers(
     worker = Worker(
         client,
         task_queue=config.task_queue,
-        workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex],
+        workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard],
         activities=[
             calls.place_call,
             calls.hang_up,

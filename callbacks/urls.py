@@ -23,9 +23,13 @@ def callback_url(public_url: str, path: str, **query: str) -> str:
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def pin_url(public_url: str, tries: int) -> str:
-    """Where the digits keyed at the `tries`-th PIN prompt are posted."""
-    return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode({'try': tries})}"
+def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "") -> str:
+    """Where the digits keyed at the `tries`-th PIN prompt are posted; after a hold, where the
+    carrier comes back with the encrypted digits (`token`)."""
+    query: dict[str, str | int] = {"try": tries}
+    if hold:
+        query |= {"hold": hold, "t": token}
+    return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode(query)}"
 
 
 def bridge_for(public_url: str, run_id: str, welcome: str, record: bool) -> Bridge:

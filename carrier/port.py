@@ -73,6 +73,8 @@ class BridgeEvent:
     kind: str
     conference_sid: str
     call_sid: str | None
+    reason: str | None = None
+    """Why a participant left (`participant_hung_up`, `participant_updated_via_api`...)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ class InboundCall:
     call_sid: str
     caller: str
     digits: str
+
+    def with_digits(self, digits: str) -> InboundCall:
+        return InboundCall(call_sid=self.call_sid, caller=self.caller, digits=digits)
 
 
 class Carrier(Protocol):
@@ -149,3 +154,6 @@ class Carrier(Protocol):
 
     def say_goodbye(self, message: str) -> str:
         """The answer that says `message` and hangs up."""
+
+    def hold(self, message: str, redirect_url: str) -> str:
+        """The answer that says `message` and comes back to `redirect_url` (POST)."""

@@ -192,6 +192,7 @@ class TwilioCarrier:
             kind=event.removeprefix("participant-").removeprefix("conference-"),
             conference_sid=params.get("ConferenceSid", ""),
             call_sid=params.get("CallSid") or None,
+            reason=params.get("ReasonParticipantLeft") or None,
         )
 
     def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent:
@@ -228,6 +229,13 @@ class TwilioCarrier:
 
     def connect_to_bridge(self, bridge: Bridge) -> str:
         return str(bridge_twiml(bridge))
+
+    def hold(self, message: str, redirect_url: str) -> str:
+        response = VoiceResponse()
+        response.say(message)
+        response.pause(length=1)
+        response.redirect(redirect_url, method="POST")
+        return str(response)
 
     def say_goodbye(self, message: str) -> str:
         response = VoiceResponse()

@@ -50,6 +50,11 @@ def to_e164(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def masked(number: str) -> str:
+    """A number as logs may show it: `+41******0101` (a whole number is personal data)."""
+    return number[:3] + "*" * max(0, len(number) - 7) + number[-4:] if len(number) > 7 else "***"
+
+
 def is_mobile(e164: str) -> bool:
     return phonenumbers.number_type(phonenumbers.parse(e164, None)) in MOBILE_TYPES
 

@@ -26,6 +26,8 @@ class BridgeUpdate(BaseModel):
     kind: str
     conference_sid: str
     call_sid: str | None = None
+    reason: str | None = None
+    """Why a participant left, as the carrier says (a hang-up, a removal through the API...)."""
 
 
 class Acknowledgement(BaseModel):
@@ -47,6 +49,12 @@ class RejoinRequest(BaseModel):
     from_number: str
     call_sid: str | None = None
     """The dial-in call, when it comes through the phone line; its join and leave follow."""
+
+
+class PinRefused(BaseModel):
+    """A wrong PIN keyed from one of the run's numbers (sent as a signal: it spends no update)."""
+
+    from_number: str
 
 
 class RejoinResult(BaseModel):

@@ -20,6 +20,7 @@ from domain.events import (
     BridgeUpdate,
     CallProgress,
     ModeratorAction,
+    PinRefused,
     RejoinRequest,
     RejoinResult,
 )
@@ -336,6 +337,17 @@ class Roster:
         self.state.moderation.append(
             ModerationRecord(
                 at=at, kind=action.kind, person_id=person.id, by=action.by, channel=action.channel
+            )
+        )
+
+    def pin_refused(self, refused: PinRefused, at: datetime) -> None:
+        person = next((c for c in self.plan.people if refused.from_number in c.numbers()), None)
+        self.state.pin_attempts.append(
+            PinAttempt(
+                from_number=refused.from_number,
+                at=at,
+                accepted=False,
+                participant_id=person.id if person else None,
             )
         )
 

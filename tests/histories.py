@@ -17,13 +17,14 @@ from temporalio.worker import Replayer
 
 from workflows.call_pacer import CallPacer
 from workflows.caller_index import CallerIndex
+from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
 from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
 
 FOLDER = Path(__file__).parent / "histories"
 MANIFEST = FOLDER / "SHA256SUMS"
-WORKFLOWS = [ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex]
+WORKFLOWS = [ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard]
 
 
 def load(path: Path) -> WorkflowHistory:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from callbacks.server import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
+from callbacks.dial_in import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
 from carrier.simulator import Scenario
 from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan

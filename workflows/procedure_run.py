@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CallProgress,
         EndRequest,
         ModeratorAction,
+        PinRefused,
         RecordingReady,
         RejoinRequest,
         RejoinResult,
@@ -276,6 +277,12 @@ class ProcedureRun:
     @workflow.signal
     def recording_ready(self, recording: RecordingReady) -> None:
         self.roster.recording_ready(recording.url)
+        self.publish()
+
+    @workflow.signal
+    def pin_refused(self, refused: PinRefused) -> None:
+        """A wrong PIN keyed from one of this run's numbers: recorded, no update spent."""
+        self.roster.pin_refused(refused, workflow.now())
         self.publish()
 
     @workflow.signal
