@@ -1,0 +1,108 @@
+"""The production topology, each piece its own process: a conference survives one worker and one
+callback server killed with SIGKILL mid-timeline. The carrier's journal and the mailbox are the
+outside world's word: each call placed once, home calls only for those not reached at work, one
+PIN SMS and one email per person, and every callback accepted by a callback server.
+
+Also the supervisor itself, on a throwaway HTTP server: a crash while starting is reported with
+the piece's log, and a killed piece restarts as a new process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from launching import launch, red_button
+from localmail.server import read_eml
+from stack import health
+from stack.ports import free_port
+from stack.processes import Piece, PieceFailed, Supervisor
+from stack.prod_like import Topology, prod_like
+from tests.support import SCENARIO, confcall_in_seconds, eventually
+from watch import read_view
+
+TIMELINE = confcall_in_seconds(home_after=3, deadline=26)
+"""Room for the kill: the killed worker's sticky workflow tasks (the run's, and the call pacer's)
+wait out their schedule-to-start timeout (10 s by default) before the other worker takes them,
+and the home round must still come before the deadline."""
+WORK = ["+41215550101", "+41215550102", "+41215550103"]
+HOME = ["+41215550112", "+41215550113", "+41215550114"]
+"""Bruno (no answer at work), Chloé (busy at work), Dan (no work phone); Alice answered at work."""
+MOBILES = ["+41795550101", "+41795550102", "+41795550103", "+41795550104"]
+EMAILS = ["alice@example.com", "bruno@example.com", "chloe@example.com"]
+
+
+def journal(topology: Topology, kind: str) -> list[dict[str, Any]]:
+    if not topology.journal.exists():
+        return []
+    entries = [json.loads(line) for line in topology.journal.read_text().splitlines()]
+    return [entry for entry in entries if entry["kind"] == kind]
+
+
+def recipients(topology: Topology) -> list[str]:
+    return [str(read_eml(path)["To"]) for path in topology.mail_dir.glob("*.eml")]
+
+
+async def test_a_conference_survives_a_killed_worker_and_callback_server(
+    tmp_path: Path, contacts_file: Path
+) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO.model_dump(mode="json")))
+    topology = Topology.on_free_ports(tmp_path / "prod-like", scenario, calls_per_second=100)
+    async with prod_like(topology) as running:
+        red = TIMELINE.procedure("conference-call")
+        request = red_button(red, TIMELINE.schemes, ["alice", "bruno", "chloe", "dan"], "Fire drill",
+                             contacts_file=contacts_file)  # fmt: skip
+        launched = await launch(running.client, topology.settings(), request)
+        await eventually(
+            lambda: read_view(running.client, launched.workflow_id),
+            lambda view: (
+                len([a for p in view.people for a in p.attempts]) == 3
+                and all(a.outcome != "pending" for p in view.people for a in p.attempts)
+            ),
+            seconds=15,
+        )
+        holder = await running.worker_holding(launched.workflow_id)
+        await running.supervisor.kill(holder)
+        await running.supervisor.kill("callbacks-1")
+
+        await eventually(
+            lambda: read_view(running.client, launched.workflow_id),
+            lambda view: sum(len(p.notifications) for p in view.people) == 7,
+            seconds=40,
+        )
+        # read while the carrier and the callback servers are up: stopping them ends calls, and so on
+        calls = Counter(entry["to"] for entry in journal(topology, "call"))
+        assert calls == Counter(WORK + HOME), "each call placed once, home calls only for those not reached"
+        assert Counter(e["to"] for e in journal(topology, "sms")) == Counter(MOBILES), "one PIN SMS each"
+        assert sorted(recipients(topology)) == EMAILS, "one email each"
+        assert all(entry["status"] == 200 for entry in journal(topology, "webhook")), "no callback lost"
+        assert "duplicate delivery" not in running.supervisor.log("mailbox").read_text()
+
+
+async def test_the_supervisor_reports_a_crash_while_starting_and_restarts_a_killed_piece(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    serve = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
+    web = Piece(
+        "web", serve, dict(os.environ), health.http_serving(f"http://127.0.0.1:{port}/"), cwd=tmp_path
+    )
+    broken = Piece("broken", [sys.executable, "-c", "raise SystemExit('no configuration')"], dict(os.environ),
+                   health.http_ok("http://127.0.0.1:9/"))  # fmt: skip
+    async with Supervisor(tmp_path / "logs") as supervisor:
+        with pytest.raises(PieceFailed, match=r"(?s)broken exited with 1 while starting.*no configuration"):
+            await supervisor.start(broken)
+        (first,) = await supervisor.start(web)
+        await supervisor.kill("web")
+        assert first.process.returncode == -signal.SIGKILL
+        second = await supervisor.restart("web")
+        assert second.alive and second.pid != first.pid
+    assert not second.alive, "stopped when the supervisor's block ends"
