@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     pin_digits: int = Field(6, ge=6, le=12)
     """Length of conference PINs: longer PINs make guessing slower (see the README's threat model)."""
 
+    dial_in_patience_s: float = Field(4.0, gt=0, le=10)
+    """How long a PIN check is retried within one webhook before the caller is asked to hold."""
+
     pin_failures_per_caller: int = Field(5, ge=1)
     """Wrong PINs one caller number may key in per 10 minutes before being turned away."""
     pin_failures_per_run: int = Field(20, ge=1)

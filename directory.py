@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -40,12 +41,14 @@ async def conference_with_pin(client: Client, secret: str, pin: str) -> str | No
     return await description.memo_value("conference", type_hint=str)
 
 
-async def conferences_of_caller(client: Client, secret: str, task_queue: str, number: str) -> list[str]:
+async def conferences_of_caller(
+    client: Client, secret: str, task_queue: str, number: str, rpc_timeout: timedelta | None = None
+) -> list[str]:
     """Running runs in which this number belongs to someone: one query of one index shard."""
     key = caller_key(number, secret)
     handle = client.get_workflow_handle_for(CallerIndex.run, shard_id(task_queue, key))
     try:
-        return await handle.query(CallerIndex.runs_of, key)
+        return await handle.query(CallerIndex.runs_of, key, rpc_timeout=rpc_timeout)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return []

@@ -21,10 +21,16 @@ import logging
 import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -69,6 +75,12 @@ LINE_PROBLEM_GOODBYE = (
 ENDED_GOODBYE = "This conference has ended. Goodbye."
 
 
+def update_id(request: RejoinRequest, tries: int) -> str | None:
+    """One update per prompt of a dial-in call: a check retried after a hold is the same
+    update, so an earlier try the server still held is not applied twice."""
+    return f"rejoin-{request.call_sid}-{tries}" if request.call_sid else None
+
+
 class Transient(Exception):
     """Temporal or a worker could not answer now; not the caller's fault."""
 
@@ -90,14 +102,17 @@ class DialIn:
     task_queue: str
     pin_digits: int
     limits: GuardLimits
+    patience: float = INLINE_PATIENCE
 
     # --- the TwiML answers -------------------------------------------------------------------
 
     async def answer(self, call: InboundCall) -> str:
         """A call to the dial-in number: ask for the PIN (unless the number is turned away)."""
         try:
-            verdict = await self.verdict(call.caller, await self.runs_of(call.caller))
-        except Transient:
+            verdict = await asyncio.wait_for(
+                self.verdict(call.caller, await self.runs_of(call.caller)), self.patience
+            )
+        except (Transient, TimeoutError):
             verdict = Verdict(allowed=True)  # the check after the digits asks again
         if not verdict.allowed:
             return self.carrier.say_goodbye(self.refusal(verdict.reason))
@@ -108,7 +123,7 @@ class DialIn:
         """Digits keyed at the prompt (or carried over a hold): into the bridge, another try,
         hold, or goodbye."""
         try:
-            outcome = await asyncio.wait_for(self.decide(call), INLINE_PATIENCE)
+            outcome = await asyncio.wait_for(self.decide(call, tries), self.patience)
         except (Transient, TimeoutError):
             if holds >= MAX_HOLDS:
                 log.warning("PIN check for %s given up after %d holds", masked(call.caller), holds)
@@ -135,7 +150,7 @@ class DialIn:
 
     # --- the decision ------------------------------------------------------------------------
 
-    async def decide(self, call: InboundCall) -> Outcome:
+    async def decide(self, call: InboundCall, tries: int) -> Outcome:
         runs = await self.runs_of(call.caller)
         verdict = await self.verdict(call.caller, runs)
         if not verdict.allowed:
@@ -149,17 +164,21 @@ class DialIn:
             verdict = await self.verdict(call.caller, runs)  # this one may have reached a limit
             return Outcome("wrong") if verdict.allowed else Outcome("refused", refused_by=verdict.reason)
         request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
-        return await self.offer(holder, request)
+        return await self.offer(holder, request, tries)
 
-    async def offer(self, run_id: str, request: RejoinRequest) -> Outcome:
+    async def offer(self, run_id: str, request: RejoinRequest, tries: int) -> Outcome:
         """The run's answer; ten updates in flight (Temporal's limit per run) is retried."""
         handle = self.client.get_workflow_handle_for(ProcedureRun.run, run_id)
         delay = 0.02
         while True:
             try:
-                result = await handle.execute_update(ProcedureRun.rejoin, request)
+                result = await handle.execute_update(
+                    ProcedureRun.rejoin, request, id=update_id(request, tries)
+                )
             except WorkflowUpdateFailedError:
                 return Outcome("ended", run_id)  # the validator: the conference has ended
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                continue  # the same update again: the server keeps it by its ID
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND and not await self.still_running(run_id):
                     return Outcome("ended", run_id)
@@ -179,13 +198,19 @@ class DialIn:
         return description.status == WorkflowExecutionStatus.RUNNING
 
     async def runs_of(self, caller: str) -> list[str]:
-        return await self.lookup(conferences_of_caller(self.client, self.secret, self.task_queue, caller))
+        lookup = conferences_of_caller(self.client, self.secret, self.task_queue, caller, self.rpc_timeout)
+        return await self.lookup(lookup)
+
+    @property
+    def rpc_timeout(self) -> timedelta:
+        """A query needs a worker: without one it would wait; the caller is on the line."""
+        return timedelta(seconds=self.patience / 2)
 
     async def verdict(self, caller: str, runs: list[str]) -> Verdict:
         handle = self.client.get_workflow_handle_for(DialInGuard.run, guard_id(self.task_queue))
         question = Question(caller_key=caller_key(caller, self.secret), runs=runs)
         try:
-            return await handle.query(DialInGuard.verdict, question)
+            return await handle.query(DialInGuard.verdict, question, rpc_timeout=self.rpc_timeout)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return Verdict(allowed=True)  # no wrong PIN lately: no guard running

@@ -59,6 +59,7 @@ def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Applica
             per_run=config.pin_failures_per_run,
             per_line=config.pin_failures_per_line,
         ),
+        patience=config.dial_in_patience_s,
     )
     app.router.add_post(urls.CALL_STATUS, relay_call_event)
     app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)

@@ -161,32 +161,35 @@ async def harness(
     contacts_file: Path,
     scenario: Scenario,
     calls_per_second: float = 100,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
+    """`settings` override the loopback's (e.g. the dial-in line's limits)."""
     carrier_log = tmp_path / "carrier.jsonl"
     port = free_port()
     mailbox = Mailbox(tmp_path / "mail")
     mailbox.start()
-    settings = Settings(
+    config = Settings(
         _env_file=None,
         task_queue=f"tests-{uuid.uuid4().hex[:8]}",
         public_url=f"http://127.0.0.1:{port}",
         smtp_port=mailbox.port,
         data_dir=tmp_path,
         calls_per_second=calls_per_second,
+        **settings,
     )
     simulator = CarrierSimulator(
         DEV_ACCOUNT_SID,
         DEV_AUTH_TOKEN,
         scenario,
         carrier_log,
-        dial_in_number=settings.dial_in_number,
-        voice_url=callback_url(settings.public_url, urls.VOICE_INBOUND),
+        dial_in_number=config.dial_in_number,
+        voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),
     )
     sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
     simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
     relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
-    callbacks = await serve(build_app(relay_carrier, client, settings), "127.0.0.1", port)
-    h = Harness(client, settings, simulator, simulator_url, mailbox, carrier_log, contacts_file)
+    callbacks = await serve(build_app(relay_carrier, client, config), "127.0.0.1", port)
+    h = Harness(client, config, simulator, simulator_url, mailbox, carrier_log, contacts_file)
     try:
         yield h
     finally:

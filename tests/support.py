@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
@@ -90,6 +91,7 @@ def harness(
     contacts_file: Path,
     scenario: Scenario = SCENARIO,
     calls_per_second: float = 100,
+    **settings: Any,
 ) -> contextlib.AbstractAsyncContextManager[Harness]:
     """The loopback setup with the test scenario's phones."""
-    return loopback.harness(client, tmp_path, contacts_file, scenario, calls_per_second)
+    return loopback.harness(client, tmp_path, contacts_file, scenario, calls_per_second, **settings)
