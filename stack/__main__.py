@@ -50,6 +50,13 @@ def banner(stack: RunningStack, config: Settings) -> None:
     else:
         say(f"  carrier           {stack.twilio_api_url}")
     say(f"  mailbox           smtp 127.0.0.1:{stack.smtp_port} -> {config.mail_dir}/")
+    say(f"  console           {stack.console_url}")
+    if stack.console_demo:
+        name, password = stack.console_demo
+        say(f"                    sign in as {name} / {password} (a launcher; this demo account is for the "
+            "embedded stack only)")  # fmt: skip
+    else:
+        say("                    sign in with your account (python -m console users add|remove|list)")
 
 
 async def running_demo(client: Client) -> str | None:
@@ -88,6 +95,7 @@ async def demo(stack: RunningStack, config: Settings) -> None:
                 stack.simulator_url, launched.pin or "", request.procedure.steps[0].deadline
             )
             background.add(asyncio.create_task(alice_dials_back))
+    say(f"  follow it in the console: {stack.console_url.rstrip('/')}/runs/{workflow_id}")
     say(f"  watch it in the Web UI: {ui_url(workflow_id)}\n")
     await follow(stack.client, workflow_id, say)
 

@@ -18,6 +18,11 @@ from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, load_scenario
 from carrier.twilio import TwilioCarrier
 from config import Settings, temporal_target
+from console.app import build_app as console_app
+from console.app import listen_address
+from console.app import serve as serve_console
+from console.auth import Users, users_file_of
+from console.demo import demo_sign_in
 from localmail.server import Mailbox
 from stack.binaries import temporal_cli
 from worker import running_workers, smtp_settings
@@ -34,6 +39,9 @@ class RunningStack:
     twilio_api_url: str
     smtp_port: int
     mailbox: Mailbox
+    console_url: str
+    console_demo: tuple[str, str] | None
+    """The demo account's name and password, when the users file has no real account."""
 
 
 @contextlib.asynccontextmanager
@@ -87,6 +95,10 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
         await stack.enter_async_context(
             running_workers(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
         )
+        users = Users(users_file_of(config))
+        console_demo = demo_sign_in(users)
+        console = await serve_console(console_app(env.client, config, users), *listen_address(config))
+        stack.push_async_callback(console.cleanup)
 
         yield RunningStack(
             client=env.client,
@@ -95,6 +107,8 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             twilio_api_url=api_url,
             smtp_port=mailbox.port,
             mailbox=mailbox,
+            console_url=config.console_url,
+            console_demo=console_demo,
         )
 
 

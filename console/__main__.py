@@ -1,0 +1,103 @@
+"""`python -m console`: the console alone (behind a TLS proxy in production, like the callback
+server), on RALLYCALL_CONSOLE_ADDR; and its accounts:
+
+    python -m console users add NAME --role viewer|launcher|procedure-manager|administrator
+    python -m console users remove NAME
+    python -m console users list
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+
+from config import connect_temporal, settings
+from console.auth import ROLES, AccountError, Users, users_file_of
+
+log = logging.getLogger("rallycall.console")
+
+
+async def run_console() -> None:
+    from console.app import build_app, listen_address, serve  # the server, not needed to manage accounts
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = settings()
+    client = await connect_temporal()
+    runner = await serve(build_app(client, config), *listen_address(config))
+    log.info("console on %s, reached at %s; accounts in %s", config.console_addr, config.console_url,
+             users_file_of(config))  # fmt: skip
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise AccountError("the two passwords differ")
+    return first
+
+
+def manage_users(users: Users, args: argparse.Namespace) -> int:
+    if args.users_command == "list":
+        for account in users.accounts():
+            print(f"{account.name:<24} {account.role}")
+        if not users.accounts():
+            print(f"no account yet in {users.path}")
+        return 0
+    if args.users_command == "remove":
+        if not users.remove(args.name):
+            print(f"error: no account {args.name!r} in {users.path}")
+            return 2
+        print(f"removed {args.name}")
+        return 0
+    try:
+        account = users.add(args.name, args.role, new_password(args.password_stdin))
+    except AccountError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"added {account.name} ({account.role}) to {users.path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m console", description="rallycall's web console")
+    commands = top.add_subparsers(dest="command")
+    users = commands.add_parser("users", help="console accounts")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="add an account (asks for its password)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = users_commands.add_parser("remove", help="remove an account")
+    remove.add_argument("name")
+    users_commands.add_parser("list", help="the accounts and their roles")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "users":
+        return manage_users(Users(users_file_of(settings())), args)
+    try:
+        asyncio.run(run_console())
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"cannot start the console: {exc} (is RALLYCALL_CONSOLE_ADDR free?)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # avoid the SDK's abort at interpreter exit (sdk-python #300)

@@ -1,0 +1,175 @@
+"""Pages from Jinja2 templates: the console's words and layout live in `templates/`, the data
+in the run's view; a template lays it out and never recomputes it.
+
+Times are written as `<time datetime="…">` in UTC with a UTC fallback text, which the page's
+script rewrites in the browser's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from console.access import account_of
+from console.sessions import CSRF_FIELD, session_of
+from domain.run_view import MEDIUM_LABELS
+from rendering.words import STATE_WORDS, person_state, step_line
+
+TEMPLATES = Path(__file__).parent / "templates"
+OUTCOME_WORDS = {
+    "pending": "ringing",
+    "answered": "answered",
+    "no-answer": "no answer",
+    "busy": "busy",
+    "failed": "failed",
+    "machine": "answering machine, hung up",
+    "not-placed": "not called",
+}
+"""A call attempt's outcome as a crisis manager reads it (the view's `outcome` values)."""
+OBJECTIVE_WORDS = {"conference": "in the bridge", "acknowledgement": "acknowledged", "information": "reached"}
+
+
+def when(moment: datetime | None, style: str = "time") -> Markup:
+    """A time the browser shows in its own time zone; UTC until the script has run."""
+    if moment is None:
+        return Markup("\N{EN DASH}")
+    fallback = f"{moment:%H:%M:%S} UTC" if style == "time" else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    return Markup('<time datetime="{}" data-style="{}">{}</time>').format(moment.isoformat(), style, fallback)
+
+
+def countdown(moment: datetime) -> Markup:
+    """`in 1:23`, counted down in the browser; the time itself until the script has run."""
+    return Markup('<span class="countdown" data-countdown="{}">at {}</span>').format(
+        moment.isoformat(), when(moment)
+    )
+
+
+def duration(span: timedelta) -> str:
+    """`2 min`, `1 min 30 s`, `45 s`, `4 h`."""
+    seconds = int(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+        f"{seconds} s" if seconds else "",
+    ]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+def phone(e164: str) -> str:
+    """`+41 21 555 01 00`: easier to read out over a phone than `+41215550100`."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        when=when,
+        countdown=countdown,
+        duration=duration,
+        phone=phone,
+        person_state=person_state,
+        step_line=step_line,
+        medium_label=MEDIUM_LABELS,
+        state_words=STATE_WORDS,
+        outcome_words=OUTCOME_WORDS,
+        objective_words=OBJECTIVE_WORDS,
+        csrf_field=CSRF_FIELD,
+    )
+    return env
+
+
+PAGES = environment()
+
+
+def fragment(name: str, **context: Any) -> str:
+    return PAGES.get_template(name).render(**context)
+
+
+def page_context(request: web.Request) -> dict[str, Any]:
+    session = session_of(request)
+    return {
+        "account": account_of(request),
+        "csrf": session.csrf,
+        "flash": session.pop_flash(),
+        "path": request.path,
+    }
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    html = PAGES.get_template(template).render(**page_context(request), **context)
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+def refused_form(request: web.Request) -> web.Response:
+    """A POST without the session's CSRF token: a stale page, or another site's form."""
+    return render(
+        request,
+        "error.html",
+        status=403,
+        title="This form cannot be accepted",
+        message="It has expired or did not come from this console. Go back, reload the page and try again.",
+    )
+
+
+def errors_middleware() -> Middleware:
+    """Refusals and missing pages as readable pages, not bare text."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type != "text/plain":
+                raise
+            titles = {403: "Not allowed", 404: "Not found", 410: "Over"}
+            generic = not exc.text or exc.text.startswith(f"{exc.status}:")
+            message = "There is no such page here." if exc.status == 404 and generic else exc.text
+            return render(
+                request,
+                "error.html",
+                status=exc.status,
+                title=titles.get(exc.status, exc.reason),
+                message=exc.reason if generic and exc.status != 404 else message,
+            )
+
+    return middleware
+
+
+def security_headers() -> Middleware:
+    """Everything comes from the console itself; no page may be framed; no link leaks its URL
+    (a call-me link is a personal token)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if response.prepared:
+            return response
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
+            "base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    return middleware

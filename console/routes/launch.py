@@ -1,0 +1,207 @@
+"""Launching from the browser: the red button, and every procedure's generated form.
+
+Each goes form, confirmation, launch, then the dial-in number and PIN. The checks and the
+launch are `launching.py`'s, the same as the CLI's, with channel `web` and the signed-in
+account as the launcher; a refusal comes back as the form, each problem beside its field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from temporalio.service import RPCError
+
+from console.access import launchers_only, signed_in
+from console.forms import FilledForm, Placed, place
+from console.launches import Done
+from console.pages import render
+from console.reading import definitions_for_page
+from console.state import ConsoleState, console_of
+from domain.capacity import StepLoad
+from domain.contacts import load_contacts
+from domain.errors import InvalidLaunch
+from launching import LaunchRequest, OverCapacity, check_capacity, launch, prepare, red_button
+from procedures.definitions import Definitions, ProcedureDefinition
+
+routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A contact as the picker shows it."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LaunchPage:
+    """Where one procedure's form, confirmation and launch live."""
+
+    procedure: ProcedureDefinition
+    definitions: Definitions
+    red: bool
+
+    @property
+    def url(self) -> str:
+        return "/red-button" if self.red else f"/procedures/{self.procedure.name}"
+
+    @property
+    def template(self) -> str:
+        return "red_button.html" if self.red else "procedure.html"
+
+
+def page_for(request: web.Request) -> LaunchPage:
+    console = console_of(request)
+    definitions = definitions_for_page(console.settings)
+    name = request.match_info.get("name") or console.settings.red_button
+    procedure = definitions.procedures.get(name)
+    if procedure is None:
+        raise web.HTTPNotFound(text=f"There is no procedure named {name!r}.")
+    return LaunchPage(procedure, definitions, red="name" not in request.match_info)
+
+
+def contact_choices(console: ConsoleState) -> tuple[list[Choice], list[str]]:
+    """The contacts to pick from, by name; or why there are none."""
+    try:
+        entries = load_contacts(console.settings.contacts_file)
+    except InvalidLaunch as exc:
+        return [], exc.problems
+    choices = [Choice(cid, str(entry.get("name") or cid)) for cid, entry in entries.items()]
+    return sorted(choices, key=lambda c: c.name.casefold()), []
+
+
+def form_page(
+    request: web.Request, page: LaunchPage, filled: FilledForm, placed: Placed, status: int = 200
+) -> web.Response:
+    console = console_of(request)
+    contacts, contact_problems = contact_choices(console)
+    form = page.procedure.form
+    return render(
+        request,
+        page.template,
+        status=status,
+        page=page,
+        procedure=page.procedure,
+        filled=filled,
+        placed=Placed(placed.general + contact_problems, placed.by_field),
+        contacts=contacts,
+        text_field=next((f for f in form if f.kind == "text"), None),
+        contacts_field=next((f for f in form if f.kind == "contacts"), None),
+    )
+
+
+def launch_request(request: web.Request, page: LaunchPage, filled: FilledForm) -> LaunchRequest:
+    """The same request the CLI builds: `red_button` for the red button, the form otherwise."""
+    settings = console_of(request).settings
+    options: dict[str, Any] = {
+        "contacts_file": settings.contacts_file,
+        "launched_by": signed_in(request).name,
+        "channel": "web",
+        "record": filled.record,
+        "force": filled.force,
+    }
+    schemes = page.definitions.schemes
+    if not page.red:
+        return LaunchRequest(page.procedure, schemes, filled.fields(), **options)
+    text = next((f.name for f in page.procedure.form if f.kind == "text"), None)
+    contacts = next((f.name for f in page.procedure.form if f.kind == "contacts"), None)
+    destinations = filled.destinations(contacts) if contacts else []
+    return red_button(page.procedure, schemes, destinations, filled.text.get(text or "", ""), **options)
+
+
+def confirmation(
+    request: web.Request, page: LaunchPage, filled: FilledForm, people: list[str], loads: list[StepLoad]
+) -> web.Response:
+    return render(
+        request,
+        "confirm.html",
+        page=page,
+        procedure=page.procedure,
+        filled=filled,
+        people=people,
+        loads=loads,
+        key=console_of(request).launches.new_key(),
+    )
+
+
+@routes.get("/red-button")
+@routes.get("/procedures/{name}")
+async def show_form(request: web.Request) -> web.StreamResponse:
+    page = page_for(request)
+    return form_page(request, page, FilledForm.blank(page.procedure), Placed())
+
+
+@routes.post("/red-button")
+@routes.post("/procedures/{name}")
+@launchers_only
+async def review(request: web.Request) -> web.StreamResponse:
+    """Check everything the launch will check, then ask for confirmation (or show the form
+    again: with the problems, or as it was when "change" was pressed)."""
+    page = page_for(request)
+    form = await request.post()
+    filled = FilledForm.read(page.procedure, form)
+    if form.get("edit"):
+        return form_page(request, page, filled, Placed())
+    settings = console_of(request).settings
+    try:
+        launch = launch_request(request, page, filled)
+        pin = "0" * settings.pin_digits if page.procedure.has_conference() else None
+        plan = prepare(launch, settings, pin)
+    except InvalidLaunch as exc:
+        return form_page(request, page, filled, place(page.procedure, filled, exc.problems), status=422)
+    loads = check_capacity(plan, settings, force=True)
+    return confirmation(request, page, filled, [person.name for person in plan.people], loads)
+
+
+@routes.post("/red-button/launch")
+@routes.post("/procedures/{name}/launch")
+@launchers_only
+async def confirm_launch(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    page = page_for(request)
+    form = await request.post()
+    key = form.get("key")
+    if not isinstance(key, str) or not key:
+        raise web.HTTPBadRequest(text="This launch form is incomplete: start again from the form.")
+    filled = FilledForm.read(page.procedure, form)
+    user = signed_in(request).name
+
+    async def start() -> Done:
+        launched = await launch(console.client, console.settings, launch_request(request, page, filled))
+        return Done(launched, page.procedure.title)
+
+    try:
+        await console.launches.once(user, key, start)
+    except OverCapacity as exc:
+        return confirmation(request, page, filled, [], exc.loads)
+    except InvalidLaunch as exc:
+        return form_page(request, page, filled, place(page.procedure, filled, exc.problems), status=422)
+    except (RPCError, RuntimeError) as exc:
+        problem = f"The launch failed ({exc}). Look in the runs list before trying again."
+        return form_page(request, page, filled, Placed([problem]), status=503)
+    raise web.HTTPSeeOther(f"/launched/{key}")
+
+
+@routes.get("/launched/{key}")
+async def launched(request: web.Request) -> web.StreamResponse:
+    done = console_of(request).launches.done(signed_in(request).name, request.match_info["key"])
+    if done is None:
+        raise web.HTTPNotFound(
+            text="This launch is not known here (the console may have restarted): find it in the runs list."
+        )
+    return render(request, "launched.html", done=done)
+
+
+@routes.get("/procedures")
+async def procedures(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    definitions = definitions_for_page(console.settings)
+    return render(
+        request,
+        "procedures.html",
+        procedures=list(definitions.procedures.values()),
+        red_button=console.settings.red_button,
+    )

@@ -1,0 +1,119 @@
+"""The runs list, a run's live page with its stream of updates, and what a launcher does to a
+running run: end it, mute, unmute or remove someone in the bridge, call someone again now.
+
+Each action is a Temporal update recorded by the run with the signed-in account's name and the
+channel `web`; a refusal (the run's validator, or a run already over) comes back as a message
+on the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, cast, get_args
+from urllib.parse import quote
+
+from aiohttp import web
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from console.access import launchers_only, signed_in
+from console.live import sections, stream
+from console.pages import render
+from console.reading import definitions_for_page, view_for_page
+from console.runs import RunFilter, list_runs
+from console.sessions import session_of
+from console.state import console_of
+from domain.events import EndRequest, Moderation, ModeratorAction
+from workflows.procedure_run import ProcedureRun
+
+routes = web.RouteTableDef()
+ACTION_TIMEOUT = 15.0
+"""An action waits for the carrier (mute, remove); past this the page says it is still going."""
+
+
+@routes.get("/runs")
+async def runs(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    query = request.query
+    try:
+        run_filter = RunFilter.read(
+            query.get("state", ""), query.get("procedure", "").strip(), query.get("launched_by", "").strip()
+        )
+    except ValueError as exc:
+        return render(request, "runs.html", status=400, rows=[], run_filter=RunFilter(), error=str(exc),
+                      procedures=[])  # fmt: skip
+    rows = await list_runs(console.client, run_filter)
+    procedures = sorted(definitions_for_page(console.settings).procedures)
+    return render(request, "runs.html", rows=rows, run_filter=run_filter, error=None, procedures=procedures)
+
+
+def live_context(request: web.Request) -> dict[str, Any]:
+    return {"can_act": signed_in(request).can_launch, "csrf": session_of(request).csrf}
+
+
+@routes.get("/runs/{id}")
+async def run_page(request: web.Request) -> web.StreamResponse:
+    workflow_id = request.match_info["id"]
+    view = await view_for_page(console_of(request).client, workflow_id)
+    return render(request, "run.html", view=view, sections=sections(view, **live_context(request)))
+
+
+@routes.get("/runs/{id}/live")
+async def live(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    return await stream(
+        request, console.client, request.match_info["id"], console.closing, **live_context(request)
+    )
+
+
+@routes.get("/runs/{id}/end")
+@launchers_only
+async def end_page(request: web.Request) -> web.StreamResponse:
+    view = await view_for_page(console_of(request).client, request.match_info["id"])
+    return render(request, "end.html", view=view)
+
+
+@routes.post("/runs/{id}/end")
+@launchers_only
+async def end(request: web.Request) -> web.StreamResponse:
+    workflow_id = request.match_info["id"]
+    form = await request.post()
+    reason = str(form.get("reason") or "").strip() or "ended from the console"
+    handle = console_of(request).client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    ending = handle.execute_update(
+        ProcedureRun.end, EndRequest(reason=reason[:200], by=signed_in(request).name)
+    )
+    session_of(request).say(await outcome(ending, "Ended."))
+    raise web.HTTPSeeOther(f"/runs/{workflow_id}")
+
+
+@routes.post("/runs/{id}/moderate")
+@launchers_only
+async def moderate(request: web.Request) -> web.StreamResponse:
+    workflow_id = request.match_info["id"]
+    form = await request.post()
+    kind, person = str(form.get("action", "")), str(form.get("person", ""))
+    if kind not in get_args(Moderation) or not person:
+        raise web.HTTPBadRequest(text="Unknown action.")
+    action = ModeratorAction(
+        kind=cast(Moderation, kind), person_id=person, by=signed_in(request).name, channel="web"
+    )
+    handle = console_of(request).client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    session_of(request).say(await outcome(handle.execute_update(ProcedureRun.moderate, action), None))
+    raise web.HTTPSeeOther(f"/runs/{workflow_id}#person-{quote(person)}")
+
+
+async def outcome(update: Awaitable[Any], done: str | None) -> str:
+    """What an update did, or why not, in words for the page."""
+    try:
+        result = await asyncio.wait_for(update, ACTION_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        return f"Not done: {getattr(exc.cause, 'message', None) or exc.cause or exc}."
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return "Not done: this run is already over."
+        return f"Not done: Temporal said {exc.status.name} ({exc.message})."
+    except TimeoutError:
+        return "Still in progress: the page shows it when it is done."
+    return done or f"Done: {result}."

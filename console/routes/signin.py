@@ -1,0 +1,61 @@
+"""Sign in, sign out, and the front door."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from console.pages import render
+from console.sessions import session_of
+from console.state import console_of
+
+routes = web.RouteTableDef()
+HOME = "/red-button"
+
+
+def safe_next(target: object) -> str:
+    """Only a page of this console: a sign-in link must not send anyone elsewhere."""
+    if isinstance(target, str) and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return HOME
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(HOME)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+@routes.get("/sign-in")
+async def sign_in_page(request: web.Request) -> web.StreamResponse:
+    target = safe_next(request.query.get("next"))
+    if session_of(request).user and console_of(request).users.get(session_of(request).user or ""):
+        raise web.HTTPSeeOther(target)
+    return render(request, "sign_in.html", next=target, name="", error=None)
+
+
+@routes.post("/sign-in")
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    form = await request.post()
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    target = safe_next(form.get("next"))
+    account = await asyncio.to_thread(console.users.verify, name, password)
+    if account is None:
+        error = "Wrong name or password."
+        return render(request, "sign_in.html", status=401, next=target, name=name, error=error)
+    session_of(request).sign_in(account.name, console.codec.now())
+    raise web.HTTPSeeOther(target)
+
+
+@routes.post("/sign-out")
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    session = session_of(request)
+    session.sign_out()
+    session.say("You are signed out.")
+    raise web.HTTPSeeOther("/sign-in")

@@ -1,0 +1,33 @@
+"""What every handler of one console shares: the Temporal client, the settings, the accounts,
+the session codec, the page renderer and the launches in progress."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from temporalio.client import Client
+
+from config import Settings
+from console.auth import Users
+from console.launches import Launches
+from console.sessions import SessionCodec
+
+
+@dataclass
+class ConsoleState:
+    client: Client
+    settings: Settings
+    users: Users
+    codec: SessionCodec
+    launches: Launches = field(default_factory=lambda: Launches())
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the console stops, so live streams end instead of holding the shutdown."""
+
+
+CONSOLE = web.AppKey("console", ConsoleState)
+
+
+def console_of(request: web.Request) -> ConsoleState:
+    return request.app[CONSOLE]
