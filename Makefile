@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stack test lint bench clean
+.PHONY: run stack prod-like wheel test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ run: $(STAMP)  ## the demo conference on the embedded stack, followed live (Ctrl
 stack: $(STAMP)  ## the embedded stack alone, in the foreground
 	$(BIN)/python -m stack
 
+prod-like: $(STAMP)  ## the production topology, each piece its own process (deploy/README.md)
+	$(BIN)/python -m stack.prod_like
+
+wheel: $(STAMP)  ## the installable package (pip install dist/rallycall-*.whl gives the rallycall command)
+	rm -rf build  # setuptools would ship stale copies of removed modules from there
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
 
@@ -30,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.conference_scale
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache build dist

@@ -14,8 +14,13 @@ Ctrl-C; `tests/test_prod_like.py` kills a worker and a callback server under a l
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
+import shlex
+import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,11 +34,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 import rallycall_cli
 from callbacks import urls
 from callbacks.urls import callback_url
-from config import Settings
+from config import EXAMPLES, Settings
 from stack import health
 from stack.binaries import temporal_cli
 from stack.ports import free_port
-from stack.processes import Piece, Probe, Supervisor
+from stack.processes import Piece, PieceFailed, Probe, Supervisor
 from workflows import search_attributes
 
 LOOPBACK = "127.0.0.1"
@@ -255,3 +260,86 @@ async def prod_like(topology: Topology) -> AsyncIterator[ProdLike]:
         rallycall_pieces = [*callback_servers(topology), *workers(topology, client), *consoles(topology)]
         await supervisor.start(*outside_world(topology), *rallycall_pieces, load_balancer(topology))
         yield ProdLike(topology, supervisor, client)
+
+
+def clear_previous_run(topology: Topology) -> None:
+    """Ports are new each time, so runs left in Temporal's database would call back to nowhere:
+    start from an empty database, journal, mailbox and logs (console accounts are kept)."""
+    for path in topology.data_dir.glob("temporal.db*"):
+        path.unlink()
+    topology.journal.unlink(missing_ok=True)
+    for folder in (topology.mail_dir, topology.logs):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def shell_exports(topology: Topology) -> str:
+    """What a shell needs for `rallycall` commands against this topology (`source` it)."""
+    ours = {k: v for k, v in topology.environment().items() if k.startswith(NOT_INHERITED)}
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(ours.items()))
+
+
+def banner(running: ProdLike) -> list[str]:
+    topology, supervisor = running.topology, running.supervisor
+    where = {
+        "temporal": f"{topology.temporal_address}, Web UI http://{LOOPBACK}:{topology.ui_port}",
+        "mailbox": f"smtp://{LOOPBACK}:{topology.smtp_port} -> {topology.mail_dir}/",
+        "simulator": f"{topology.simulator_url}, journal {topology.journal}",
+        "proxy": f"{topology.public_url} (RALLYCALL_PUBLIC_URL)",
+        "console": topology.console_url,
+    }
+    where |= {
+        f"callbacks-{n}": f"http://{LOOPBACK}:{port}" for n, port in enumerate(topology.callback_ports, 1)
+    }
+    lines = ["rallycall prod-like topology is up (Ctrl-C stops it)"]
+    lines += [
+        f"  {name:<12} pid {supervisor[name].pid:<8} {where.get(name, '')}" for name in supervisor.names()
+    ]
+    lines += [
+        f"  logs         {topology.logs}/",
+        "",
+        "in another terminal:",
+        f"  source {topology.data_dir / 'env.sh'}",
+        "  .venv/bin/rallycall conference --to alice --to bruno --to chloe --wait",
+        "  .venv/bin/rallycall simulator dial --from +41795550103 --digits PIN",
+        "  kill -9 <pid of worker-1 or callbacks-1>   # the others carry on",
+    ]
+    return lines
+
+
+async def run(topology: Topology) -> None:
+    async with prod_like(topology) as running:
+        (topology.data_dir / "env.sh").write_text(shell_exports(topology))
+        (topology.data_dir / "simulator.url").write_text(topology.simulator_url)  # for `simulator dial`
+        print("\n".join(banner(running)), flush=True)
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("stopping...", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack.prod_like", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, default=Path(".data/prod-like"),
+                        help="Temporal's database, logs, mail, journal; cleared at start")  # fmt: skip
+    parser.add_argument("--scenario", type=Path, default=EXAMPLES / "scenario.yaml")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--callback-servers", type=int, default=2)
+    parser.add_argument("--calls-per-second", type=float, default=1.0)
+    args = parser.parse_args()
+    shutil.rmtree(
+        args.data_dir, ignore_errors=True
+    )  # ports are new each time: old runs' callbacks would go astray
+    topology = Topology.on_free_ports(args.data_dir, args.scenario, workers=args.workers,
+                                      callback_servers=args.callback_servers,
+                                      calls_per_second=args.calls_per_second)  # fmt: skip
+    clear_previous_run(topology)
+    try:
+        asyncio.run(run(topology))
+    except PieceFailed as exc:
+        sys.exit(f"cannot start the topology: {exc}")
+
+
+if __name__ == "__main__":
+    main()
