@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from temporalio.client import Client
@@ -73,9 +74,12 @@ async def main() -> None:
     config = settings()
     client = await connect_temporal(config.metrics_addr)
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
+    # SIGTERM, as a rolling upgrade sends it: shut down cleanly, so the server moves our runs at once
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         async with running_workers(client, config, carrier, smtp_settings(config)):
-            await asyncio.Event().wait()
+            await stop.wait()
     finally:
         await carrier.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 
 from callbacks.server import build_app, serve
 from carrier.twilio import TwilioCarrier
@@ -22,8 +23,10 @@ async def main() -> None:
     logging.getLogger("rallycall.callbacks").info(
         "listening on %s for %s", config.callback_addr, config.public_url
     )
+    stop = asyncio.Event()  # SIGTERM, as a rolling upgrade sends it: finish the callbacks in hand first
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
         await carrier.close()
