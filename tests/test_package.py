@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_SHIPPED = {"tests", "bench", "deploy", "build", "dist"}
+NOT_SHIPPED = {"tests", "bench", "deploy", "docs", "build", "dist"}
 """Top-level folders of the checkout that are not part of the product."""
 CHECKOUT_ONLY = shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", *NOT_SHIPPED)
 
