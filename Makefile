@@ -26,7 +26,9 @@ wheel: $(STAMP)  ## the installable package (pip install dist/rallycall-*.whl gi
 	rm -rf build  # setuptools would ship stale copies of removed modules from there
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP)  ## the whole test suite (installs Debian's chromium for the console's browser tests when it can)
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } || true
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -7,6 +7,7 @@ script rewrites in the browser's time zone.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from markupsafe import Markup
 from console.access import account_of
 from console.sessions import CSRF_FIELD, session_of
 from domain.run_view import MEDIUM_LABELS
-from rendering.words import STATE_WORDS, person_state, step_line
+from rendering.words import person_state, step_line
 
 TEMPLATES = Path(__file__).parent / "templates"
+log = logging.getLogger("rallycall.console")
 OUTCOME_WORDS = {
     "pending": "ringing",
     "answered": "answered",
@@ -89,7 +91,6 @@ def environment() -> Environment:
         person_state=person_state,
         step_line=step_line,
         medium_label=MEDIUM_LABELS,
-        state_words=STATE_WORDS,
         outcome_words=OUTCOME_WORDS,
         objective_words=OBJECTIVE_WORDS,
         csrf_field=CSRF_FIELD,
@@ -140,18 +141,26 @@ def errors_middleware() -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400 or exc.content_type != "text/plain":
                 raise
-            titles = {403: "Not allowed", 404: "Not found", 410: "Over"}
-            generic = not exc.text or exc.text.startswith(f"{exc.status}:")
-            message = "There is no such page here." if exc.status == 404 and generic else exc.text
-            return render(
-                request,
-                "error.html",
-                status=exc.status,
-                title=titles.get(exc.status, exc.reason),
-                message=exc.reason if generic and exc.status != 404 else message,
-            )
+            return error_page(request, exc)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            message = "The console failed to show this page. Reload to try again; if it fails again, tell "
+            message += "the administrator (the error is in the console's log)."
+            return render(request, "error.html", status=500, title="Something went wrong", message=message)
 
     return middleware
+
+
+def error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """A handler's refusal in its own words; aiohttp's bare ones (`404: Not Found`) in ours."""
+    titles = {403: "Not allowed", 404: "Not found", 410: "Over"}
+    generic = not exc.text or exc.text.startswith(f"{exc.status}:")
+    message = exc.text or exc.reason
+    if generic:
+        message = "There is no such page here." if exc.status == 404 else exc.reason
+    return render(
+        request, "error.html", status=exc.status, title=titles.get(exc.status, exc.reason), message=message
+    )
 
 
 def security_headers() -> Middleware:

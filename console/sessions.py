@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 COOKIE = "rallycall_session"
 SESSION_LIFETIME = timedelta(hours=12)
@@ -75,6 +75,9 @@ class SessionCodec:
             return Session(changed=True)
         try:
             data: dict[str, Any] = self.serializer.loads(cookie, max_age=int(self.lifetime.total_seconds()))
+        except SignatureExpired as exc:
+            payload = self.serializer.load_payload(exc.payload) if exc.payload is not None else {}
+            return Session(changed=True, expired=bool(payload.get("u")))
         except BadSignature:
             return Session(changed=True)
         session = Session(csrf=str(data["c"]), user=data["u"], since=float(data["s"]), flash=data["f"])

@@ -21,7 +21,7 @@ class ConsoleState:
     settings: Settings
     users: Users
     codec: SessionCodec
-    launches: Launches = field(default_factory=lambda: Launches())
+    launches: Launches = field(default_factory=Launches)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the console stops, so live streams end instead of holding the shutdown."""
 

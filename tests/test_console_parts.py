@@ -132,6 +132,9 @@ def test_sessions_are_signed_and_expire_from_sign_in() -> None:
     now[0] += 12 * 3600 + 1
     expired = codec.loads(cookie)
     assert expired.user is None and expired.expired and expired.csrf != session.csrf
+    stale = SessionCodec("secret", lifetime=timedelta(seconds=-1))
+    assert stale.loads(codec.dumps(session)).expired, "a cookie past its signature's age too"
+    assert not stale.loads(codec.dumps(Session())).expired, "an anonymous one simply starts again"
 
 
 def test_signing_in_changes_the_csrf_token() -> None:
@@ -144,12 +147,9 @@ def test_signing_in_changes_the_csrf_token() -> None:
 RED = DEFINITIONS.procedure("conference-call")
 
 
-def filled(**values: str | list[str]) -> FilledForm:
-    form: MultiDict[str] = MultiDict()
-    for name, value in values.items():
-        for item in value if isinstance(value, list) else [value]:
-            form.add(name.replace("__", ":").replace("_", "."), item)
-    return FilledForm.read(RED, form)
+def filled(*inputs: tuple[str, str]) -> FilledForm:
+    """The red button's form as a browser posts it: (input name, value) pairs."""
+    return FilledForm.read(RED, MultiDict(inputs))
 
 
 def problems_of(form: FilledForm, tmp_path: Path, contacts: Path) -> list[str]:
@@ -168,7 +168,7 @@ def problems_of(form: FilledForm, tmp_path: Path, contacts: Path) -> list[str]:
 
 
 def test_the_launchers_refusals_are_shown_beside_their_fields(tmp_path: Path, contacts_file: Path) -> None:
-    form = filled(**{"c__Contacts_S001": ["alice"], "n__Contacts_S001": "+41 12\nzoe", "f__body": "fire"})
+    form = filled(("c:Contacts.S001", "alice"), ("n:Contacts.S001", "+41 12\nzoe"), ("f:body", "fire"))
     assert form.destinations("Contacts.S001") == ["alice", "+41 12", "zoe"]
     placed = place(RED, form, problems_of(form, tmp_path, contacts_file))
     assert placed.general == []
@@ -179,11 +179,11 @@ def test_the_launchers_refusals_are_shown_beside_their_fields(tmp_path: Path, co
         ]
     }, "the step is implied by the field"
 
-    empty = filled(f__body="fire")
+    empty = filled(("f:body", "fire"))
     placed = place(RED, empty, check_form(RED, empty.fields()))
     assert placed.by_field == {"Contacts.S001": ["This is required."]}
 
-    long_text = filled(**{"c__Contacts_S001": ["alice"], "f__body": "x" * 501})
+    long_text = filled(("c:Contacts.S001", "alice"), ("f:body", "x" * 501))
     placed = place(RED, long_text, check_form(RED, long_text.fields()))
     assert placed.by_field == {"body": ["This is 501 characters; at most 500."]}
 
@@ -212,7 +212,10 @@ def test_with_two_contacts_fields_a_problem_goes_to_the_field_holding_it() -> No
 
 def test_the_form_survives_the_confirmation_page() -> None:
     form = filled(
-        **{"c__Contacts_S001": ["alice", "bruno"], "n__Contacts_S001": "+41795550199", "f__body": "x"}
+        ("c:Contacts.S001", "alice"),
+        ("c:Contacts.S001", "bruno"),
+        ("n:Contacts.S001", "+41795550199"),
+        ("f:body", "x"),
     )
     again = FilledForm.read(RED, MultiDict(form.hidden()))
     assert again == form and again.fields() == {"body": "x", "Contacts.S001": "alice,bruno,+41795550199"}

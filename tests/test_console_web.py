@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from console.app import build_app, serve
 from console.auth import Users
-from domain.events import EndRequest
+from domain.events import EndRequest, RejoinRequest
 from links import call_me_token
 from stack.loopback import Harness
 from stack.ports import free_port
@@ -119,6 +119,7 @@ async def site(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFa
         users.add("lea", "launcher", PASSWORD)
         users.add("vic", "viewer", PASSWORD)
         users.add("pam", "procedure-manager", PASSWORD)
+        users.add("max", "administrator", PASSWORD)
         runner = await serve(build_app(dev_env.client, settings, users), "127.0.0.1", port)
         try:
             yield Site(url, h, settings)
@@ -237,23 +238,39 @@ async def test_refusals_come_back_beside_their_fields(site: Site) -> None:
         )
 
 
-async def test_a_confirmed_launch_starts_one_run_however_often_it_is_sent(site: Site) -> None:
-    http, token = await signed_in_session(site, "lea")
+async def test_a_launch_confirmed_twice_is_one_run_and_the_runs_list_finds_it(site: Site) -> None:
+    http, token = await signed_in_session(site, "max")
     async with http:
         form = {"csrf": token, "c:Contacts.S001": "dan", "key": "once"}
         locations = []
         for _ in range(2):
             async with http.post("/red-button/launch", data=form, allow_redirects=False) as sent:
                 locations.append(sent.headers["Location"])
-        assert locations == ["/launched/once", "/launched/once"]
+        assert locations == ["/launched/once", "/launched/once"], (
+            "a reload or double click shows the same launch"
+        )
         async with http.get("/launched/once") as page:
             text = await page.text()
-        run_id = re.search(r'href="/runs/([^"]+)"', text)
-        assert run_id and re.search(r'id="pin">\d{6}<', text)
-        handle = site.h.client.get_workflow_handle(run_id[1])
-        indexed = (await handle.describe()).typed_search_attributes
-        assert (indexed.get(sa.LAUNCHED_BY), indexed.get(sa.CHANNEL)) == ("lea", "web")
-        await handle.execute_update(ProcedureRun.end, EndRequest())
+        found = re.search(r'href="/runs/([^"]+)"', text)
+        assert found and re.search(r'id="pin">\d{6}<', text)
+        run_id = found[1]
+        indexed = (await site.h.client.get_workflow_handle(run_id).describe()).typed_search_attributes
+        assert (indexed.get(sa.LAUNCHED_BY), indexed.get(sa.CHANNEL)) == ("max", "web")
+
+        async def listed(query: str) -> list[str]:
+            async with http.get(f"/runs?{query}") as page:
+                return re.findall(r'<a href="/runs/([^"/]+)">live page', await page.text())
+
+        await eventually(lambda: listed("state=running&launched_by=max"), lambda ids: ids == [run_id])
+        assert await listed("launched_by=vic") == []
+        await site.h.client.get_workflow_handle(run_id).execute_update(ProcedureRun.end, EndRequest())
+        await eventually(
+            lambda: listed("state=ended&procedure=conference-call&launched_by=max"),
+            lambda ids: ids == [run_id],
+        )
+        assert await listed("state=running&launched_by=max") == []
+        async with http.get('/runs?launched_by=x"+OR+1') as refused:
+            assert refused.status == 400 and "letters, digits" in await refused.text()
 
 
 # --- the browser ------------------------------------------------------------------------------
@@ -335,8 +352,8 @@ async def test_red_button_live_roster_moderation_end_and_report(browser: Browser
     await expect(bruno.locator(".attempts").first).to_contain_text("home phone: answered")
     await expect(chloe.locator(".attempts").first).to_contain_text("home phone: answering machine")
     await expect(page.locator("#in-bridge")).to_have_text("2")
-    assert await page.evaluate("window.sameDocument === true"), "the roster changed without a reload"
-    assert await page.locator("time").first.text_content() != "", "times rewritten in the browser's zone"
+    await expect(page.locator("[data-timezone]")).to_have_text("Europe/Zurich")
+    assert not (await page.locator("#run-status time").first.text_content() or "UTC").endswith("UTC")
 
     await alice.get_by_role("button", name="Mute Alice Martin").click()
     await expect(page.locator(".flash")).to_have_text("Done: Alice Martin muted.")
@@ -345,24 +362,33 @@ async def test_red_button_live_roster_moderation_end_and_report(browser: Browser
     alice_work = next(e["sid"] for e in site.h.carrier_entries("call") if e["to"] == "+41215550101")
     assert room.participants[alice_work].muted, "muted at the carrier"
     await expect(page.locator("#run-moderation")).to_contain_text("mute Alice Martin, by lea (web)")
-    if path := screenshot_path("console-live-run.png"):
-        await page.screenshot(path=path, full_page=True)
-        phone = await new_page(browser, site, viewport={"width": 390, "height": 844}, is_mobile=True,
-                               has_touch=True, device_scale_factor=2)  # fmt: skip
-        await phone.context.add_cookies(await page.context.cookies())
-        await phone.goto(f"/runs/{run_id}")
-        await expect(phone.locator("#person-alice .state")).to_have_text("in the bridge")
-        await phone.screenshot(path=screenshot_path("console-live-run-phone.png"), full_page=True)
-        await phone.context.close()
-
     await bruno.get_by_role("button", name="Remove Bruno Keller").click()
     await expect(page.locator(".flash")).to_have_text("Done: Bruno Keller removed.")
     await expect(bruno.locator(".state")).to_have_text("left the bridge")
     await expect(bruno.get_by_role("button", name="Call again now Bruno Keller")).to_be_visible()
     await expect(page.locator("#in-bridge")).to_have_text("1")
 
+    await page.evaluate("window.sameDocument = true")
     await expect(page.locator("#run-steps")).to_contain_text("not reached (1/3)", timeout=10_000)
     await expect(chloe.locator("td[data-label='Messages sent']")).to_contain_text("SMS")
+    joined = await site.h.client.get_workflow_handle(run_id).execute_update(
+        ProcedureRun.rejoin, RejoinRequest(pin=pin, from_number=CHLOE_MOBILE)
+    )
+    assert joined.accepted
+    await expect(page.locator("#run-pins")).to_contain_text(f"{CHLOE_MOBILE}: PIN right, Chloé Rochat let in")
+    await expect(chloe.locator(".state")).to_have_text("in the bridge")
+    await expect(chloe.locator(".late")).to_have_text("too late for step 001: not counted")
+    assert await page.evaluate("window.sameDocument === true"), "all of it without a reload"
+    if path := screenshot_path("console-live-run.png"):
+        await page.screenshot(path=path, full_page=True)
+        phone = await new_page(browser, site, viewport={"width": 390, "height": 844}, is_mobile=True,
+                               has_touch=True, device_scale_factor=2,
+                               storage_state=await page.context.storage_state())  # fmt: skip
+        await phone.goto(f"/runs/{run_id}")
+        await expect(phone.locator("#person-chloe .state")).to_have_text("in the bridge")
+        await phone.screenshot(path=screenshot_path("console-live-run-phone.png"), full_page=True)
+        await phone.context.close()
+
     await page.get_by_role("link", name="End the conference").click()
     await expect(page.get_by_role("heading", name="End the conference?")).to_be_visible()
     await page.get_by_label("Reason").fill("drill over")
@@ -388,7 +414,10 @@ async def test_red_button_live_roster_moderation_end_and_report(browser: Browser
     assert ("joined", "Alice Martin", "", "", "", "") in events
     assert ("moderation", "Alice Martin", "", "", "mute", "lea") in events
     assert ("moderation", "Bruno Keller", "", "", "remove", "lea") in events
-    assert events[-1] == ("ended", "", "", "", "", "lea") and table[-1]["detail"] == "drill over"
+    assert ("pin", "Chloé Rochat", "", CHLOE_MOBILE, "accepted", "") in events
+    assert ("too late", "Chloé Rochat", "", "", "", "") in events
+    ended = next(r for r in table if r["event"] == "ended")
+    assert (ended["by"], ended["detail"]) == ("lea", "drill over")
     async with page.expect_download() as json_download:
         await page.get_by_role("link", name="Download JSON").click()
     data = json.loads(Path(await (await json_download.value).path()).read_text())

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from console.access import account_of
 from console.pages import render
 from console.sessions import session_of
 from console.state import console_of
@@ -34,7 +35,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 @routes.get("/sign-in")
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
     target = safe_next(request.query.get("next"))
-    if session_of(request).user and console_of(request).users.get(session_of(request).user or ""):
+    if account_of(request) is not None:
         raise web.HTTPSeeOther(target)
     return render(request, "sign_in.html", next=target, name="", error=None)
 
