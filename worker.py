@@ -59,6 +59,7 @@ async def running_workers(
             calls.end_conference,
             calls.send_sms,
             calls.mute,
+            calls.carrier_truth,
             calls.remove_from_bridge,
             mail.send_email,
             pacing.reserve_call_slots,

@@ -3,6 +3,7 @@ request; call progress comes back later as signed callbacks, never by waiting he
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from callbacks import urls
 from callbacks.urls import bridge_for, callback_url
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
+from domain.events import CallTruth, CarrierTruth
 from domain.messages import Outgoing
 from domain.plan import Objective
 
@@ -21,6 +23,8 @@ ERROR_TYPES = {
     FailureKind.TRANSIENT: "CarrierUnavailable",
 }
 NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate"]
+FETCHES_AT_ONCE = 10
+"""Concurrent carrier lookups of one reconciliation (Twilio limits concurrent API requests)."""
 
 
 class PlaceCall(BaseModel):
@@ -45,6 +49,13 @@ class SendSms(BaseModel):
     message: Outgoing
     """Only its body is sent."""
     requested_at: datetime
+
+
+class CarrierQuestion(BaseModel):
+    calls: list[str]
+    """Calls whose outcome a callback should have told us by now."""
+    room: str | None = None
+    """The run's conference room (its friendly name), whose members we want."""
 
 
 class BridgeLeg(BaseModel):
@@ -130,6 +141,24 @@ class CarrierActivities:
             await self._carrier.end_conference(conference_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def carrier_truth(self, question: CarrierQuestion) -> CarrierTruth:
+        """What the carrier knows now of these calls and of the room: the run corrects its
+        roster with it, whatever callbacks were lost."""
+        limit = asyncio.Semaphore(FETCHES_AT_ONCE)
+
+        async def fetch(call_sid: str) -> CallTruth:
+            async with limit:
+                state = await self._carrier.call_state(call_sid)
+            return CallTruth(call_sid=call_sid, status=state.status, answered_by=state.answered_by)
+
+        try:
+            calls = await asyncio.gather(*(fetch(sid) for sid in question.calls))
+            room, members = await self._carrier.bridge_members(question.room) if question.room else (None, [])
+        except CarrierError as exc:
+            raise as_application_error(exc) from exc
+        return CarrierTruth(calls=list(calls), conference_sid=room, members=members)
 
     @activity.defn
     async def mute(self, request: MuteLeg) -> None:

@@ -80,3 +80,18 @@ class ModeratorAction(BaseModel):
     person_id: str
     by: str = ""
     channel: str = "web"
+
+
+class CallTruth(BaseModel):
+    call_sid: str
+    status: str
+    answered_by: str | None = None
+
+
+class CarrierTruth(BaseModel):
+    """What the carrier knows now, fetched when callbacks may have been lost."""
+
+    calls: list[CallTruth] = []
+    conference_sid: str | None = None
+    """Set when the room is in progress; then `members` are the calls in it now."""
+    members: list[str] = []

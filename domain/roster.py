@@ -11,7 +11,7 @@ continues as new carries it over intact.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,7 @@ from domain.events import (
     Acknowledgement,
     BridgeUpdate,
     CallProgress,
+    CarrierTruth,
     ModeratorAction,
     PinRefused,
     RejoinRequest,
@@ -350,6 +351,67 @@ class Roster:
                 participant_id=person.id if person else None,
             )
         )
+
+    def calls_to_check(self, now: datetime, grace: timedelta) -> list[str]:
+        """Calls whose outcome a callback should have told by now: still ringing past their ring
+        time, or answered and not known to have ended."""
+        due: list[str] = []
+        for person, attempt in self._attempts.values():
+            if not attempt.call_sid or attempt.placed_at is None:
+                continue
+            step = self.plan.step(_step_of(attempt.attempt_id))
+            ring = self.plan.scheme_for(step, self.plan.person(person.id)).ring_timeout
+            stale = attempt.outcome == "pending" and attempt.placed_at + ring + grace < now
+            if stale or (attempt.outcome == "answered" and attempt.ended_at is None):
+                due.append(attempt.call_sid)
+        return sorted(due)
+
+    def next_check(self, now: datetime, grace: timedelta) -> datetime | None:
+        """When the earliest call still ringing passes its ring time (and grace): then the
+        carrier may be asked, if its callback has not come."""
+        moments = []
+        for person, attempt in self._attempts.values():
+            if attempt.outcome == "pending" and attempt.placed_at is not None:
+                step = self.plan.step(_step_of(attempt.attempt_id))
+                ring = self.plan.scheme_for(step, self.plan.person(person.id)).ring_timeout
+                moments.append(attempt.placed_at + ring + grace)
+        return min(moments, default=None)
+
+    def called_anyone(self) -> bool:
+        return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
+
+    def carrier_truth(self, truth: CarrierTruth, at: datetime) -> list[str]:
+        """Correct the roster with what the carrier says now; returns calls to hang up (machines,
+        calls answered after the run ended), as callbacks would have."""
+        by_sid = {a.call_sid: a for _, a in self._attempts.values() if a.call_sid}
+        unwanted = []
+        for call in truth.calls:
+            attempt = by_sid.get(call.call_sid)
+            if attempt is None:
+                continue
+            progress = CallProgress(
+                attempt_id=attempt.attempt_id,
+                call_sid=call.call_sid,
+                status=call.status,
+                answered_by=call.answered_by,
+            )
+            if (hang_up := self.call_progress(progress, at)) is not None:
+                unwanted.append(hang_up)
+        if truth.conference_sid is not None:
+            self.state.conference_sid = truth.conference_sid
+            inside = set(truth.members)
+            for person in self.state.people.values():
+                for leg in self.live_legs(person.id):
+                    if leg not in inside:
+                        self._leave(person, leg, at)
+            for call_sid in truth.members:
+                attempt = by_sid.get(call_sid)
+                if attempt is not None and attempt.outcome == "pending":
+                    attempt.settle("answered", at)  # in the room: it was answered
+                owner = self._owners.get(call_sid)
+                if owner is not None and call_sid not in self._legs(owner) and self._admits(call_sid):
+                    self._join(owner, call_sid, at)
+        return unwanted
 
     def recording_ready(self, url: str) -> None:
         self.state.recording_url = url

@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import NON_RETRYABLE, CarrierActivities, PlaceCall, SendSms
+    from activities.calls import NON_RETRYABLE, CarrierActivities, CarrierQuestion, PlaceCall, SendSms
     from activities.mail import MailActivities, SendEmail
     from activities.pacing import PacingActivities
     from domain.contacts import Contact
@@ -39,6 +39,10 @@ CARRIER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
+RECONCILE = "reconcile-with-carrier"
+"""workflow.patched: runs recorded before it never asked the carrier."""
+RING_GRACE = timedelta(seconds=3)
+"""Past a call's ring time, how long its final callback may take before we ask the carrier."""
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(seconds=60),
@@ -83,11 +87,47 @@ class Alerter:
             self.roster.next_round(step, started + round_.after)
             self.publish()
             await self.wait_until(started + round_.after, f"step {step.number}: next alerts", step)
+            await self.reconcile()
             if self.done(step):
                 break
             self.background(self.alert_round(step, round_, deadline))
         self.roster.next_round(step, None)
         await self.wait_until(deadline, f"step {step.number}: deadline", step)
+        if not self.done(step):
+            await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Before each round and deadline, ask the carrier what lost callbacks would have told:
+        calls still ringing past their ring time (or answered, not known to have ended), and who
+        is in the bridge. The roster converges to the carrier's truth."""
+        if not workflow.patched(RECONCILE) or not self.roster.called_anyone():
+            return
+        question = CarrierQuestion(
+            calls=self.roster.calls_to_check(workflow.now(), RING_GRACE),
+            room=workflow.info().workflow_id
+            if self.plan.has_bridge and self.roster.parent_id is None
+            else None,
+        )
+        if not question.calls and question.room is None:
+            return
+        try:
+            truth = await workflow.execute_activity_method(
+                CarrierActivities.carrier_truth,
+                question,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=1),
+                retry_policy=CARRIER_RETRY,
+                summary="ask the carrier what callbacks may have missed",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
+            return
+        for call_sid in self.roster.carrier_truth(truth, workflow.now()):
+            self.background(self.hang_up_quietly(call_sid))
+        self.publish()
+
+    async def hang_up_quietly(self, call_sid: str) -> None:
+        await self.hang_up(call_sid)
 
     async def wait_until(self, moment: datetime, summary: str, step: StepPlan | None = None) -> None:
         """Wait for `moment`, or until the step is done, whichever comes first."""
@@ -104,7 +144,7 @@ class Alerter:
         while waiting and not self.over(step):
             ready = [a for a in waiting if self.roster.settled(step, a.contact.id)]
             if not ready:
-                await workflow.wait_condition(partial(self.any_settled, step, waiting))
+                await self.wait_for_settled(step, waiting)
                 continue
             waiting = [a for a in waiting if a not in ready]
             due = [a for a in ready if a.address and not self.roster.reached(step, a.contact.id)]
@@ -114,6 +154,21 @@ class Alerter:
             calls = [a for a in due if a.is_call]
             if calls and not self.carrier_refused:
                 self.background(self.place_calls(step, calls, deadline))
+
+    async def wait_for_settled(self, step: StepPlan, alerts: list[Alert]) -> None:
+        """Until one of them has rung out; if a callback is late past a call's ring time, the
+        carrier is asked (a lost callback must not hold back someone's next medium)."""
+        if not workflow.patched(RECONCILE):
+            await workflow.wait_condition(partial(self.any_settled, step, alerts))
+            return
+        check_at = self.roster.next_check(workflow.now(), RING_GRACE)
+        timeout = max(check_at - workflow.now(), timedelta(seconds=1)) if check_at else None
+        try:
+            await workflow.wait_condition(
+                partial(self.any_settled, step, alerts), timeout=timeout, timeout_summary="callback overdue"
+            )
+        except TimeoutError:
+            await self.reconcile()
 
     def any_settled(self, step: StepPlan, alerts: list[Alert]) -> bool:
         return self.over(step) or any(self.roster.settled(step, a.contact.id) for a in alerts)

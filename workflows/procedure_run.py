@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.run_view import PersonView, RunView
     from rendering.webui import current_details
     from workflows import search_attributes as sa
-    from workflows.alerting import Alerter, failure_message
+    from workflows.alerting import RECONCILE, Alerter, failure_message
     from workflows.pin_lease import PinLease
     from workflows.step_batch import BATCH_SIZE, BatchInput, BatchProgress, StepBatch
 
@@ -57,6 +57,8 @@ RECORDING_GRACE = timedelta(minutes=5)
 """How long an ended conference waits for the carrier to report its recording."""
 BATCH_REPORTS_GRACE = timedelta(minutes=1)
 """How long a step waits for its batches' final counts before deciding on what it has."""
+BRIDGE_CHECK_EVERY = timedelta(minutes=5)
+"""While the bridge stays open, how often its membership is checked with the carrier."""
 CONTINUE_AS_NEW_AT_EVENTS = 9_000
 """Below Temporal's 10,240-event warning: the history a new worker replays stays short."""
 CONTINUE_AS_NEW_AT_UPDATES = 1_500
@@ -169,13 +171,17 @@ class ProcedureRun:
     async def keep_bridge_open(self, start: RunInput) -> None:
         """Until `end` or the maximum duration; continues as new when the history grows long."""
         closes_at = self.roster.started_at + self.plan.max_duration
+        checks = workflow.patched(RECONCILE)
         while self.end_request is None and workflow.now() < closes_at:
+            wait = closes_at - workflow.now()
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
                     lambda: self.end_request is not None or self.history_is_long(),
-                    timeout=closes_at - workflow.now(),
+                    timeout=min(wait, BRIDGE_CHECK_EVERY) if checks else wait,
                     timeout_summary="bridge open until ended",
                 )
+            if checks and self.end_request is None:
+                await self.alerter.reconcile()
             if self.end_request is None and self.history_is_long():
                 await workflow.wait_condition(
                     lambda: self.alerter.idle() and workflow.all_handlers_finished()
