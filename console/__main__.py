@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot start the console: {exc} (is RALLYCALL_CONSOLE_ADDR free?)")
         return 1
+    except RuntimeError as exc:
+        print(f"cannot reach Temporal ({exc}); is the stack or your cluster running?")
+        return 1
     return 0
 
 

@@ -43,7 +43,12 @@ async def runs(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         return render(request, "runs.html", status=400, rows=[], run_filter=RunFilter(), error=str(exc),
                       procedures=[])  # fmt: skip
-    rows = await list_runs(console.client, run_filter)
+    try:
+        rows = await list_runs(console.client, run_filter)
+    except RPCError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=f"Temporal is not answering ({exc.status.name}): try again."
+        ) from exc
     procedures = sorted(definitions_for_page(console.settings).procedures)
     return render(request, "runs.html", rows=rows, run_filter=run_filter, error=None, procedures=procedures)
 
