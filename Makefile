@@ -25,6 +25,7 @@ prod-like: $(STAMP)  ## the production topology, each piece its own process (dep
 wheel: $(STAMP)  ## the installable package (pip install dist/rallycall-*.whl gives the rallycall command)
 	rm -rf build  # setuptools would ship stale copies of removed modules from there
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	rm -rf build
 
 test: $(STAMP)  ## the whole test suite (installs Debian's chromium for the console's browser tests when it can)
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
