@@ -152,6 +152,9 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
             problems += exc.problems
     problems += shared_numbers(list(people.values()))
     problems += size_problems(procedure, steps, len(people))
+    drop_message = way_back_message(procedure, fields) if procedure.has_conference() else ""
+    if drop_message and procedure.after_drop == "sms":
+        problems += sms_problems(drop_message, [c for c in people.values() if c.mobile], "after a drop")
     if problems:
         raise InvalidLaunch(problems)
     return RunPlan(
@@ -166,6 +169,8 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
         pin=pin if procedure.has_conference() else None,
         pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
         record=procedure.record if request.record is None else request.record,
+        after_drop=procedure.after_drop,
+        drop_message=drop_message,
         call_me_links={c.id: call_me(c) for c in people.values() if c.numbers()}
         if procedure.call_me_link
         else {},
@@ -173,6 +178,30 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
         launched_by=request.launched_by,
         channel=request.channel,
     )
+
+
+DEFAULT_WAY_BACK = "You left the conference call. To rejoin, dial #{ConferenceNumber} and enter PIN #{Pin}."
+
+
+def way_back_message(procedure: ProcedureDefinition, fields: dict[str, str]) -> str:
+    """What someone who dropped out of the bridge is texted: the first conference step's
+    post-objective SMS (the PIN invitation), else a plain one."""
+    step = next(s for s in procedure.steps if s.objective == "conference")
+    post = step.post_objective
+    source = (
+        (post.sms or post.body) if post and "Contact" not in (post.sms or post.body) else DEFAULT_WAY_BACK
+    )
+    return render(source, fields)
+
+
+def sms_problems(text: str, recipients: list[Contact], what: str) -> list[str]:
+    if not recipients:
+        return []
+    try:
+        check_single_sms(text, f"everyone ({what})")
+    except InvalidLaunch as exc:
+        return exc.problems
+    return []
 
 
 def size_problems(procedure: ProcedureDefinition, steps: list[StepPlan], people: int) -> list[str]:

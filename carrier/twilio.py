@@ -37,6 +37,8 @@ DESTINATION_ERRORS = frozenset(
     {"21211", "21214", "21215", "21216", "21217", "21408", "21610", "21612", "21614"}
 )
 CONFIGURATION_ERRORS = frozenset({"20003", "21210", "21212"})
+ALREADY_OVER = frozenset({"20404", "21220", "16022"})
+"""Not found; call not in progress; conference completed."""
 T = TypeVar("T")
 
 
@@ -141,10 +143,19 @@ class TwilioCarrier:
         return str(created.sid)
 
     async def hang_up(self, call_id: str) -> None:
-        await self._call_api(self._client.calls(call_id).update_async(status="completed"))
+        await self._already_done_is_done(self._client.calls(call_id).update_async(status="completed"))
 
     async def end_conference(self, conference_sid: str) -> None:
-        await self._call_api(self._client.conferences(conference_sid).update_async(status="completed"))
+        room = self._client.conferences(conference_sid)
+        await self._already_done_is_done(room.update_async(status="completed"))
+
+    async def _already_done_is_done(self, request: Awaitable[object]) -> None:
+        """Hanging up a call that ended, or ending a room that emptied, is done, not an error."""
+        try:
+            await self._call_api(request)
+        except CarrierError as exc:
+            if exc.code not in ALREADY_OVER:
+                raise
 
     async def mute(self, conference_sid: str, call_sid: str, muted: bool) -> None:
         participant = self._client.conferences(conference_sid).participants(call_sid)

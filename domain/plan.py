@@ -142,6 +142,10 @@ class RunPlan(Frozen):
     pin_lease_id: str | None = None
     """Workflow ID of the lease that keeps this PIN unique among running conferences."""
     record: bool = False
+    after_drop: Literal["sms", "call", "none"] = "sms"
+    """What someone who drops out of the bridge gets: the way back by SMS, a call back, nothing."""
+    drop_message: str = ""
+    """The SMS for `sms`, rendered at launch: the dial-in number and the PIN."""
     call_me_links: dict[str, str] = {}
     """Each person's signed "call me into the conference" link, when the procedure offers it."""
     max_duration: timedelta = DEFAULT_MAX_DURATION

@@ -41,6 +41,10 @@ from domain.run_view import (
     StepView,
 )
 
+REASONS_WE_CAUSED = frozenset(
+    {"participant_updated_via_api", "conference_ended_via_api", "moderator_ended_conference"}
+)
+"""Why a participant leaves when we made it happen (Twilio's `ReasonParticipantLeft`)."""
 DIAL_IN_WITHOUT_CALL = "dial-in:"
 """Leg prefix of a rejoin that did not come through the phone line (`starter.py rejoin`)."""
 
@@ -62,12 +66,16 @@ class RosterState(BaseModel):
     batches: dict[str, BatchView] = Field(default_factory=dict)
     pin_attempts: list[PinAttempt] = Field(default_factory=list)
     moderation: list[ModerationRecord] = Field(default_factory=list)
+    drops: list[str] = Field(default_factory=list)
+    """People who dropped out of the bridge and have not been sent the way back yet."""
     expected_leaves: list[str] = Field(default_factory=list)
     """Legs we took out of the bridge ourselves (a moderator's remove): their leave is no drop."""
     dial_in_calls: dict[str, str] = Field(default_factory=dict)
     """Calls that dialled in through the phone line, and whose they are."""
     legs: dict[str, list[str]] = Field(default_factory=dict)
     """Each person's connections into the bridge."""
+    legs_heard_at: dict[str, datetime] = Field(default_factory=dict)
+    """When we last heard of each leg joining or leaving."""
     early_joins: list[str] = Field(default_factory=list)
     """Calls the room reported before we knew whose they were."""
 
@@ -273,8 +281,8 @@ class Roster:
             if event.call_sid in self.state.early_joins:
                 self.state.early_joins.remove(event.call_sid)
             owner = self._owners.get(event.call_sid)
-            if owner is not None:
-                self._leave(owner, event.call_sid, at)
+            if owner is not None and self._leave(owner, event.call_sid, at):
+                self._note_drop(owner, event.call_sid, event.reason)
 
     def acknowledged(self, event: Acknowledgement, at: datetime) -> None:
         """Pressed 1 on an acknowledgement call; after the step's deadline it is too late."""
@@ -380,9 +388,10 @@ class Roster:
     def called_anyone(self) -> bool:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
 
-    def carrier_truth(self, truth: CarrierTruth, at: datetime) -> list[str]:
-        """Correct the roster with what the carrier says now; returns calls to hang up (machines,
-        calls answered after the run ended), as callbacks would have."""
+    def carrier_truth(self, truth: CarrierTruth, asked_at: datetime, at: datetime) -> list[str]:
+        """Correct the roster with what the carrier said when asked; returns calls to hang up
+        (machines, calls answered after the run ended), as callbacks would have. A leg whose
+        join or leave we heard of after asking keeps what we heard: it is newer."""
         by_sid = {a.call_sid: a for _, a in self._attempts.values() if a.call_sid}
         unwanted = []
         for call in truth.calls:
@@ -402,14 +411,24 @@ class Roster:
             inside = set(truth.members)
             for person in self.state.people.values():
                 for leg in self.live_legs(person.id):
-                    if leg not in inside:
-                        self._leave(person, leg, at)
+                    if (
+                        leg not in inside
+                        and not self._heard_since(leg, asked_at)
+                        and self._leave(person, leg, at)
+                    ):
+                        self._note_drop(person, leg, None)
             for call_sid in truth.members:
                 attempt = by_sid.get(call_sid)
                 if attempt is not None and attempt.outcome == "pending":
                     attempt.settle("answered", at)  # in the room: it was answered
                 owner = self._owners.get(call_sid)
-                if owner is not None and call_sid not in self._legs(owner) and self._admits(call_sid):
+                fresh = not self._heard_since(call_sid, asked_at)
+                if (
+                    owner is not None
+                    and call_sid not in self._legs(owner)
+                    and fresh
+                    and self._admits(call_sid)
+                ):
                     self._join(owner, call_sid, at)
         return unwanted
 
@@ -496,6 +515,24 @@ class Roster:
         if self.state.steps[step_number].ended_at is not None and step_number not in person.too_late:
             person.too_late.append(step_number)
 
+    def _note_drop(self, person: PersonView, leg: str, reason: str | None) -> None:
+        """Out of the bridge without us ending it (their line dropped, or they hung up): they
+        get the way back at once. Not for a removal, the end, or a guest we cannot text."""
+        ours = leg in self.state.expected_leaves or reason in REASONS_WE_CAUSED
+        if ours or self.ended or person.guest:
+            return
+        person.drops += 1
+        self.state.drops.append(person.id)
+
+    def take_drops(self) -> list[str]:
+        """People who dropped out of the bridge since last asked, once per drop."""
+        dropped, self.state.drops = self.state.drops, []
+        return dropped
+
+    def _heard_since(self, leg: str, moment: datetime) -> bool:
+        heard = self.state.legs_heard_at.get(leg)
+        return heard is not None and heard >= moment
+
     def _legs(self, person: PersonView) -> list[str]:
         return self.state.legs.setdefault(person.id, [])
 
@@ -526,19 +563,24 @@ class Roster:
         legs = self._legs(person)
         if leg not in legs:
             legs.append(leg)
+        self.state.legs_heard_at[leg] = at
         person.in_conference = True
         person.joined_at = person.joined_at or at
         person.left_at = None
 
-    def _leave(self, person: PersonView, leg: str, at: datetime) -> None:
+    def _leave(self, person: PersonView, leg: str, at: datetime) -> bool:
+        """Take a leg out; True when that was the person's last one in the bridge."""
         legs = self._legs(person)
         if leg not in legs:
-            return
+            return False
         legs.remove(leg)
-        if not legs:
-            person.in_conference = False
-            person.muted = False
-            person.left_at = at
+        self.state.legs_heard_at[leg] = at
+        if legs:
+            return False
+        person.in_conference = False
+        person.muted = False
+        person.left_at = at
+        return True
 
 
 def _step_of(attempt_id: str) -> str:

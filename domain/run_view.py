@@ -27,7 +27,8 @@ FINAL_CALL_STATUSES: dict[str, Outcome] = {
 """Twilio call statuses that end an attempt that never reached the person."""
 RunState = Literal["running", "ended"]
 Channel = Literal["sms", "email"]
-Purpose = Literal["alert", "post_objective"]
+Purpose = Literal["alert", "post_objective", "rejoin"]
+"""`rejoin`: the dial-in number and PIN, sent at once to someone who dropped out of the bridge."""
 PersonState = Literal[
     "waiting",
     "queued",
@@ -99,6 +100,8 @@ class PersonView(BaseModel):
     joined_at: datetime | None = None
     left_at: datetime | None = None
     rejoins: int = 0
+    drops: int = 0
+    """Times they left the bridge without us ending it (each got the way back at once)."""
     acknowledged_at: datetime | None = None
     """When they pressed 1 on a call (acknowledgement steps)."""
     delivered_at: datetime | None = None

@@ -144,6 +144,9 @@ class ProcedureDefinition(Strict):
     form: tuple[FormField, ...] = ()
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
     record: bool = False
+    after_drop: Literal["sms", "call", "none"] = "sms"
+    """Someone whose leg drops out of the bridge gets the dial-in number and PIN by SMS at once,
+    or is called back into it, or nothing."""
     call_me_link: bool = False
     """Each person's PIN SMS may carry `#{CallMeLink}`: a personal link that makes the bridge
     call them."""

@@ -87,6 +87,8 @@ class Alerter:
             self.roster.next_round(step, started + round_.after)
             self.publish()
             await self.wait_until(started + round_.after, f"step {step.number}: next alerts", step)
+            if self.done(step):
+                break
             await self.reconcile()
             if self.done(step):
                 break
@@ -110,6 +112,7 @@ class Alerter:
         )
         if not question.calls and question.room is None:
             return
+        asked_at = workflow.now()
         try:
             truth = await workflow.execute_activity_method(
                 CarrierActivities.carrier_truth,
@@ -122,7 +125,7 @@ class Alerter:
         except ActivityError as err:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
-        for call_sid in self.roster.carrier_truth(truth, workflow.now()):
+        for call_sid in self.roster.carrier_truth(truth, asked_at, workflow.now()):
             self.background(self.hang_up_quietly(call_sid))
         self.publish()
 

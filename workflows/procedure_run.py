@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RejoinRequest,
         RejoinResult,
     )
+    from domain.messages import Outgoing
     from domain.plan import Alert, RunPlan, StepPlan, VoiceMedium
     from domain.roster import Roster, RosterState
     from domain.run_view import PersonView, RunView
@@ -59,6 +60,8 @@ BATCH_REPORTS_GRACE = timedelta(minutes=1)
 """How long a step waits for its batches' final counts before deciding on what it has."""
 BRIDGE_CHECK_EVERY = timedelta(minutes=5)
 """While the bridge stays open, how often its membership is checked with the carrier."""
+WAY_BACK = "way-back-after-a-drop"
+"""workflow.patched: runs recorded before it sent nothing when someone dropped out."""
 CONTINUE_AS_NEW_AT_EVENTS = 9_000
 """Below Temporal's 10,240-event warning: the history a new worker replays stays short."""
 CONTINUE_AS_NEW_AT_UPDATES = 1_500
@@ -83,7 +86,7 @@ class ProcedureRun:
         self.end_request: EndRequest | None = None
         self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
-        self.alerter = Alerter(start.plan, self.roster, start.calls_per_second, self.step_done, self.publish)
+        self.alerter = Alerter(start.plan, self.roster, start.calls_per_second, self.step_done, self.changed)
 
     @workflow.run
     async def run(self, start: RunInput) -> RunView:
@@ -245,6 +248,25 @@ class ProcedureRun:
         except ActivityError as err:
             workflow.logger.warning("forgetting the callers failed (they expire): %s", failure_message(err))
 
+    def changed(self) -> None:
+        """After any change of the roster: give anyone who dropped out of the bridge the way
+        back at once (once per drop), and show the run."""
+        if workflow.patched(WAY_BACK):
+            for person_id in self.roster.take_drops():
+                self.alerter.background(self.way_back(person_id))
+        self.publish()
+
+    async def way_back(self, person_id: str) -> None:
+        """Their leg left the bridge without us ending it: the dial-in number and PIN by SMS,
+        or a call back, as the procedure says."""
+        contact = self.plan.person(person_id)
+        if self.plan.after_drop == "call":
+            await self.call_again(contact)
+        elif self.plan.after_drop == "sms" and contact.mobile:
+            step = next(s for s in self.plan.steps if s.has_bridge and person_id in s.destinations)
+            message = Outgoing(subject=self.plan.title, body=self.plan.drop_message)
+            await self.alerter.send(contact, "sms", contact.mobile, message, step, "rejoin")
+
     def publish(self) -> None:
         """Show the run in the Web UI: current details and filterable search attributes."""
         view = self.roster.view()
@@ -272,7 +294,7 @@ class ProcedureRun:
     def bridge_event(self, event: BridgeUpdate) -> None:
         """The conference room's own callbacks: who is really in the bridge."""
         self.roster.bridge_event(event, workflow.now())
-        self.publish()
+        self.changed()
 
     @workflow.signal
     def acknowledged(self, event: Acknowledgement) -> None:
