@@ -30,7 +30,7 @@ from directory import pin_lease_id
 from domain.capacity import StepLoad, capacity
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
-from domain.messages import check_single_sms, render
+from domain.messages import check_single_sms, fields_of, render
 from domain.plan import (
     DEFAULT_MAX_DURATION,
     LaunchChannel,
@@ -188,10 +188,9 @@ def way_back_message(procedure: ProcedureDefinition, fields: dict[str, str]) -> 
     post-objective SMS (the PIN invitation), else a plain one."""
     step = next(s for s in procedure.steps if s.objective == "conference")
     post = step.post_objective
-    source = (
-        (post.sms or post.body) if post and "Contact" not in (post.sms or post.body) else DEFAULT_WAY_BACK
-    )
-    return render(source, fields)
+    source = (post.sms or post.body) if post else DEFAULT_WAY_BACK
+    personal = fields_of(source) - set(fields)  # #{Contact.Name}, #{CallMeLink}: one text for all
+    return render(DEFAULT_WAY_BACK if personal else source, fields)
 
 
 def sms_problems(text: str, recipients: list[Contact], what: str) -> list[str]:

@@ -175,7 +175,9 @@ async def rejoin(client: Client, args: argparse.Namespace) -> None:
 
 async def end(client: Client, args: argparse.Namespace) -> None:
     handle = client.get_workflow_handle_for(ProcedureRun.run, args.workflow_id)
-    await handle.execute_update(ProcedureRun.end, EndRequest(reason=args.reason, by=getpass.getuser()))
+    await handle.execute_update(
+        ProcedureRun.end, EndRequest(reason=args.reason, by=getpass.getuser(), channel="cli")
+    )
     await handle.result()
     view = await read_view(client, args.workflow_id)
     dump(view.model_dump(mode="json"))

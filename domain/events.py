@@ -70,6 +70,8 @@ class EndRequest(BaseModel):
     reason: str = "ended by the launcher"
     by: str = ""
     """Who ended it (a login, or empty when unknown)."""
+    channel: str = ""
+    """From where: cli, web..."""
 
 
 class ModeratorAction(BaseModel):

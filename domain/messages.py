@@ -69,6 +69,11 @@ def email_html(subject: str, body: str) -> str:
     return _HTML.from_string(layout).render(subject=subject, paragraphs=body.split("\n\n")).strip()
 
 
+def fields_of(source: str) -> set[str]:
+    """The fields a template names (`#{Body}`, `#{Contact.Name}` as `Contact`)."""
+    return set(meta.find_undeclared_variables(_TEXT.parse(source)))
+
+
 def check_fields(source: str, where: str, fields: frozenset[str]) -> None:
     """Refuse a template that does not parse or names a field no message can fill; the error
     says where (line and column) the offending field stands."""

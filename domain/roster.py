@@ -58,6 +58,7 @@ class RosterState(BaseModel):
     ended_at: datetime | None = None
     end_reason: str | None = None
     ended_by: str = ""
+    ended_from: str = ""
     conference_sid: str | None = None
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
@@ -467,10 +468,11 @@ class Roster:
         """Carrier calls placed and not yet answered or failed."""
         return sorted(a.call_sid for _, a in self._attempts.values() if a.outcome == "pending" and a.call_sid)
 
-    def end(self, at: datetime, reason: str, by: str = "") -> None:
+    def end(self, at: datetime, reason: str, by: str = "", channel: str = "") -> None:
         self.state.ended_at = at
         self.state.end_reason = reason
         self.state.ended_by = by
+        self.state.ended_from = channel
         for _, attempt in self._attempts.values():
             if attempt.outcome == "pending":
                 if attempt.placed_at is None:
@@ -493,6 +495,7 @@ class Roster:
             ended_at=state.ended_at,
             end_reason=state.end_reason,
             ended_by=state.ended_by,
+            ended_from=state.ended_from,
             procedure=self.plan.procedure,
             title=self.plan.title,
             launched_by=self.plan.launched_by,
@@ -500,7 +503,7 @@ class Roster:
             dial_in_number=self.plan.dial_in_number,
             welcome=self.plan.welcome,
             record=self.plan.record,
-            steps=list(state.steps.values()),
+            steps=[self._live(step) for step in state.steps.values()],
             people=list(state.people.values()),
             batches=list(state.batches.values()),
             pin_attempts=list(state.pin_attempts),
@@ -510,6 +513,12 @@ class Roster:
         )
 
     # --- internals -----------------------------------------------------------------------
+
+    def _live(self, result: StepView) -> StepView:
+        """A running step's count as it stands (an ended one keeps what it counted at its end)."""
+        if result.started_at is None or result.ended_at is not None:
+            return result
+        return result.model_copy(update={"counted": self.count(self.plan.step(result.number))})
 
     def _note_if_late(self, person: PersonView, step_number: str) -> None:
         if self.state.steps[step_number].ended_at is not None and step_number not in person.too_late:

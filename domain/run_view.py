@@ -179,6 +179,8 @@ class RunView(BaseModel):
     launched_by: str = ""
     channel: str = "cli"
     ended_by: str = ""
+    ended_from: str = ""
+    """The channel it was ended from (cli, web...)."""
     started_at: datetime
     ended_at: datetime | None = None
     end_reason: str | None = None

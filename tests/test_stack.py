@@ -38,6 +38,7 @@ def stack_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides:
         ui_port=free_port(),
         callback_addr=f"127.0.0.1:{callback_port}",
         public_url=f"http://127.0.0.1:{callback_port}",
+        console_addr=f"127.0.0.1:{free_port()}",
         calls_per_second=50,
         **overrides,  # type: ignore[arg-type]
     )

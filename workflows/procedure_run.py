@@ -209,7 +209,7 @@ class ProcedureRun:
             self.roster.connected_calls(),
             self.roster.ringing_calls(),
         )
-        self.roster.end(workflow.now(), request.reason, request.by)
+        self.roster.end(workflow.now(), request.reason, request.by, request.channel)
         self.publish()
         if room is None or not await self.alerter.end_conference(room):
             ringing += live

@@ -87,7 +87,7 @@ async def end(request: web.Request) -> web.StreamResponse:
     reason = str(form.get("reason") or "").strip() or "ended from the console"
     handle = console_of(request).client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     ending = handle.execute_update(
-        ProcedureRun.end, EndRequest(reason=reason[:200], by=signed_in(request).name)
+        ProcedureRun.end, EndRequest(reason=reason[:200], by=signed_in(request).name, channel="web")
     )
     session_of(request).say(await outcome(ending, "Ended."))
     raise web.HTTPSeeOther(f"/runs/{workflow_id}")
