@@ -6,6 +6,7 @@ Everything comes from the environment or `.env`, with defaults that run the embe
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +21,8 @@ DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_AUTH_TOKEN = "rallycall-embedded-dev-token"
+DEV_PIN_SECRET = "rallycall-embedded-pin-secret"
+DEV_CONSOLE_SECRET = "rallycall-embedded-console-secret"
 
 
 class Settings(BaseSettings):
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
     """Where the console listens."""
     console_url: str = "http://127.0.0.1:8000"
     """Where people reach the console: the base of call-me links in SMS."""
-    console_secret: str = "rallycall-embedded-console-secret"
+    console_secret: str = DEV_CONSOLE_SECRET
     """Signs console sessions, CSRF tokens and call-me links."""
     users_file: Path = Path(".data/users.json")
     """Console accounts (argon2 password hashes): `python -m console users add|remove|list`."""
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
     metrics_addr: str | None = None
     """Where `python worker.py` serves Prometheus metrics (e.g. 127.0.0.1:9464); unset: none."""
 
-    pin_secret: str = "rallycall-embedded-pin-secret"
+    pin_secret: str = DEV_PIN_SECRET
     """Key of the HMAC that turns a PIN into its lease ID, so no PIN appears in plain text."""
 
     @property
@@ -104,6 +107,30 @@ class Settings(BaseSettings):
     @property
     def carrier_log(self) -> Path:
         return self.data_dir / "carrier.jsonl"
+
+
+def production_problems(config: Settings) -> list[str]:
+    """Against the real Twilio (no RALLYCALL_TWILIO_API_URL), the embedded stack's dev secrets
+    would let anyone forge callbacks, name PIN leases or sign console sessions: each one left
+    at its dev value is a problem naming the variable to set."""
+    if config.twilio_api_url:
+        return []
+    checks = [
+        ("TWILIO_AUTH_TOKEN", config.twilio_auth_token == DEV_AUTH_TOKEN, "your Twilio account's auth token"),
+        ("RALLYCALL_PIN_SECRET", config.pin_secret == DEV_PIN_SECRET, "a long random secret"),
+        ("RALLYCALL_CONSOLE_SECRET", config.console_secret == DEV_CONSOLE_SECRET, "a long random secret"),
+    ]
+    return [f"{name} is the embedded dev value: set it to {what}" for name, dev, what in checks if dev]
+
+
+def refuse_dev_secrets(config: Settings, what: str) -> None:
+    """Entry points call this before serving: a clear refusal, exit code 2."""
+    problems = production_problems(config)
+    if problems:
+        print(f"{what}: refusing to start against the real Twilio:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 @cache

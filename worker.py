@@ -20,7 +20,7 @@ from activities.mail import MailActivities, SmtpSettings
 from activities.pacing import PacingActivities
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
-from config import Settings, connect_temporal, settings
+from config import Settings, connect_temporal, refuse_dev_secrets, settings
 from workflows.call_pacer import CallPacer
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
@@ -73,6 +73,7 @@ async def running_workers(
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = settings()
+    refuse_dev_secrets(config, "worker")
     client = await connect_temporal(config.metrics_addr)
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     # SIGTERM, as a rolling upgrade sends it: shut down cleanly, so the server moves our runs at once

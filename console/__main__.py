@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from config import connect_temporal, settings
+from config import connect_temporal, refuse_dev_secrets, settings
 from console.auth import ROLES, AccountError, Users, users_file_of
 
 log = logging.getLogger("rallycall.console")
@@ -26,6 +26,7 @@ async def run_console() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = settings()
+    refuse_dev_secrets(config, "console")
     client = await connect_temporal()
     runner = await serve(build_app(client, config), *listen_address(config))
     log.info("console on %s, reached at %s; accounts in %s", config.console_addr, config.console_url,
