@@ -67,11 +67,13 @@ class StepBatch:
         )
         self.stopped = False
         self.closing = False
+        self.details_stale = True
         self.alerter = Alerter(batch.plan, self.roster, batch.calls_per_second, self.step_done, self.publish)
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchSummary:
         step = self.step
+        self.details = asyncio.create_task(self.keep_details_fresh())
         self.roster.step_started(step, batch.started_at)
         self.publish()
         reports = asyncio.create_task(self.report_progress())
@@ -130,7 +132,14 @@ class StepBatch:
         return workflow.info().workflow_id
 
     def publish(self) -> None:
-        workflow.set_current_details(current_details(self.roster.view()))
+        self.details_stale = True
+
+    async def keep_details_fresh(self) -> None:
+        """Once per workflow task, as the run does (`ProcedureRun.keep_details_fresh`)."""
+        while True:
+            await workflow.wait_condition(lambda: self.details_stale)
+            self.details_stale = False
+            workflow.set_current_details(current_details(self.roster.view()))
 
     @workflow.signal
     async def call_progress(self, event: CallProgress) -> None:
