@@ -109,11 +109,11 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoa
         alert = per_person[cid][index]
         load_round = rounds[alert.after]
         start, settled = at, at
-        if alert.is_call:
-            slot = bursts.take(EPOCH + at, 1, calls_per_second, deadline)[0]
-            if slot is None:
-                load_round.not_alerted += 1
-                continue
+        if not alert.is_call:
+            load_round.delayed += start > alert.after
+        elif (slot := bursts.take(EPOCH + at, 1, calls_per_second, deadline)[0]) is None:
+            load_round.not_alerted += 1  # recorded not placed at once: their next medium still comes
+        else:
             start = slot - EPOCH
             load_round.calls += 1
             load_round.last_start = start
@@ -121,11 +121,7 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoa
             alone = own_bursts[alert.after].take(
                 EPOCH + alert.after, 1, calls_per_second, EPOCH + step.deadline * 2
             )[0]
-            on_time = alone is not None and start <= alone - EPOCH
-        else:
-            on_time = start <= alert.after
-        if not on_time:
-            load_round.delayed += 1
+            load_round.delayed += alone is None or start > alone - EPOCH
         if index + 1 < len(per_person[cid]):
             following = per_person[cid][index + 1]
             heapq.heappush(ready, (max(following.after, settled), n, cid, index + 1))
