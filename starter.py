@@ -51,6 +51,12 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def fail(args: argparse.Namespace, text: str) -> None:
+    """An error in words: on stderr under --json, so stdout stays one JSON document (a refusal
+    at launch has already printed its own)."""
+    print(text, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+
 def dump(data: Any) -> None:
     say(json.dumps(data, indent=2, default=str))
 
@@ -282,28 +288,28 @@ async def run(args: argparse.Namespace) -> int:
     try:
         client = await connect_temporal() if getattr(args, "needs_temporal", True) else None
     except RuntimeError as exc:
-        say(f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
+        fail(args, f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
         return 1
     try:
         await command(client, args)
     except InvalidLaunch as exc:
-        say(f"error: {exc}")
+        fail(args, f"error: {exc}")
         return REFUSED_INPUT
     except Refused as exc:
-        say(f"error: {exc}")
+        fail(args, f"error: {exc}")
         return REFUSED_BY_CONFERENCE
     except NoWorker as exc:
-        say(f"error: {exc}")
+        fail(args, f"error: {exc}")
         return 1
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
-        say(f"error: {getattr(cause, 'message', None) or cause or exc}")
+        fail(args, f"error: {getattr(cause, 'message', None) or cause or exc}")
         return REFUSED_BY_CONFERENCE
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            say(f"error: conference not found or already over ({exc.message})")
+            fail(args, f"error: conference not found or already over ({exc.message})")
             return REFUSED_BY_CONFERENCE
-        say(f"error: Temporal said {exc.status.name}: {exc.message}")
+        fail(args, f"error: Temporal said {exc.status.name}: {exc.message}")
         return 1
     return 0
 
