@@ -6,16 +6,20 @@ Everything comes from the environment or `.env`, with defaults that run the embe
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from codec.aes import AesGcmCodec, BadKeys, EncryptionKey, parse_keys
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -23,10 +27,14 @@ DEV_ACCOUNT_SID = "AC" + "0" * 32
 DEV_AUTH_TOKEN = "rallycall-embedded-dev-token"
 DEV_PIN_SECRET = "rallycall-embedded-pin-secret"
 DEV_CONSOLE_SECRET = "rallycall-embedded-console-secret"
+DEV_ENCRYPTION_KEYS = "dev:cmFsbHljYWxsIGVtYmVkZGVkIGRldiBrZXkgb25seSE="
+"""The embedded stack's and the tests' payload key (`rallycall embedded dev key only!`)."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RALLYCALL_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RALLYCALL_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )  # an error must not print the secret it is about
 
     data_dir: Path = Path(".data")
     task_queue: str = "rallycall"
@@ -92,6 +100,23 @@ class Settings(BaseSettings):
     pin_secret: str = DEV_PIN_SECRET
     """Key of the HMAC that turns a PIN into its lease ID, so no PIN appears in plain text."""
 
+    encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEYS)
+    """`ID:BASE64KEY,...` (32-byte AES keys, `python -m codec new-key ID`): every payload stored in
+    Temporal is encrypted with the first, and decrypted with any listed (rotation)."""
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_are_usable(cls, value: SecretStr) -> SecretStr:
+        try:
+            parse_keys(value.get_secret_value())
+        except BadKeys as exc:
+            raise ValueError(f"RALLYCALL_ENCRYPTION_KEYS: {exc}") from None
+        return value
+
+    @property
+    def encryption_key_ring(self) -> tuple[EncryptionKey, ...]:
+        return parse_keys(self.encryption_keys.get_secret_value())
+
     @property
     def callback_host(self) -> str:
         return self.callback_addr.rsplit(":", 1)[0]
@@ -119,6 +144,7 @@ def production_problems(config: Settings) -> list[str]:
         ("TWILIO_AUTH_TOKEN", config.twilio_auth_token == DEV_AUTH_TOKEN, "your Twilio account's auth token"),
         ("RALLYCALL_PIN_SECRET", config.pin_secret == DEV_PIN_SECRET, "a long random secret"),
         ("RALLYCALL_CONSOLE_SECRET", config.console_secret == DEV_CONSOLE_SECRET, "a long random secret"),
+        ("RALLYCALL_ENCRYPTION_KEYS", uses_dev_key(config), "your own keys (`python -m codec new-key ID`)"),
     ]
     return [f"{name} is the embedded dev value: set it to {what}" for name, dev, what in checks if dev]
 
@@ -131,6 +157,23 @@ def refuse_dev_secrets(config: Settings, what: str) -> None:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def uses_dev_key(config: Settings) -> bool:
+    """The dev key anywhere in the ring (under any ID): payloads it sealed are as good as clear."""
+    dev = {key.secret for key in parse_keys(DEV_ENCRYPTION_KEYS)}
+    return any(key.secret in dev for key in config.encryption_key_ring)
+
+
+def data_converter(config: Settings) -> DataConverter:
+    """The one data converter of every client, worker, replayer and test environment: pydantic
+    models, every payload encrypted, and failures' messages and stack traces moved into their
+    encrypted attributes (they would otherwise stay in clear)."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=AesGcmCodec(config.encryption_key_ring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 @cache
@@ -158,4 +201,4 @@ async def connect_temporal(metrics_addr: str | None = None) -> Client:
     runtime = None
     if metrics_addr:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_addr)))
-    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+    return await Client.connect(**config, data_converter=data_converter(settings()), runtime=runtime)

@@ -23,6 +23,7 @@ SERVICES = {
     "worker": Service("worker", "run a worker: the workflows and their activities"),
     "callbacks": Service("callbacks", "run a callback server: the carrier's webhooks, the dial-in line"),
     "console": Service("console", "run the web console"),
+    "codec": Service("codec", "the codec server the Web UI decrypts payloads through; new encryption keys"),
     "stack": Service("stack", "run the embedded stack on loopback (--demo: and the demo conference)"),
     "simulator": Service("carrier.simulator", "the carrier simulator: serve it, or dial into a running one"),
     "mailbox": Service("localmail", "run the local SMTP mailbox (each email becomes an .eml file)"),

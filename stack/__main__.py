@@ -43,6 +43,7 @@ def say(text: str) -> None:
 def banner(stack: RunningStack, config: Settings) -> None:
     say("rallycall embedded stack is up (Ctrl-C to stop)")
     say(f"  Temporal          {stack.temporal_address}   Web UI {ui_url()}")
+    say(f"  codec server      {stack.codec_url} (the Web UI decrypts payloads through it)")
     say(f"  callback server   {config.callback_addr} (carrier reaches it at {config.public_url})")
     if stack.simulator_url:
         say(f"  carrier simulator {stack.simulator_url}   scenario {config.scenario}")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from callbacks import urls
@@ -17,7 +16,9 @@ from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, load_scenario
 from carrier.twilio import TwilioCarrier
-from config import Settings, temporal_target
+from codec import server as codec_server
+from codec.aes import AesGcmCodec
+from config import Settings, data_converter, temporal_target
 from console.app import build_app as console_app
 from console.app import listen_address
 from console.app import serve as serve_console
@@ -40,6 +41,8 @@ class RunningStack:
     smtp_port: int
     mailbox: Mailbox
     console_url: str
+    codec_url: str
+    """Where the Web UI (and `temporal --codec-endpoint`) has payloads decrypted."""
     console_demo: tuple[str, str] | None
     """The demo account's name and password, when the users file has no real account."""
 
@@ -50,16 +53,21 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     host, port = temporal_target().rsplit(":", 1)
     async with contextlib.AsyncExitStack() as stack:
+        codec, codec_url = await codec_server.serve(
+            AesGcmCodec(config.encryption_key_ring), codec_server.ui_origins(config.ui_port)
+        )
+        stack.push_async_callback(codec.cleanup)
         env = await WorkflowEnvironment.start_local(
             ip="127.0.0.1" if host in ("localhost", "127.0.0.1") else host,
             port=int(port),
             ui=True,
             ui_port=config.ui_port,
             search_attributes=search_attributes.ALL,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(config),
             dev_server_existing_path=temporal_cli(),
             dev_server_database_filename=str(config.data_dir / "temporal.db"),
             dev_server_log_level="error",
+            dev_server_extra_args=["--ui-codec-endpoint", codec_url],
         )
         stack.push_async_callback(env.shutdown)
 
@@ -108,6 +116,7 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             smtp_port=mailbox.port,
             mailbox=mailbox,
             console_url=config.console_url,
+            codec_url=codec_url,
             console_demo=console_demo,
         )
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar, overload
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,7 +27,7 @@ from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
-from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, EXAMPLES, Settings
+from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_ENCRYPTION_KEYS, EXAMPLES, Settings, data_converter
 from directory import pin_lease_id
 from domain.run_view import RunView
 from launching import Launched, LaunchRequest, launch, red_button
@@ -50,7 +49,8 @@ SHIPPED = load_definitions(EXAMPLES)
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server from PyPI, with rallycall's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_test_server(), data_converter=pydantic_data_converter
+        test_server_existing_path=temporal_test_server(),
+        data_converter=data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS)),
     )
     try:
         await env.client.operator_service.add_search_attributes(

@@ -29,12 +29,12 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 import rallycall_cli
 from callbacks import urls
 from callbacks.urls import callback_url
-from config import EXAMPLES, Settings
+from codec.server import ui_origins
+from config import EXAMPLES, Settings, data_converter
 from stack import health
 from stack.binaries import temporal_cli
 from stack.ports import free_port
@@ -60,6 +60,7 @@ class Topology:
     proxy_port: int
     callback_ports: tuple[int, ...]
     console_port: int
+    codec_port: int
     workers: int = 2
     calls_per_second: float = 1.0
 
@@ -83,6 +84,7 @@ class Topology:
             proxy_port=free_port(),
             callback_ports=tuple(free_port() for _ in range(callback_servers)),
             console_port=free_port(),
+            codec_port=free_port(),
             workers=workers,
             calls_per_second=calls_per_second,
         )
@@ -103,6 +105,11 @@ class Topology:
     @property
     def console_url(self) -> str:
         return f"http://{LOOPBACK}:{self.console_port}"
+
+    @property
+    def codec_url(self) -> str:
+        """The codec server the Web UI decrypts payloads through."""
+        return f"http://{LOOPBACK}:{self.codec_port}"
 
     @property
     def journal(self) -> Path:
@@ -147,6 +154,7 @@ class Topology:
             "RALLYCALL_DIAL_IN_NUMBER": config.dial_in_number,
             "RALLYCALL_CALLS_PER_SECOND": str(config.calls_per_second),
             "RALLYCALL_PIN_SECRET": config.pin_secret,
+            "RALLYCALL_ENCRYPTION_KEYS": config.encryption_keys.get_secret_value(),
             "RALLYCALL_SMTP_HOST": config.smtp_host,
             "RALLYCALL_SMTP_PORT": str(config.smtp_port),
             "RALLYCALL_CONSOLE_URL": config.console_url,
@@ -161,7 +169,7 @@ def temporal_server(topology: Topology) -> Piece:
     """The dev server on a file, standing in for a cluster, with rallycall's search attributes."""
     argv = [temporal_cli(), "server", "start-dev", "--ip", LOOPBACK, "--port", str(topology.temporal_port),
             "--ui-port", str(topology.ui_port), "--db-filename", str(topology.data_dir / "temporal.db"),
-            "--log-level", "warn"]  # fmt: skip
+            "--ui-codec-endpoint", topology.codec_url, "--log-level", "warn"]  # fmt: skip
     for key in search_attributes.ALL:
         argv += ["--search-attribute", f"{key.name}={cli_type(key)}"]
     return Piece("temporal", argv, topology.environment(), health.temporal_serving(topology.temporal_address),
@@ -201,6 +209,13 @@ def callback_servers(topology: Topology) -> list[Piece]:
                   healthy=health.http_ok(f"http://{LOOPBACK}:{port}/healthz"))
         for n, port in enumerate(topology.callback_ports, start=1)
     ]  # fmt: skip
+
+
+def codec(topology: Topology) -> Piece:
+    """The codec server for the Web UI, as an operator runs it next to a cluster's UI."""
+    origins = [arg for origin in ui_origins(topology.ui_port) for arg in ("--origin", origin)]
+    return rallycall(topology, "codec", "codec", "serve", "--port", str(topology.codec_port), *origins,
+                     healthy=health.listening(LOOPBACK, topology.codec_port))  # fmt: skip
 
 
 def load_balancer(topology: Topology) -> Piece:
@@ -256,9 +271,12 @@ async def prod_like(topology: Topology) -> AsyncIterator[ProdLike]:
     topology.data_dir.mkdir(parents=True, exist_ok=True)
     async with Supervisor(topology.logs) as supervisor:
         await supervisor.start(temporal_server(topology))
-        client = await Client.connect(topology.temporal_address, data_converter=pydantic_data_converter)
+        converter = data_converter(topology.settings())
+        client = await Client.connect(topology.temporal_address, data_converter=converter)
         rallycall_pieces = [*callback_servers(topology), *workers(topology, client), *consoles(topology)]
-        await supervisor.start(*outside_world(topology), *rallycall_pieces, load_balancer(topology))
+        await supervisor.start(
+            *outside_world(topology), *rallycall_pieces, codec(topology), load_balancer(topology)
+        )
         yield ProdLike(topology, supervisor, client)
 
 
@@ -286,6 +304,7 @@ def banner(running: ProdLike) -> list[str]:
         "simulator": f"{topology.simulator_url}, journal {topology.journal}",
         "proxy": f"{topology.public_url} (RALLYCALL_PUBLIC_URL)",
         "console": topology.console_url,
+        "codec": f"{topology.codec_url} (the Web UI decrypts through it)",
     }
     where |= {
         f"callbacks-{n}": f"http://{LOOPBACK}:{port}" for n, port in enumerate(topology.callback_ports, 1)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
 from stack.binaries import temporal_cli
 from tests.support import CONTACTS, time_skipping_env
 from workflows import search_attributes
@@ -29,7 +29,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS)),
     )
     yield env
     await env.shutdown()

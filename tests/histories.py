@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
 from workflows.call_pacer import CallPacer
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
@@ -32,7 +32,9 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    """Kept histories are encrypted with the dev key (or, recorded before encryption, in clear)."""
+    converter = data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS))
+    return Replayer(workflows=WORKFLOWS, data_converter=converter)
 
 
 def digest(path: Path) -> str:

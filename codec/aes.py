@@ -1,0 +1,112 @@
+"""AES-256-GCM over whole payloads, so Temporal stores ciphertext only: the PIN, numbers, names
+and emails of a run, and even which type a payload holds.
+
+Each encrypted payload names its key in clear (`encryption-key-id`), so keys can rotate: the
+first key encrypts, every listed key decrypts. Payloads without the encryption marker (histories
+written before encryption) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class BadKeys(ValueError):
+    """A key list that cannot be used; the message never contains key material."""
+
+
+class UndecryptablePayload(ValueError):
+    """A payload encrypted with a key we do not hold, or altered since it was encrypted."""
+
+
+@dataclass(frozen=True, repr=False)
+class EncryptionKey:
+    key_id: str
+    secret: bytes
+
+    def __repr__(self) -> str:  # keys end up in tracebacks and debuggers: never show the secret
+        return f"EncryptionKey({self.key_id!r})"
+
+
+def parse_keys(text: str) -> tuple[EncryptionKey, ...]:
+    """`kid1:base64key,kid2:base64key` (the first encrypts) into keys; raises BadKeys naming
+    the entry that is wrong and what was expected."""
+    keys: list[EncryptionKey] = []
+    for position, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), start=1):
+        key_id, colon, encoded = entry.partition(":")
+        if not colon or not KEY_ID_PATTERN.fullmatch(key_id):
+            raise BadKeys(
+                f"key {position}: expected ID:BASE64KEY with an ID of letters, digits, '.', '_' or '-'"
+            )
+        try:
+            secret = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise BadKeys(f"key {key_id!r}: not valid base64") from None
+        if len(secret) != KEY_BYTES:
+            raise BadKeys(f"key {key_id!r}: {len(secret)} bytes, expected {KEY_BYTES} (AES-256)")
+        if any(k.key_id == key_id for k in keys):
+            raise BadKeys(f"key {key_id!r} is listed twice")
+        keys.append(EncryptionKey(key_id, secret))
+    if not keys:
+        raise BadKeys("no key: expected ID:BASE64KEY[,ID:BASE64KEY...]")
+    return tuple(keys)
+
+
+def new_key(key_id: str) -> str:
+    """A fresh random key in the form `parse_keys` reads."""
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        raise BadKeys(f"key ID {key_id!r}: use letters, digits, '.', '_' or '-'")
+    return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
+
+
+class AesGcmCodec(PayloadCodec):
+    """Encrypts every payload with the first key; decrypts with whichever key a payload names."""
+
+    def __init__(self, keys: Sequence[EncryptionKey]) -> None:
+        if not keys:
+            raise BadKeys("no key to encrypt with")
+        self._current = keys[0].key_id
+        self._ciphers = {key.key_id: AESGCM(key.secret) for key in keys}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(payload) for payload in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(NONCE_BYTES)
+        key_id = self._current.encode()
+        sealed = self._ciphers[self._current].encrypt(nonce, payload.SerializeToString(), key_id)
+        return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id}, data=nonce + sealed)
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise UndecryptablePayload(
+                f"payload encrypted with key {key_id!r}, which is not among the configured keys"
+            )
+        nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        try:
+            return Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode()))
+        except InvalidTag:
+            raise UndecryptablePayload(f"payload under key {key_id!r} was altered or is corrupt") from None
