@@ -45,7 +45,7 @@ async def running_workers(
     client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings
 ) -> AsyncIterator[None]:
     """Run the workflows and all their activities until the block exits."""
-    calls = CarrierActivities(carrier, config.public_url)
+    calls = CarrierActivities(carrier, config.public_url, client)
     mail = MailActivities(smtp)
     pacing = PacingActivities(client, config.task_queue)
     index = CallerIndexActivities(client, config.task_queue, config.pin_secret)

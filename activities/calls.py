@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from callbacks import urls
 from callbacks.urls import bridge_for, callback_url
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
-from domain.events import CallTruth, CarrierTruth
+from domain.events import AttemptCalls, CallTruth, CarrierTruth
 from domain.messages import Outgoing
 from domain.plan import Objective
 
@@ -22,7 +23,7 @@ ERROR_TYPES = {
     FailureKind.CONFIGURATION: "CarrierMisconfigured",
     FailureKind.TRANSIENT: "CarrierUnavailable",
 }
-NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate"]
+NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate", "CallOutcomeUnknown"]
 FETCHES_AT_ONCE = 10
 """Concurrent carrier lookups of one reconciliation (Twilio limits concurrent API requests)."""
 
@@ -76,10 +77,18 @@ def as_application_error(exc: CarrierError) -> ApplicationError:
     )
 
 
+NOT_PLACED = "not placed"
+"""Heartbeat detail of a try the carrier surely refused (a 429, a refused connection): the next
+try dials at once. Any other earlier try (an answer lost, a worker killed) may have placed its
+call: the next try looks first."""
+
+
 class CarrierActivities:
-    def __init__(self, carrier: Carrier, public_url: str) -> None:
+    def __init__(self, carrier: Carrier, public_url: str, client: Client | None = None) -> None:
         self._carrier = carrier
         self._public_url = public_url
+        self._client = client
+        """Asks a run what its callbacks told it, when a retry must find its own call."""
 
     @activity.defn
     async def place_call(self, request: PlaceCall) -> str:
@@ -112,20 +121,44 @@ class CarrierActivities:
                 self._public_url, urls.MACHINE_DETECTION, run=run_id, attempt=request.attempt_id
             ),
         )
-        retrying = info.attempt > 1
         try:
-            call_sid = await self._carrier.place_call(
-                call, placed_since=request.queued_at if retrying else None
-            )
+            may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
+            earlier = await self._earlier_try(request, run_id) if may_exist else None
+            call_sid = earlier or await self._carrier.place_call(call)
         except CarrierError as exc:
             activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
                 1, {"kind": exc.kind.value}
             )
+            if not exc.maybe_done:
+                activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
+        if earlier:
+            return earlier
         activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
             1, {"objective": request.objective}
         )
         return call_sid
+
+    async def _earlier_try(self, request: PlaceCall, run_id: str) -> str | None:
+        """The call an earlier try made, whose answer was lost: the run knows it if its
+        `initiated` callback came. None when no call was made. A call to the number that the run
+        cannot account for may be ours or another run's: never adopt it, never dial twice."""
+        if self._client is None:
+            raise ApplicationError(
+                "no Temporal client to ask the run", type="CallOutcomeUnknown", non_retryable=True
+            )
+        handle = self._client.get_workflow_handle(run_id)
+        known = await handle.query("attempt_calls", request.attempt_id, result_type=AttemptCalls)
+        if known.mine:
+            return known.mine
+        unexplained = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))
+        if unexplained - set(known.others):
+            raise ApplicationError(
+                "the carrier may have placed this call, but its answer and its callbacks were lost",
+                type="CallOutcomeUnknown",
+                non_retryable=True,
+            )
+        return None
 
     @activity.defn
     async def hang_up(self, call_id: str) -> None:
@@ -176,15 +209,19 @@ class CarrierActivities:
 
     @activity.defn
     async def send_sms(self, request: SendSms) -> str:
-        """Text the PIN invitation; a retry first looks for the same text already sent."""
+        """Text the message; a try after one that may have sent it first looks for the same text
+        already sent (a run's texts to one number differ: they carry its PIN or its message)."""
         _, body = request.message.rendered()
-        retrying = activity.info().attempt > 1
+        info = activity.info()
+        maybe_sent = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
         try:
             return await self._carrier.send_sms(
                 request.to,
                 request.sender,
                 body,
-                sent_since=request.requested_at if retrying else None,
+                sent_since=request.requested_at if maybe_sent else None,
             )
         except CarrierError as exc:
+            if not exc.maybe_done:
+                activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc

@@ -23,10 +23,14 @@ class FailureKind(Enum):
 
 
 class CarrierError(Exception):
-    def __init__(self, kind: FailureKind, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, kind: FailureKind, message: str, code: str | None = None, *, maybe_done: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
+        self.maybe_done = maybe_done
+        """The carrier may have done it anyway (a 5xx, a lost answer): a retry must look first."""
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,12 @@ class InboundCall:
 
 
 class Carrier(Protocol):
-    async def place_call(self, call: OutboundCall, *, placed_since: datetime | None) -> str:
-        """Start the call and return its ID; with `placed_since`, first look for the same
-        call made by an earlier try (the carrier has no idempotency key) and return that."""
+    async def place_call(self, call: OutboundCall) -> str:
+        """Start the call and return its ID."""
+
+    async def calls_to(self, to: str, caller_id: str, since: datetime) -> list[str]:
+        """Calls to `to` from `caller_id` created since then: what a retry after a lost answer
+        must account for (the carrier has no idempotency key)."""
 
     async def hang_up(self, call_id: str) -> None: ...
 

@@ -88,8 +88,9 @@ def classify(exc: Exception) -> CarrierError:
             return CarrierError(FailureKind.DESTINATION, message, code)
         if code in CONFIGURATION_ERRORS or exc.status in (401, 403):
             return CarrierError(FailureKind.CONFIGURATION, message, code)
-        return CarrierError(FailureKind.TRANSIENT, message, code)
-    return CarrierError(FailureKind.TRANSIENT, f"carrier unreachable: {exc!r}")
+        return CarrierError(FailureKind.TRANSIENT, message, code, maybe_done=exc.status >= 500)
+    never_sent = isinstance(exc, aiohttp.ClientConnectorError)  # refused: nothing reached the carrier
+    return CarrierError(FailureKind.TRANSIENT, f"carrier unreachable: {exc!r}", maybe_done=not never_sent)
 
 
 def _second_of(moment: datetime) -> datetime:
@@ -117,14 +118,15 @@ class TwilioCarrier:
         except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise classify(exc) from exc
 
-    async def place_call(self, call: OutboundCall, *, placed_since: datetime | None) -> str:
-        if placed_since is not None:
-            earlier = await self._call_api(
-                self._client.calls.list_async(to=call.to, from_=call.caller_id, limit=20)
-            )
-            for found in earlier:
-                if found.date_created is not None and found.date_created >= _second_of(placed_since):
-                    return str(found.sid)
+    async def calls_to(self, to: str, caller_id: str, since: datetime) -> list[str]:
+        earlier = await self._call_api(self._client.calls.list_async(to=to, from_=caller_id, limit=50))
+        return [
+            str(found.sid)
+            for found in earlier
+            if found.date_created is not None and found.date_created >= _second_of(since)
+        ]
+
+    async def place_call(self, call: OutboundCall) -> str:
         created = await self._call_api(
             self._client.calls.create_async(
                 to=call.to,
@@ -132,7 +134,8 @@ class TwilioCarrier:
                 twiml=call_twiml(call),
                 timeout=int(call.ring_timeout / timedelta(seconds=1)),
                 status_callback=call.status_callback,
-                status_callback_event=["answered", "completed"],  # all the roster needs
+                status_callback_event=["initiated", "answered", "completed"],  # initiated: the call's ID
+                # reaches its run even if this request's answer is lost
                 status_callback_method="POST",
                 machine_detection="Enable",
                 async_amd="true",

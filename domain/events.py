@@ -97,3 +97,11 @@ class CarrierTruth(BaseModel):
     conference_sid: str | None = None
     """Set when the room is in progress; then `members` are the calls in it now."""
     members: list[str] = []
+
+
+class AttemptCalls(BaseModel):
+    """What a run knows of its calls, for a retry of one attempt: its own call if a callback
+    told it, and every other call of the run."""
+
+    mine: str | None = None
+    others: list[str] = []

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from domain.events import (
     Acknowledgement,
+    AttemptCalls,
     BridgeUpdate,
     CallProgress,
     CarrierTruth,
@@ -385,6 +386,12 @@ class Roster:
                 ring = self.plan.scheme_for(step, self.plan.person(person.id)).ring_timeout
                 moments.append(attempt.placed_at + ring + grace)
         return min(moments, default=None)
+
+    def attempt_calls(self, attempt_id: str) -> AttemptCalls:
+        found = self._attempts.get(attempt_id)
+        mine = found[1].call_sid if found else None
+        others = [a.call_sid for _, a in self._attempts.values() if a.call_sid and a.attempt_id != attempt_id]
+        return AttemptCalls(mine=mine, others=sorted(others))
 
     def called_anyone(self) -> bool:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)

@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.calls import CarrierActivities, PlaceCall
+from activities.calls import NOT_PLACED, CarrierActivities, PlaceCall
 from callbacks.server import serve
 from callbacks.urls import bridge_for
 from carrier.port import CarrierError, FailureKind, OutboundCall
@@ -67,18 +67,13 @@ def place_call_request(number: str) -> PlaceCall:
     )
 
 
-async def test_retried_call_finds_the_first_tries_call(sim: Sim) -> None:
+async def test_calls_to_a_number_since_a_moment_are_what_a_retry_accounts_for(sim: Sim) -> None:
     decided_at = datetime.now(UTC)
-    first = await sim.carrier.place_call(call_to("+41215550101"), placed_since=None)
-    retried = await sim.carrier.place_call(call_to("+41215550101"), placed_since=decided_at)
-    assert retried == first and len(sim.simulator.calls) == 1
-
-
-async def test_retry_of_a_call_that_never_reached_the_carrier_places_it(sim: Sim) -> None:
-    await sim.carrier.place_call(call_to("+41215550101"), placed_since=None)
+    first = await sim.carrier.place_call(call_to("+41215550101"))
+    await sim.carrier.place_call(call_to("+41215550102"))
+    assert await sim.carrier.calls_to("+41215550101", "+41215550100", decided_at) == [first]
     later = datetime.now(UTC) + timedelta(seconds=5)
-    await sim.carrier.place_call(call_to("+41215550101"), placed_since=later)
-    assert len(sim.simulator.calls) == 2, "an older call to the same number is not this attempt's"
+    assert await sim.carrier.calls_to("+41215550101", "+41215550100", later) == [], "older calls are not"
 
 
 async def test_retried_sms_is_not_sent_twice(sim: Sim) -> None:
@@ -89,19 +84,23 @@ async def test_retried_sms_is_not_sent_twice(sim: Sim) -> None:
     assert again == first and other != first and len(sim.simulator.messages) == 2
 
 
-async def test_place_call_activity_on_retry_does_not_dial_again(sim: Sim) -> None:
-    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+async def test_a_retry_after_a_sure_refusal_dials_and_any_other_retry_never_dials_blind(sim: Sim) -> None:
+    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")  # no client: cannot ask the run
     request = place_call_request("+41215550101")
     env = ActivityEnvironment()
-    first = await env.run(activities.place_call, request)
-    env.info = dataclasses.replace(env.info, attempt=2)  # the worker died before reporting the result
-    second = await env.run(activities.place_call, request)
-    assert second == first and len(sim.simulator.calls) == 1
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[NOT_PLACED])
+    await env.run(activities.place_call, request)
+    assert len(sim.simulator.calls) == 1, "the carrier refused the first try for sure: dial"
+    env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[])
+    with pytest.raises(ApplicationError) as unknown:
+        await env.run(activities.place_call, request)
+    assert unknown.value.type == "CallOutcomeUnknown" and unknown.value.non_retryable
+    assert len(sim.simulator.calls) == 1, "an earlier try may have placed it: never dial twice"
 
 
 async def test_invalid_destination_is_a_permanent_failure_of_that_attempt(sim: Sim) -> None:
     with pytest.raises(CarrierError) as failure:
-        await sim.carrier.place_call(call_to("+4121"), placed_since=None)
+        await sim.carrier.place_call(call_to("+4121"))
     assert failure.value.kind is FailureKind.DESTINATION and failure.value.code == "21211"
 
     activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
@@ -115,7 +114,7 @@ async def test_wrong_credentials_are_a_configuration_error(sim: Sim) -> None:
     wrong = TwilioCarrier(DEV_ACCOUNT_SID, "wrong-token", sim.url)
     try:
         with pytest.raises(CarrierError) as failure:
-            await wrong.place_call(call_to("+41215550101"), placed_since=None)
+            await wrong.place_call(call_to("+41215550101"))
     finally:
         await wrong.close()
     assert failure.value.kind is FailureKind.CONFIGURATION and failure.value.code == "20003"

@@ -3,6 +3,7 @@ one attempt and lets the scheme move on, and what stops the carrier side loudly.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,3 +115,24 @@ async def test_a_slow_carrier_never_delays_the_timeline(
         assert bruno_home.placed_at - report.started_at < timedelta(seconds=3), "home calls on time at +2 s"
         assert alice(report).attempts[0].call_sid is None, "while alice's work call is still being retried"
         await finish(h, launched.workflow_id)
+
+
+async def test_a_call_belongs_to_its_attempt_when_two_runs_call_one_number_at_once(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    faults = with_faults("lost-response", "rate-limited", "lost-response", "rate-limited", "server-error")
+    async with harness(dev_env.client, tmp_path, contacts_file, faults) as h, h.worker():
+        first, second = await asyncio.gather(h.launch("alice"), h.launch("alice"))
+        views = [
+            await eventually(lambda run=run: h.roster(run), lambda r: r.people[0].in_conference, 30)
+            for run in (first, second)
+        ]
+        consumed = [f["fault"] for f in h.carrier_entries("fault")]
+        assert consumed.count("lost-response") == 2 and "rate-limited" in consumed, consumed
+        assert h.called_numbers() == [ALICE_WORK, ALICE_WORK], "one call per run, never a second for one"
+        sids = [view.people[0].attempts[0].call_sid for view in views]
+        assert len(set(sids)) == 2 and set(sids) == set(h.simulator.calls), "each run adopted its own call"
+        for run, sid in zip((first, second), sids, strict=True):
+            assert h.simulator.calls[sid].room == run.workflow_id, "and that call is in its own bridge"
+        await finish(h, first.workflow_id)
+        await finish(h, second.workflow_id)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.contacts import Contact
     from domain.events import (
         Acknowledgement,
+        AttemptCalls,
         BridgeUpdate,
         CallProgress,
         EndRequest,
@@ -422,6 +423,11 @@ class ProcedureRun:
             closes_at,
             lambda a: not self.roster.ended and not self.roster.live_legs(a.contact.id),
         )
+
+    @workflow.query
+    def attempt_calls(self, attempt_id: str) -> AttemptCalls:
+        """For a retried call whose answer was lost: its own call, if a callback told it."""
+        return self.roster.attempt_calls(attempt_id)
 
     @workflow.query
     def view(self) -> RunView:

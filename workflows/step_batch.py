@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from domain.events import Acknowledgement, CallProgress
+    from domain.events import Acknowledgement, AttemptCalls, CallProgress
     from domain.plan import RunPlan, StepPlan
     from domain.roster import Roster, RosterState
     from domain.run_view import RunView
@@ -162,6 +162,11 @@ class StepBatch:
     def close(self) -> None:
         """The run is closing: nothing more to record."""
         self.closing = True
+
+    @workflow.query
+    def attempt_calls(self, attempt_id: str) -> AttemptCalls:
+        """For a retried call whose answer was lost: its own call, if a callback told it."""
+        return self.roster.attempt_calls(attempt_id)
 
     @workflow.query
     def view(self) -> RunView:
