@@ -248,25 +248,35 @@ class DialIn:
         except RPCError as exc:
             raise Transient(exc.status.name) from exc
 
-    # --- holding a caller between webhooks ----------------------------------------------------
-
-    def _fernet(self) -> Fernet:
-        key = hashlib.sha256(b"rallycall dial-in hold:" + self.secret.encode()).digest()
-        return Fernet(base64.urlsafe_b64encode(key))
-
     def hold_token(self, call: InboundCall) -> str:
-        """The digits keyed, encrypted into the hold's redirect URL: never a PIN in clear in a
-        URL, and nothing kept in this process (any replica takes the next request)."""
-        payload = json.dumps({"digits": call.digits, "call": call.call_sid}).encode()
-        return self._fernet().encrypt(payload).decode()
+        return hold_token(self.secret, call)
 
     def held_digits(self, token: str, call_sid: str) -> str | None:
-        """The digits of a hold token made for this call, or None (forged, expired, another call)."""
-        try:
-            payload = json.loads(self._fernet().decrypt(token.encode(), ttl=HOLD_TOKEN_TTL))
-        except (InvalidToken, ValueError):
-            return None
-        if not isinstance(payload, dict) or payload.get("call") != call_sid:
-            return None
-        digits = payload.get("digits")
-        return digits if isinstance(digits, str) else None
+        return held_digits(self.secret, token, call_sid)
+
+
+# --- holding a caller between webhooks ---------------------------------------------------------
+
+
+def _fernet(secret: str) -> Fernet:
+    key = hashlib.sha256(b"rallycall dial-in hold:" + secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def hold_token(secret: str, call: InboundCall) -> str:
+    """The digits keyed, encrypted into the hold's redirect URL: never a PIN in clear in a URL,
+    and nothing kept in this process (any replica takes the next request)."""
+    payload = json.dumps({"digits": call.digits, "call": call.call_sid}).encode()
+    return _fernet(secret).encrypt(payload).decode()
+
+
+def held_digits(secret: str, token: str, call_sid: str) -> str | None:
+    """The digits of a hold token made for this call, or None (forged, expired, another call)."""
+    try:
+        payload = json.loads(_fernet(secret).decrypt(token.encode(), ttl=HOLD_TOKEN_TTL))
+    except (InvalidToken, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("call") != call_sid:
+        return None
+    digits = payload.get("digits")
+    return digits if isinstance(digits, str) else None
