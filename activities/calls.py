@@ -148,7 +148,7 @@ class CarrierActivities:
                 "no Temporal client to ask the run", type="CallOutcomeUnknown", non_retryable=True
             )
         handle = self._client.get_workflow_handle(run_id)
-        known = await handle.query("attempt_calls", request.attempt_id, result_type=AttemptCalls)
+        known: AttemptCalls = await handle.query("attempt_calls", request.attempt_id, result_type=AttemptCalls)
         if known.mine:
             return known.mine
         unexplained = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))

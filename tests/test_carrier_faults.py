@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -124,7 +125,7 @@ async def test_a_call_belongs_to_its_attempt_when_two_runs_call_one_number_at_on
     async with harness(dev_env.client, tmp_path, contacts_file, faults) as h, h.worker():
         first, second = await asyncio.gather(h.launch("alice"), h.launch("alice"))
         views = [
-            await eventually(lambda run=run: h.roster(run), lambda r: r.people[0].in_conference, 30)
+            await eventually(partial(h.roster, run), lambda r: r.people[0].in_conference, 30)
             for run in (first, second)
         ]
         consumed = [f["fault"] for f in h.carrier_entries("fault")]
@@ -133,6 +134,8 @@ async def test_a_call_belongs_to_its_attempt_when_two_runs_call_one_number_at_on
         sids = [view.people[0].attempts[0].call_sid for view in views]
         assert len(set(sids)) == 2 and set(sids) == set(h.simulator.calls), "each run adopted its own call"
         for run, sid in zip((first, second), sids, strict=True):
-            assert h.simulator.calls[sid].room == run.workflow_id, "and that call is in its own bridge"
+            assert sid and h.simulator.calls[sid].room == run.workflow_id, (
+                "and that call is in its own bridge"
+            )
         await finish(h, first.workflow_id)
         await finish(h, second.workflow_id)

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from config import Settings
+from config import EXAMPLES, Settings
 from domain.errors import InvalidLaunch
 from launching import LaunchRequest, prepare
 from procedures.definitions import load_definitions
-from tests.support import EXAMPLES
 
 SCHEMES = yaml.safe_load((EXAMPLES / "schemes.yaml").read_text())
 CONFERENCE = yaml.safe_load((EXAMPLES / "procedures" / "conference-call.yaml").read_text())

@@ -16,12 +16,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
 from carrier.simulator.scenario import NumberPlan
+from config import EXAMPLES
 from domain.events import EndRequest
 from domain.run_view import RunView
 from procedures.definitions import Definitions, load_definitions
 from stack.ports import free_port
 from tests.histories import keep
-from tests.support import EXAMPLES, SCENARIO, Bridged, Harness, eventually, harness
+from tests.support import SCENARIO, Bridged, Harness, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
 WORK = {"alice": "+41215550101", "bruno": "+41215550102", "chloe": "+41215550103"}
