@@ -77,9 +77,7 @@ class MailActivities:
                 ) from exc
             if exc.code >= 500:
                 raise ApplicationError(
-                    f"SMTP server refused {request.to}: {exc.code} {exc.message}",
-                    type="MailRejected",
-                    non_retryable=True,
-                ) from exc
+                    f"SMTP server refused the address: {exc.code}", type="MailRejected", non_retryable=True
+                ) from None  # the server's words often echo the address, and failures are logged
             raise
         return message_id

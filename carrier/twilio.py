@@ -7,6 +7,8 @@ stack and the tests), so they exercise exactly the requests production sends.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,9 +31,15 @@ from carrier.port import (
     OutboundCall,
     RecordingEvent,
 )
+from domain.contacts import masked
 
 REQUEST_TIMEOUT = 15.0
 """The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
+SDK_REQUEST_LOG = logging.getLogger("rallycall.carrier.twilio_sdk")
+"""The SDK logs every request's URL and query at INFO, numbers included (`To=`): warnings only."""
+SDK_REQUEST_LOG.setLevel(logging.WARNING)
+NUMBER = re.compile(r"\+?\d{7,15}")
+"""A phone number in a carrier's error message: masked before it reaches a log."""
 
 DESTINATION_ERRORS = frozenset(
     {"21211", "21214", "21215", "21216", "21217", "21408", "21610", "21612", "21614"}
@@ -83,7 +91,7 @@ def classify(exc: Exception) -> CarrierError:
     """Turn an SDK or network failure into what the caller should do about it."""
     if isinstance(exc, TwilioRestException):
         code = str(exc.code) if exc.code is not None else None
-        message = f"Twilio error {code or exc.status}: {exc.msg}"
+        message = f"Twilio error {code or exc.status}: {NUMBER.sub(lambda m: masked(m.group()), exc.msg)}"
         if code in DESTINATION_ERRORS:
             return CarrierError(FailureKind.DESTINATION, message, code)
         if code in CONFIGURATION_ERRORS or exc.status in (401, 403):
@@ -102,7 +110,7 @@ class TwilioCarrier:
     """Implements `carrier.port.Carrier`; create it inside the event loop it will serve."""
 
     def __init__(self, account_sid: str, auth_token: str, api_url: str | None = None) -> None:
-        self._http = AsyncTwilioHttpClient()
+        self._http = AsyncTwilioHttpClient(logger=SDK_REQUEST_LOG)
         self._client = Client(account_sid, auth_token, http_client=self._http, environment={})
         if api_url:
             self._client.api.base_url = api_url.rstrip("/")
@@ -116,7 +124,7 @@ class TwilioCarrier:
         try:
             return await asyncio.wait_for(request, REQUEST_TIMEOUT)
         except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise classify(exc) from exc
+            raise classify(exc) from None  # the SDK's error names the whole number; ours masks it
 
     async def calls_to(self, to: str, caller_id: str, since: datetime) -> list[str]:
         earlier = await self._call_api(self._client.calls.list_async(to=to, from_=caller_id, limit=50))

@@ -33,7 +33,7 @@ class MailboxHandler:
         key = str(parsed.get("Message-ID") or self.deliveries)
         path = self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.eml"
         if path.exists():
-            log.warning("duplicate delivery of %s to %s dropped", key, envelope.rcpt_tos)
+            log.warning("duplicate delivery of %s dropped", key)
         else:
             self.folder.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
