@@ -231,9 +231,12 @@ class Roster:
         if attempt.outcome == "pending":
             attempt.settle("failed", at, error)
 
-    def call_progress(self, event: CallProgress, at: datetime) -> str | None:
+    def call_progress(
+        self, event: CallProgress, at: datetime, *, drop_if_in_bridge: bool = False
+    ) -> str | None:
         """Apply a carrier callback; returns a call ID to hang up: an answering machine, or a
-        call answered after the run ended."""
+        call answered after the run ended. `drop_if_in_bridge`: a call that ends while its leg is
+        still in the bridge is a drop (its room's leave was lost, or comes after)."""
         found = self._attempts.get(event.attempt_id)
         if found is None:
             return None
@@ -256,7 +259,8 @@ class Roster:
             attempt.ended_at = attempt.ended_at or at
             if attempt.outcome == "pending":
                 attempt.settle("answered", at)  # only a call that was answered completes
-            self._leave(person, event.call_sid, at)
+            if self._leave(person, event.call_sid, at) and drop_if_in_bridge:
+                self._note_drop(person, event.call_sid, None)
         elif event.status in FINAL_CALL_STATUSES and attempt.outcome == "pending":
             attempt.settle(FINAL_CALL_STATUSES[event.status], at)
             attempt.ended_at = at
@@ -396,7 +400,9 @@ class Roster:
     def called_anyone(self) -> bool:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
 
-    def carrier_truth(self, truth: CarrierTruth, asked_at: datetime, at: datetime) -> list[str]:
+    def carrier_truth(
+        self, truth: CarrierTruth, asked_at: datetime, at: datetime, *, drop_if_in_bridge: bool = False
+    ) -> list[str]:
         """Correct the roster with what the carrier said when asked; returns calls to hang up
         (machines, calls answered after the run ended), as callbacks would have. A leg whose
         join or leave we heard of after asking keeps what we heard: it is newer."""
@@ -412,7 +418,7 @@ class Roster:
                 status=call.status,
                 answered_by=call.answered_by,
             )
-            if (hang_up := self.call_progress(progress, at)) is not None:
+            if (hang_up := self.call_progress(progress, at, drop_if_in_bridge=drop_if_in_bridge)) is not None:
                 unwanted.append(hang_up)
         if truth.conference_sid is not None:
             self.state.conference_sid = truth.conference_sid

@@ -1,6 +1,6 @@
 """Someone who drops out of the bridge is not lost: the way back (dial-in number and PIN) by SMS
 at once, once per drop, or a call back if the procedure says so; a removal by a moderator or the
-end of the conference is no drop."""
+end of the conference is no drop; a drop whose callbacks were lost is learnt from the carrier."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
+from carrier.simulator.client import open_fault_windows
 from carrier.simulator.scenario import NumberPlan
 from config import EXAMPLES
 from domain.events import EndRequest, ModeratorAction
 from procedures.definitions import Definitions, load_definitions
-from tests.support import SCENARIO, eventually, harness
+from tests.support import SCENARIO, confcall_in_seconds, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
 ALICE_WORK, ALICE_MOBILE = "+41215550101", "+41795550101"
@@ -77,3 +78,27 @@ async def test_a_removal_is_no_drop_and_a_procedure_may_call_back_instead(
         assert view.person("alice").drops == 1, "removed by a moderator: no drop, no call back"
         await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
         await h.handle(launched).result()
+
+
+async def test_a_drop_whose_callbacks_are_lost_gets_the_way_back_all_the_same(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    """She hangs up while the carrier's callbacks are lost (her room's leave and her call's end):
+    reconciling before the home round, the run learns her call ended while she was in the bridge."""
+    async with harness(dev_env.client, tmp_path, contacts_file, DROPS_AFTER) as h, h.worker():
+        launched = await h.launch("alice", "bruno", definitions=confcall_in_seconds(home_after=4, deadline=8))
+        await eventually(lambda: h.roster(launched), lambda r: r.person("alice").in_conference)
+        await open_fault_windows(h.simulator_url, webhooks_paused_for_s=2)
+        await eventually(lambda: h.roster(launched), lambda r: r.person("alice").drops == 1, seconds=15)
+        lost = {e["event"] for e in h.carrier_entries("webhook-lost")}
+        assert {"participant-leave", "call completed"} <= lost, "nobody told the run she left"
+        await eventually(
+            lambda: h.roster(launched),
+            lambda r: (
+                [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
+            ),
+        )
+        assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
+        final = await h.handle(launched).result()
+        assert final.person("alice").drops == 1, "one drop, one way back"

@@ -41,6 +41,9 @@ CARRIER_RETRY = RetryPolicy(
 )
 RECONCILE = "reconcile-with-carrier"
 """workflow.patched: runs recorded before it never asked the carrier."""
+DROP_WHEN_CALL_ENDS = "drop-when-the-call-ends"
+"""workflow.patched: runs recorded before it saw a drop only in the room's own leave callback, so
+a drop learnt from the call's end (its leave lost, or told later) got no way back."""
 RING_GRACE = timedelta(seconds=3)
 """Past a call's ring time, how long its final callback may take before we ask the carrier."""
 MAIL_RETRY = RetryPolicy(
@@ -125,7 +128,8 @@ class Alerter:
         except ActivityError as err:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
-        for call_sid in self.roster.carrier_truth(truth, asked_at, workflow.now()):
+        drops = workflow.patched(DROP_WHEN_CALL_ENDS)
+        for call_sid in self.roster.carrier_truth(truth, asked_at, workflow.now(), drop_if_in_bridge=drops):
             self.background(self.hang_up_quietly(call_sid))
         self.publish()
 

@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.run_view import PersonView, RunView
     from rendering.webui import current_details
     from workflows import search_attributes as sa
-    from workflows.alerting import RECONCILE, Alerter, failure_message
+    from workflows.alerting import DROP_WHEN_CALL_ENDS, RECONCILE, Alerter, failure_message
     from workflows.pin_lease import PinLease
     from workflows.step_batch import BATCH_SIZE, BatchInput, BatchProgress, StepBatch
 
@@ -299,8 +299,9 @@ class ProcedureRun:
     @workflow.signal
     async def call_progress(self, event: CallProgress) -> None:
         """A carrier status callback, relayed by the callback server."""
-        unwanted_call = self.roster.call_progress(event, workflow.now())
-        self.publish()
+        drops = workflow.patched(DROP_WHEN_CALL_ENDS)
+        unwanted_call = self.roster.call_progress(event, workflow.now(), drop_if_in_bridge=drops)
+        self.changed()
         if unwanted_call:
             await self.alerter.hang_up(unwanted_call)
 
