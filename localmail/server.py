@@ -19,6 +19,7 @@ from aiosmtpd.smtp import Envelope
 from stack.ports import free_port
 
 log = logging.getLogger("rallycall.mailbox")
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every recipient's address at INFO
 
 
 class MailboxHandler:
