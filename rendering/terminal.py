@@ -108,7 +108,9 @@ def _person_changes(old: PersonView | None, new: PersonView, bridge: bool) -> li
             lines.append((attempt.outcome_at, text + detail))
     for note in new.notifications[len(old.notifications) if old else 0 :]:
         channel = "SMS" if note.channel == "sms" else "email"
-        what = "message" if note.purpose == "alert" else "PIN invitation" if bridge else "closing message"
+        what = {"alert": "message", "rejoin": "the way back (number and PIN)"}.get(
+            note.purpose, "PIN invitation" if bridge else "closing message"
+        )
         lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}"))
     if new.acknowledged_at and not (old and old.acknowledged_at):
         lines.append((new.acknowledged_at, f"{new.name} acknowledged"))
@@ -122,5 +124,6 @@ def _person_changes(old: PersonView | None, new: PersonView, bridge: bool) -> li
         at = None if new.rejoins else new.joined_at
         lines.append((at, f"{new.name} {'(guest) ' if new.guest else ''}{how}"))
     elif was_in and not new.in_conference:
-        lines.append((new.left_at, f"{new.name} left the conference"))
+        how = "dropped out of" if new.drops > (old.drops if old else 0) else "left"
+        lines.append((new.left_at, f"{new.name} {how} the conference"))
     return lines

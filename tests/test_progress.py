@@ -89,3 +89,23 @@ def test_steps_are_told_as_they_start_end_or_are_skipped() -> None:
         "step 001 (conference 100 %): objective reached (2/2)",
         "step 002 (conference 50 %) skipped: the previous objective was reached",
     ]
+
+
+def test_a_drop_and_the_way_back_are_told_as_such() -> None:
+    joined = PersonView(id="a", name="Ann", in_conference=True, attempts=[attempt("voice_pro", "answered", 0)])
+    dropped = joined.model_copy(
+        update={
+            "in_conference": False,
+            "left_at": T0 + timedelta(seconds=28),
+            "drops": 1,
+            "notifications": [
+                Notification(
+                    channel="sms", to="+41795550101", sent_at=T0 + timedelta(seconds=28), purpose="rejoin"
+                )
+            ],
+        }
+    )
+    assert [text for _, text in changes(report(joined), report(dropped))] == [
+        "Ann dropped out of the conference",
+        "the way back (number and PIN) sent to Ann by SMS",
+    ]
