@@ -92,7 +92,9 @@ def test_steps_are_told_as_they_start_end_or_are_skipped() -> None:
 
 
 def test_a_drop_and_the_way_back_are_told_as_such() -> None:
-    joined = PersonView(id="a", name="Ann", in_conference=True, attempts=[attempt("voice_pro", "answered", 0)])
+    joined = PersonView(
+        id="a", name="Ann", in_conference=True, attempts=[attempt("voice_pro", "answered", 0)]
+    )
     dropped = joined.model_copy(
         update={
             "in_conference": False,
@@ -100,7 +102,7 @@ def test_a_drop_and_the_way_back_are_told_as_such() -> None:
             "drops": 1,
             "notifications": [
                 Notification(
-                    channel="sms", to="+41795550101", sent_at=T0 + timedelta(seconds=28), purpose="rejoin"
+                    channel="sms", to="+41795550101", sent_at=T0 + timedelta(seconds=29), purpose="rejoin"
                 )
             ],
         }
