@@ -21,21 +21,10 @@ from markupsafe import Markup
 from console.access import account_of
 from console.sessions import CSRF_FIELD, session_of
 from domain.run_view import MEDIUM_LABELS
-from rendering.words import person_state, step_line
+from rendering.words import OBJECTIVE_WORDS, OUTCOME_WORDS, person_state, step_line
 
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger("rallycall.console")
-OUTCOME_WORDS = {
-    "pending": "ringing",
-    "answered": "answered",
-    "no-answer": "no answer",
-    "busy": "busy",
-    "failed": "failed",
-    "machine": "answering machine, hung up",
-    "not-placed": "not called",
-}
-"""A call attempt's outcome as a crisis manager reads it (the view's `outcome` values)."""
-OBJECTIVE_WORDS = {"conference": "in the bridge", "acknowledgement": "acknowledged", "information": "reached"}
 
 
 def when(moment: datetime | None, style: str = "time") -> Markup:

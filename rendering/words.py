@@ -18,6 +18,19 @@ STATE_WORDS = {
 }
 
 
+OUTCOME_WORDS = {
+    "pending": "ringing",
+    "answered": "answered",
+    "no-answer": "no answer",
+    "busy": "busy",
+    "failed": "failed",
+    "machine": "answering machine, hung up",
+    "not-placed": "not called",
+}
+"""A call attempt's outcome as a crisis manager reads it (the view's `outcome` values)."""
+OBJECTIVE_WORDS = {"conference": "in the bridge", "acknowledgement": "acknowledged", "information": "reached"}
+
+
 def person_state(person: PersonView) -> str:
     """`being called on home phone`, `in the bridge`, ..."""
     if person.state == "calling" and person.calling_on:
@@ -39,7 +52,7 @@ def step_line(step: StepView) -> str:
 
 
 def calls_line(person: PersonView) -> str:
-    return ", ".join(f"{MEDIUM_LABELS[a.medium]}: {a.outcome}" for a in person.attempts) or "-"
+    return ", ".join(f"{MEDIUM_LABELS[a.medium]}: {OUTCOME_WORDS[a.outcome]}" for a in person.attempts) or "-"
 
 
 def sent_line(person: PersonView) -> str:
