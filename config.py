@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     """Where people reach the console: the base of call-me links in SMS."""
     console_secret: str = DEV_CONSOLE_SECRET
     """Signs console sessions, CSRF tokens and call-me links."""
-    users_file: Path = Path(".data/users.json")
+    users_file: Path | None = None
     """Console accounts (argon2 password hashes): `python -m console users add|remove|list`."""
 
     metrics_addr: str | None = None
@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     @property
     def callback_port(self) -> int:
         return int(self.callback_addr.rsplit(":", 1)[1])
+
+    @property
+    def users_path(self) -> Path:
+        """RALLYCALL_USERS_FILE, else `users.json` in the data dir (a stack with a data dir of its
+        own has accounts of its own)."""
+        return self.users_file or self.data_dir / "users.json"
 
     @property
     def mail_dir(self) -> Path:

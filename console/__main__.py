@@ -16,7 +16,7 @@ import os
 import sys
 
 from config import connect_temporal, refuse_dev_secrets, settings
-from console.auth import ROLES, AccountError, Users, users_file_of
+from console.auth import ROLES, AccountError, Users
 
 log = logging.getLogger("rallycall.console")
 
@@ -30,7 +30,7 @@ async def run_console() -> None:
     client = await connect_temporal()
     runner = await serve(build_app(client, config), *listen_address(config))
     log.info("console on %s, reached at %s; accounts in %s", config.console_addr, config.console_url,
-             users_file_of(config))  # fmt: skip
+             config.users_path)  # fmt: skip
     try:
         await asyncio.Event().wait()
     finally:
@@ -86,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "users":
-        return manage_users(Users(users_file_of(settings())), args)
+        return manage_users(Users(settings().users_path), args)
     try:
         asyncio.run(run_console())
     except KeyboardInterrupt:

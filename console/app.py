@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from config import Settings
 from console.access import access_middleware
-from console.auth import Users, users_file_of
+from console.auth import Users
 from console.pages import errors_middleware, refused_form, security_headers
 from console.routes import call_me, definitions, launch, report, runs, signin
 from console.sessions import SessionCodec, csrf_middleware, session_middleware
@@ -38,7 +38,7 @@ def build_app(client: Client, settings: Settings, users: Users | None = None) ->
         ]
     )
     state = ConsoleState(
-        client=client, settings=settings, users=users or Users(users_file_of(settings)), codec=codec
+        client=client, settings=settings, users=users or Users(settings.users_path), codec=codec
     )
     app[CONSOLE] = state
     for module in (signin, launch, runs, report, call_me, definitions):

@@ -19,8 +19,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field
 
-from config import Settings
-
 Role = Literal["viewer", "launcher", "procedure-manager", "administrator"]
 ROLES: tuple[Role, ...] = get_args(Role)
 LAUNCHING_ROLES: frozenset[Role] = frozenset({"launcher", "procedure-manager", "administrator"})
@@ -30,12 +28,6 @@ DEFINITION_ROLES: frozenset[Role] = frozenset({"procedure-manager", "administrat
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 """Account names double as `RallycallLaunchedBy` values, so they stay plain."""
 MIN_PASSWORD = 10
-
-
-def users_file_of(config: Settings) -> Path:
-    """RALLYCALL_USERS_FILE, else `users.json` in the data dir (so a stack with a data dir of
-    its own has accounts of its own)."""
-    return config.users_file if "users_file" in config.model_fields_set else config.data_dir / "users.json"
 
 
 class AccountError(ValueError):

@@ -22,7 +22,7 @@ from config import Settings, data_converter, temporal_target
 from console.app import build_app as console_app
 from console.app import listen_address
 from console.app import serve as serve_console
-from console.auth import Users, users_file_of
+from console.auth import Users
 from console.demo import demo_sign_in
 from localmail.server import Mailbox
 from stack.binaries import temporal_cli
@@ -103,7 +103,7 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
         await stack.enter_async_context(
             running_workers(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
         )
-        users = Users(users_file_of(config))
+        users = Users(config.users_path)
         console_demo = demo_sign_in(users)
         console = await serve_console(console_app(env.client, config, users), *listen_address(config))
         stack.push_async_callback(console.cleanup)

@@ -159,7 +159,7 @@ class Topology:
             "RALLYCALL_SMTP_PORT": str(config.smtp_port),
             "RALLYCALL_CONSOLE_URL": config.console_url,
             "RALLYCALL_CONSOLE_SECRET": config.console_secret,
-            "RALLYCALL_USERS_FILE": str(config.users_file),
+            "RALLYCALL_USERS_FILE": str(config.users_path),
             "RALLYCALL_UI_PORT": str(config.ui_port),
             **extra,
         }
