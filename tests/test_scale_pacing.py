@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench import population as pop
@@ -64,7 +63,7 @@ def settled(report: RunView) -> bool:
 
 async def second_worker(h: Harness, target: str) -> Client:
     """A worker needs a client of its own: one client cannot run two workers on one task queue."""
-    return await Client.connect(target, data_converter=pydantic_data_converter)
+    return await Client.connect(target, data_converter=h.client.data_converter)
 
 
 @pytest.fixture(scope="module")
