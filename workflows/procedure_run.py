@@ -99,7 +99,12 @@ class ProcedureRun:
         if self.plan.has_bridge:
             await self.keep_bridge_open(start)
         else:
-            await self.alerter.wait_until(workflow.now() + LATE_ANSWERS, "record answers that come too late")
+            with contextlib.suppress(asyncio.TimeoutError):  # `end` closes it sooner
+                await workflow.wait_condition(
+                    lambda: self.end_request is not None,
+                    timeout=LATE_ANSWERS,
+                    timeout_summary="record answers that come too late",
+                )
         await self.close()
         return self.roster.view()  # messages still retrying are moot: not awaited
 
