@@ -89,20 +89,21 @@ def red_button_for(contacts: Path, count: int) -> LaunchRequest:
 
 
 def test_250_at_one_call_per_second_cannot_keep_the_red_button_in_time(people: Path) -> None:
-    """At 1 call/s (one call every 1.1 s) the work round needs 250 x 1.1 s = 4 min 35 s: calls
-    start at +0, +1.1 ... +119.9 s (110 of them) before the +2:00 deadline; the other 140 are
-    not placed, and none of the 250 home calls due at +1:00 finds a slot."""
+    """At 1 call/s (one call every 1.1 s) the work round needs 250 x 1.1 s = 4 min 35 s: the first
+    call goes out at once, the next 1.1 s after it reaches the carrier (0.3 s later), so calls
+    start at +0, +1.4, +2.5 ... +119.1 s (109 of them) before the +2:00 deadline; the other 141
+    are not placed, and none of the 250 home calls due at +1:00 finds a slot."""
     plan = prepare(red_button_for(people, 250), settings(calls_per_second=1), pin="123456")
     with pytest.raises(OverCapacity) as refused:
         check_capacity(plan, settings(calls_per_second=1), force=False)
     (load,) = refused.value.loads
     work, home = load.rounds
-    assert (work.planned_calls, work.calls, work.not_alerted) == (250, 110, 140)
-    assert work.last_start is not None and work.last_start.total_seconds() == pytest.approx(119.9)
+    assert (work.planned_calls, work.calls, work.not_alerted) == (250, 109, 141)
+    assert work.last_start is not None and work.last_start.total_seconds() == pytest.approx(119.1)
     assert (home.planned_calls, home.calls, home.not_alerted) == (250, 0, 250)
     assert refused.value.problems == [
         "step 001: at 1 call/s (1 every 1.1 s) with nobody answering, the work phone round at +0:00 "
-        "needs 4 min 35 s for its 250 calls; 110 would be placed, the last at +1:59, 140 not alerted "
+        "needs 4 min 35 s for its 250 calls; 109 would be placed, the last at +1:59, 141 not alerted "
         "before the deadline at +2:00; the home phone round at +1:00 needs 4 min 35 s for its 250 "
         "calls, 250 not alerted before the deadline at +2:00",
         "launch anyway with --force",
@@ -124,7 +125,7 @@ async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warnin
         refusal = json.loads(output)
         assert refusal["error"] == "over_capacity"
         work, home = refusal["steps"][0]["rounds"]
-        assert (work["calls"], work["not_alerted"], home["not_alerted"]) == (110, 140, 250)
+        assert (work["calls"], work["not_alerted"], home["not_alerted"]) == (109, 141, 250)
         assert "needs 4 min 35 s for its 250 calls" in refusal["message"]
         assert error.startswith("error: cannot launch:"), "the words on stderr, stdout stays JSON"
         assert (await h.client.count_workflows()).count == before, "refused: no PIN, no run"

@@ -94,12 +94,6 @@ async def two_runs(
     return h, [first, second], reports
 
 
-@pytest.mark.xfail(
-    reason="bursts placed at once reach the carrier later than timer-paced ones (the slots travel back "
-    "through an activity and a workflow task), so the next burst can come < 1 s after them: "
-    "measured 4 calls in 0.98 s at 2 calls/s; see the issue 7 report",
-    strict=False,
-)
 async def test_two_runs_on_two_workers_never_exceed_the_accounts_calls_per_second(
     two_runs: tuple[Harness, list[Bridged], list[RunView]],
 ) -> None:

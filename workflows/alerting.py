@@ -39,6 +39,11 @@ CARRIER_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
+SLOT_LATE = timedelta(milliseconds=100)
+"""A slot's timer firing later than this missed its burst (see `domain.pacing`)."""
+SLOT_RETRIES = 3
+SLOT_LATE_CHECK = "fresh-slot-after-a-late-timer"
+"""workflow.patched: runs recorded before it placed a call whenever its timer fired."""
 RECONCILE = "reconcile-with-carrier"
 """workflow.patched: runs recorded before it never asked the carrier."""
 DROP_WHEN_CALL_ENDS = "drop-when-the-call-ends"
@@ -196,22 +201,38 @@ class Alerter:
         now = workflow.now()
         attempts = [self.roster.attempt_queued(a, a.address or "", now) for a in alerts]
         self.publish()
-        slots = await workflow.execute_activity_method(
-            PacingActivities.reserve_call_slots,
-            SlotRequest(count=len(alerts), calls_per_second=self.calls_per_second, not_after=deadline),
-            start_to_close_timeout=timedelta(seconds=10),
-            schedule_to_close_timeout=max(deadline - now, timedelta(seconds=10)),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2)
-            ),
-            summary=f"call slots for {len(alerts)}",
-        )
+        slots = await self.reserve_slots(len(alerts), deadline)
         await asyncio.gather(
             *(
                 self.call(step, alert, attempt.attempt_id, slot, deadline, wanted)
                 for alert, attempt, slot in zip(alerts, attempts, slots, strict=True)
             )
         )
+
+    async def reserve_slots(self, count: int, deadline: datetime) -> list[datetime | None]:
+        """Slots from the account's pacer: when each call may start, None past the deadline."""
+        return await workflow.execute_activity_method(
+            PacingActivities.reserve_call_slots,
+            SlotRequest(count=count, calls_per_second=self.calls_per_second, not_after=deadline),
+            start_to_close_timeout=timedelta(seconds=10),
+            schedule_to_close_timeout=max(deadline - workflow.now(), timedelta(seconds=10)),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2)
+            ),
+            summary=f"call slots for {count}",
+        )
+
+    async def wait_for_slot(self, slot: datetime | None, deadline: datetime) -> datetime | None:
+        """Until the slot; a slot whose timer fired late (a loaded server) went by: its call
+        would crowd the next burst at the carrier, so it takes a fresh one instead."""
+        for _ in range(SLOT_RETRIES):
+            if slot is None or slot <= workflow.now():
+                return slot  # at once: the pacer counted the way back to the run
+            await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+            if workflow.now() - slot <= SLOT_LATE or not workflow.patched(SLOT_LATE_CHECK):
+                return slot
+            slot = (await self.reserve_slots(1, deadline))[0]
+        return None
 
     def scheme_still_wants(self, step: StepPlan, alert: Alert) -> bool:
         return not self.over(step) and not self.roster.reached(step, alert.contact.id)
@@ -225,11 +246,10 @@ class Alerter:
         deadline: datetime,
         wanted: Callable[[Alert], bool],
     ) -> None:
+        slot = await self.wait_for_slot(slot, deadline)
         if slot is None:
             self.not_placed(attempt_id, "no call slot before the deadline (calls per second)")
             return
-        if slot > workflow.now():
-            await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
         if not wanted(alert):
             self.not_placed(attempt_id, "not needed any more when its slot came")
             return
