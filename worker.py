@@ -12,7 +12,7 @@ import signal
 from collections.abc import AsyncIterator
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.caller_index import CallerIndexActivities
 from activities.calls import CarrierActivities
@@ -27,6 +27,10 @@ from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
 from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
+
+ACTIVITY_SLOTS = 600
+ACTIVITY_POLLERS = 20
+WORKFLOW_POLLERS = 10
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -65,6 +69,11 @@ async def running_workers(
             pacing.reserve_call_slots,
             index.unregister_callers,
         ],
+        # activities wait on the carrier and the mail server, not the CPU: a round of 250 calls
+        # or 500 invitations starts at once instead of in waves of the SDK's default 100
+        max_concurrent_activities=ACTIVITY_SLOTS,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_POLLERS),
     )
     async with worker:
         yield

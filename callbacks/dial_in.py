@@ -19,10 +19,10 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
 from temporalio.client import (
@@ -59,6 +59,8 @@ MAX_HOLDS = 3
 INLINE_PATIENCE = 4.0
 """Seconds to retry a check within one webhook before asking the caller to hold."""
 HOLD_TOKEN_TTL = 120
+OFFER_FOR = 30.0
+"""Seconds a check keeps offering the PIN to its run, even after the caller stopped waiting."""
 PROMPT = "Welcome to the conference line. Please enter your {digits} digit conference PIN."
 RETRY = "That PIN is not valid. Please enter it again."
 WRONG_PIN_GOODBYE = "That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye."
@@ -79,6 +81,16 @@ def update_id(request: RejoinRequest, tries: int) -> str | None:
     """One update per prompt of a dial-in call: a check retried after a hold is the same
     update, so an earlier try the server still held is not applied twice."""
     return f"rejoin-{request.call_sid}-{tries}" if request.call_sid else None
+
+
+LEFT_RUNNING: set[asyncio.Future[Any]] = set()
+"""Checks a caller stopped waiting for, kept until they end (see `within_patience`)."""
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    LEFT_RUNNING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned check's failure is not an error of anyone's
 
 
 class Transient(Exception):
@@ -109,9 +121,7 @@ class DialIn:
     async def answer(self, call: InboundCall) -> str:
         """A call to the dial-in number: ask for the PIN (unless the number is turned away)."""
         try:
-            verdict = await asyncio.wait_for(
-                self.verdict(call.caller, await self.runs_of(call.caller)), self.patience
-            )
+            verdict, _ = await self.within_patience(self.guard(call.caller))
         except (Transient, TimeoutError):
             verdict = Verdict(allowed=True)  # the check after the digits asks again
         if not verdict.allowed:
@@ -123,7 +133,7 @@ class DialIn:
         """Digits keyed at the prompt (or carried over a hold): into the bridge, another try,
         hold, or goodbye."""
         try:
-            outcome = await asyncio.wait_for(self.decide(call, tries), self.patience)
+            outcome = await self.within_patience(self.decide(call, tries))
         except (Transient, TimeoutError):
             if holds >= MAX_HOLDS:
                 log.warning("PIN check for %s given up after %d holds", masked(call.caller), holds)
@@ -145,14 +155,25 @@ class DialIn:
             return self.carrier.say_goodbye(WRONG_PIN_GOODBYE)
         return self.carrier.ask_for_pin(urls.pin_url(self.public_url, tries + 1), RETRY, self.pin_digits)
 
+    async def within_patience(self, work: Coroutine[Any, Any, T]) -> T:
+        """The caller is on the line: give up waiting after `patience`, without waiting for the
+        work to notice (a Temporal call in flight may not stop at once). What it leaves running
+        is harmless: a rejoin retried later is the same update."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=self.patience)
+        if not done:
+            LEFT_RUNNING.add(task)
+            task.add_done_callback(_forget)
+            raise TimeoutError
+        return task.result()
+
     def refusal(self, reason: str | None) -> str:
         return LINE_BUSY_GOODBYE if reason == "line" else TOO_MANY_GOODBYE
 
     # --- the decision ------------------------------------------------------------------------
 
     async def decide(self, call: InboundCall, tries: int) -> Outcome:
-        runs = await self.runs_of(call.caller)
-        verdict = await self.verdict(call.caller, runs)
+        verdict, runs = await self.guard(call.caller)
         if not verdict.allowed:
             log.warning("dial-in from %s turned away (%s limit)", masked(call.caller), verdict.reason)
             return Outcome("refused", refused_by=verdict.reason)
@@ -160,6 +181,7 @@ class DialIn:
             return Outcome("wrong")
         holder = await self.lookup(conference_with_pin(self.client, self.secret, call.digits))
         if holder is None:
+            runs = runs if runs is not None else await self.runs_of(call.caller)
             await self.record_wrong_pin(call.caller, runs)
             verdict = await self.verdict(call.caller, runs)  # this one may have reached a limit
             return Outcome("wrong") if verdict.allowed else Outcome("refused", refused_by=verdict.reason)
@@ -170,10 +192,11 @@ class DialIn:
         """The run's answer; ten updates in flight (Temporal's limit per run) is retried."""
         handle = self.client.get_workflow_handle_for(ProcedureRun.run, run_id)
         delay = 0.02
-        while True:
+        give_up = asyncio.get_running_loop().time() + OFFER_FOR
+        while asyncio.get_running_loop().time() < give_up:
             try:
                 result = await handle.execute_update(
-                    ProcedureRun.rejoin, request, id=update_id(request, tries)
+                    ProcedureRun.rejoin, request, id=update_id(request, tries), rpc_timeout=self.rpc_timeout
                 )
             except WorkflowUpdateFailedError:
                 return Outcome("ended", run_id)  # the validator: the conference has ended
@@ -191,6 +214,7 @@ class DialIn:
                 log.info("dial-in from %s admitted to %s", masked(request.from_number), run_id)
                 return Outcome("admitted", run_id, result)
             return Outcome("wrong", run_id)
+        raise Transient("the run did not answer")
 
     async def still_running(self, run_id: str) -> bool:
         """A run that continued as new takes the update again; one that ended does not."""
@@ -205,6 +229,23 @@ class DialIn:
     def rpc_timeout(self) -> timedelta:
         """A query needs a worker: without one it would wait; the caller is on the line."""
         return timedelta(seconds=self.patience / 2)
+
+    async def guard(self, caller: str) -> tuple[Verdict, list[str] | None]:
+        """The guard's verdict, and the caller's runs if they had to be looked up. With no wrong
+        PIN in the last ten minutes no guard runs: a right PIN then costs no query at all
+        (asking whether the guard runs is answered by the server, not by a worker)."""
+        try:
+            description = await self.client.get_workflow_handle(guard_id(self.task_queue)).describe(
+                rpc_timeout=self.rpc_timeout
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return Verdict(allowed=True), None
+            raise Transient(exc.status.name) from exc
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return Verdict(allowed=True), None
+        runs = await self.runs_of(caller)
+        return await self.verdict(caller, runs), runs
 
     async def verdict(self, caller: str, runs: list[str]) -> Verdict:
         handle = self.client.get_workflow_handle_for(DialInGuard.run, guard_id(self.task_queue))

@@ -6,10 +6,11 @@ when a message is due. Emails get an HTML part from the layout in `templates/`.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
@@ -43,8 +44,19 @@ _TEXT = _environment(autoescape=False)
 _HTML = _environment(autoescape=True)
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """A run sends the same few texts to everyone: compile each once, not once per message."""
+    return _TEXT.from_string(source)
+
+
+@lru_cache(maxsize=1)
+def _layout() -> Template:
+    return _HTML.from_string((TEMPLATES_DIR / "email.html").read_text(encoding="utf-8"))
+
+
 def render(source: str, fields: dict[str, Any]) -> str:
-    return _TEXT.from_string(source).render(fields).strip()
+    return _compiled(source).render(fields).strip()
 
 
 class Outgoing(BaseModel):
@@ -65,8 +77,7 @@ class Outgoing(BaseModel):
 
 def email_html(subject: str, body: str) -> str:
     """The HTML part of an email: the layout in `templates/`, the text escaped into it."""
-    layout = (TEMPLATES_DIR / "email.html").read_text(encoding="utf-8")
-    return _HTML.from_string(layout).render(subject=subject, paragraphs=body.split("\n\n")).strip()
+    return _layout().render(subject=subject, paragraphs=body.split("\n\n")).strip()
 
 
 def fields_of(source: str) -> set[str]:

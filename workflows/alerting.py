@@ -51,6 +51,12 @@ DROP_WHEN_CALL_ENDS = "drop-when-the-call-ends"
 a drop learnt from the call's end (its leave lost, or told later) got no way back."""
 RING_GRACE = timedelta(seconds=3)
 """Past a call's ring time, how long its final callback may take before we ask the carrier."""
+PACER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=50),
+    backoff_coefficient=1.5,
+    maximum_interval=timedelta(seconds=1),
+)
+"""Many runs starting together meet the pacer's ten updates in flight: retry soon, not in seconds."""
 MAIL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(seconds=60),
@@ -216,9 +222,7 @@ class Alerter:
             SlotRequest(count=count, calls_per_second=self.calls_per_second, not_after=deadline),
             start_to_close_timeout=timedelta(seconds=10),
             schedule_to_close_timeout=max(deadline - workflow.now(), timedelta(seconds=10)),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=2)
-            ),
+            retry_policy=PACER_RETRY,
             summary=f"call slots for {count}",
         )
 
