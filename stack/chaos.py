@@ -2,9 +2,9 @@
 its own process) runs four conferences at once while it is broken on purpose, then the outside
 world's records are compared, person by person, with what each person was owed.
 
-    +0 s     conference A (10 people)              every 8-20 s   a worker killed (SIGKILL) at a
-    +40 s    conference B (10 people)                             random moment, restarted 0.5-8 s
-    +42 s    both callback servers down for 30 s                  later (--worker-kills, 24)
+    +0 s     conference A (10 people)              and throughout, from +5 s to +390 s: 24 worker
+    +40 s    conference B (10 people)              kills (SIGKILL, --worker-kills) at random moments
+    +42 s    both callback servers down for 30 s   (--seed), each back 0.5-8 s later
     +85 s    Temporal server killed, back 5 s later
     +100 s   the carrier answers 500 to everything for 60 s
     +170 s   conference C (10 people)
@@ -55,11 +55,12 @@ RING_SECONDS = 4.0
 """How long the simulated phones ring before their outcome."""
 HANGS_UP_AFTER = 8.0
 CALLS_PER_SECOND = 2.0
-SETTLE_WITHIN = 300.0
+SETTLE_WITHIN = 180.0
 """After the last fault, how long the outside world may take to see everything it is owed."""
 QUIET_AFTER = 20.0
-CHANNELS = ("work_calls", "home_calls", "pin_sms", "way_back_sms", "emails")
 """Once everything is seen, how long to keep looking for a late second copy."""
+RESTART_TRIES = 60
+CHANNELS = ("work_calls", "home_calls", "pin_sms", "way_back_sms", "emails")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ PATTERN = [
 """A conference's ten people: in the bridge at work, at home, dropped out, never reached."""
 CRISIS_TEAM = [Habit("answer", "answer"), Habit("no-answer", "answer"), Habit("busy", "no-answer"),
                Habit("answer", "answer", hangs_up=True)]  # fmt: skip
-"""Chloé-like #3 is never reached: the team's step falls short and the deputies are called."""
+"""The third is never reached: the team's step falls short and the deputies are called."""
 DEPUTIES = [Habit("answer", "answer"), Habit("no-answer", "answer"), Habit("busy", "machine"),
             Habit(None, "no-answer")]  # fmt: skip
 """Half of them (the step's 50 %) is reached only in the home round: every home call is placed."""
@@ -177,9 +178,9 @@ class Drill:
         )
 
     async def cli(self, *args: str) -> Any:
-        """`starter.py … --json`, as an operator runs it against the topology."""
+        """`starter.py …`, as an operator runs it against the topology; its JSON output."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "starter.py"), *args, "--json", cwd=self.topology.data_dir,
+            sys.executable, str(ROOT / "starter.py"), *args, cwd=self.topology.data_dir,
             env=self.environment(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await process.communicate()
@@ -193,10 +194,10 @@ class Drill:
             team, deputies = (",".join(p.id for p in group) for group in (run.people, run.deputies))
             launched = await self.cli("procedure", "launch", "crisis-with-deputies", "--field",
                                       f"body=Chaos drill {run.label}", "--field", f"Contacts.S001={team}",
-                                      "--field", f"Contacts.S002={deputies}")  # fmt: skip
+                                      "--field", f"Contacts.S002={deputies}", "--json")  # fmt: skip
         else:
             to = [f"--to={person.id}" for person in run.people]
-            launched = await self.cli("conference", *to, f"--welcome=Chaos drill {run.label}")
+            launched = await self.cli("conference", *to, f"--welcome=Chaos drill {run.label}", "--json")
         run.workflow_id = launched["workflow_id"]
         self.say(f"conference {run.label} launched: {run.workflow_id} ({len(run.everyone)} people)")
 
@@ -210,10 +211,23 @@ class Drill:
             for name in names:
                 await self.running.supervisor.kill(name)
             yield
-            await asyncio.gather(*(self.running.supervisor.restart(name) for name in names))
+            await asyncio.gather(*(self.restart(name) for name in names))
         finally:
             for lock in locks:
                 lock.release()
+
+    async def restart(self, name: str) -> None:
+        """Start it again as a process manager would: once more each second until it is healthy
+        (a worker started while Temporal is down exits at once)."""
+        for attempt in range(1, RESTART_TRIES + 1):
+            try:
+                await self.running.supervisor.restart(name)
+                return
+            except PieceFailed:
+                if attempt == RESTART_TRIES:
+                    raise
+                self.say(f"{name} exited while starting; started again")
+                await asyncio.sleep(1)
 
     async def outage(self, offset: float, names: list[str], seconds: float, what: str) -> None:
         await self.at(offset)
@@ -235,24 +249,24 @@ class Drill:
         )
 
     async def worker_kills(self, count: int, between: tuple[float, float]) -> None:
-        """`count` kills at random moments; each time a random worker that is up, back after a
-        random 0.5-8 s (two may be down together)."""
+        """`count` kills at random moments; each time a random worker that is up (both may be down
+        together), back after a random 0.5-8 s. With both down, the next kill takes the first one
+        back, as soon as it polls again."""
         moments = sorted(self.random.uniform(*between) for _ in range(count))
         workers = [name for name in self.running.supervisor.names() if name.startswith("worker-")]
         restarts: list[asyncio.Task[None]] = []
         for moment in moments:
             await self.at(moment)
             up = [name for name in workers if not self.locks.setdefault(name, asyncio.Lock()).locked()]
-            if not up:
-                continue
-            victim, pause = self.random.choice(up), self.random.uniform(0.5, 8.0)
-            self.counts["worker kills"] += 1
-            self.say(f"{victim} killed (SIGKILL {self.counts['worker kills']}), back in {pause:.1f} s")
-            restarts.append(asyncio.create_task(self.pause_worker(victim, pause)))
+            victim, pause = self.random.choice(up or workers), self.random.uniform(0.5, 8.0)
+            restarts.append(asyncio.create_task(self.kill_worker(victim, pause)))
+            await asyncio.sleep(0)  # it holds the worker's lock before the next choice
         await asyncio.gather(*restarts)
 
-    async def pause_worker(self, name: str, seconds: float) -> None:
+    async def kill_worker(self, name: str, seconds: float) -> None:
         async with self.down(name):
+            self.counts["worker kills"] += 1
+            self.say(f"{name} killed (SIGKILL {self.counts['worker kills']}), back in {seconds:.1f} s")
             await asyncio.sleep(seconds)
 
     def outside(self) -> Outside:
@@ -283,7 +297,7 @@ class Drill:
         for run in self.runs:
             assert run.workflow_id is not None
             room = await room_members(self.topology.simulator_url, run.workflow_id)
-            status = await self.cli("status", run.workflow_id)
+            status = await self.cli("status", run.workflow_id, "--json")
             in_status = {person["id"]: person["in_conference"] for person in status["people"]}
             tally.add(run.label, run.everyone, self.scenario, outside, room, in_status)
         return tally
