@@ -28,13 +28,17 @@ class Phones:
         self._journal = journal
 
     async def dial(self, call: Call, ring_timeout: str | None) -> None:
-        """Place an outbound call: `initiated` is told before the API answers, so a client whose
-        answer is lost still hears of the call; it then rings in the background."""
+        """Place an outbound call: `initiated` is told as the API answers (not after the client
+        got its answer: one whose answer is lost still hears of the call, and the answer does not
+        wait for the application's webhook, as with Twilio); it then rings in the background."""
         plan = self._scenario.plan(call.to)
         placed = {"sid": call.sid, "to": call.to, "from": call.sender, "behaviour": plan.answer}
         self._journal.record("call", {**placed, "twiml": call.twiml, "timeout": ring_timeout})
+        self._calls.start(call, self._initiate_and_ring(call, plan))
+
+    async def _initiate_and_ring(self, call: Call, plan: NumberPlan) -> None:
         await self._calls.report(call, "initiated")
-        self._calls.start(call, self._ring(call, plan))
+        await self._ring(call, plan)
 
     async def dial_in(
         self, number: str, voice_url: str, caller: str, keys: list[str], hangup_after_s: float | None
