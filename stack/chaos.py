@@ -355,10 +355,10 @@ async def drill(data_dir: Path, seed: int, worker_kills: int) -> int:
         summary(chaos, outside)
         await chaos.end_all()
     problems = tally.problems()
+    verdict = "NOTHING LOST, NOTHING TWICE" if not problems else f"LOST OR DOUBLED: {len(problems)}"
+    print(f"\nverdict: {verdict} ({len(tally.rows)} people, {len(runs)} runs)")
     for problem in problems:
         print(f"  {problem}")
-    print(f"\nverdict: {'NOTHING LOST, NOTHING TWICE' if not problems else f'{len(problems)} PROBLEMS'}"
-          f" ({len(tally.rows)} people, {len(runs)} runs)")  # fmt: skip
     return 0 if not problems else 1
 
 
