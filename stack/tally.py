@@ -9,7 +9,9 @@ checked, through the single column that quotes what `status` says.
 Expectations follow the CONFCALL scheme in a step with a bridge: the work phone, then the home
 phone if the work phone did not answer; the PIN by SMS and email at the step's end; the way
 back by SMS after each hang-up (`after_drop: sms`); in the bridge at the end if a call answered
-and that person did not hang up.
+and that person did not hang up. The way back is told from the PIN invitation by its opening,
+the plain `DEFAULT_WAY_BACK`: give the PIN SMS a personal field (`#{Contact.Name}`, as
+`stack.chaos.compressed_definitions` does), or the way back repeats the invitation's text.
 """
 
 from __future__ import annotations
@@ -51,9 +53,6 @@ class Person:
         entry = {"id": self.id, "name": self.name, "voice_pro": self.work, "voice_home": self.home,
                  "mobile": self.mobile, "email": self.email}  # fmt: skip
         return {key: value for key, value in entry.items() if value}
-
-    def numbers(self) -> set[str]:
-        return {number for number in (self.work, self.home) if number}
 
 
 @dataclass(frozen=True)
