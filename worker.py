@@ -59,6 +59,7 @@ async def running_workers(
         workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard],
         activities=[
             calls.place_call,
+            calls.place_calls,
             calls.hang_up,
             calls.end_conference,
             calls.send_sms,

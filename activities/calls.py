@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -42,6 +43,26 @@ class PlaceCall(BaseModel):
     """When the workflow decided to call: the lower bound when looking for an earlier try's call."""
     not_after: datetime
     """The step's deadline: a call that could only start later is not placed at all."""
+    earlier: Literal["none", "not-placed", "maybe-placed"] = "none"
+    """What the previous try of this attempt came to (a burst gives each call one try; the run
+    tries again in a later slot): one that may have placed the call is looked for first."""
+
+
+class PlaceCalls(BaseModel):
+    calls: list[PlaceCall]
+
+
+class CallResult(BaseModel):
+    """A call of a burst: placed (its ID) or refused (why, and whether it is worth retrying)."""
+
+    attempt_id: str
+    call_sid: str | None = None
+    error_type: str | None = None
+    """`DestinationRejected`, `CarrierMisconfigured`, `TooLate`, `CallOutcomeUnknown`."""
+    error: str | None = None
+    try_again: Literal["not-placed", "maybe-placed"] | None = None
+    """The carrier could not take it now (429, 5xx, network): worth another try in a later
+    slot, and whether this try may have placed it anyway."""
 
 
 class SendSms(BaseModel):
@@ -92,14 +113,71 @@ class CarrierActivities:
 
     @activity.defn
     async def place_call(self, request: PlaceCall) -> str:
-        """Call one destination: into the conference room (named after the workflow), or to
-        acknowledge or hear the step's message."""
+        """Call one destination (runs recorded before calls went out in bursts)."""
+        info = activity.info()
+        may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
+        try:
+            return await self._place(request, may_exist)
+        except CarrierError as exc:
+            if not exc.maybe_done:
+                activity.heartbeat(NOT_PLACED)
+            raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def place_calls(self, burst: PlaceCalls) -> list[CallResult]:
+        """A burst: the calls the pacer gave the same moment, dialled together, each with its own
+        result: placed, refused (and why), or to try again in a later slot (the carrier could not
+        take it now): one call's trouble never holds up another's. What each call came to is
+        kept in the heartbeat, so a try after a worker died dials only what is still open."""
+        info = activity.info()
+        kept: dict[str, Any] = dict(info.heartbeat_details[0]) if info.heartbeat_details else {}
+        results = {key: CallResult.model_validate(value) for key, value in kept.items()}
+
+        async def dial(request: PlaceCall) -> None:
+            if request.attempt_id in results:
+                return
+            this_try_may_be_second = info.attempt > 1 or request.earlier == "maybe-placed"
+            try:
+                sid = await self._place(request, may_exist=this_try_may_be_second)
+                result = CallResult(attempt_id=request.attempt_id, call_sid=sid)
+            except ApplicationError as exc:
+                result = CallResult(attempt_id=request.attempt_id, error_type=exc.type, error=exc.message)
+            except CarrierError as exc:
+                error = as_application_error(exc)
+                result = CallResult(attempt_id=request.attempt_id, error_type=error.type, error=error.message)
+                if exc.kind is FailureKind.TRANSIENT:
+                    result.try_again = "maybe-placed" if exc.maybe_done else "not-placed"
+            results[request.attempt_id] = result
+            activity.heartbeat({key: value.model_dump(mode="json") for key, value in results.items()})
+
+        await asyncio.gather(*(dial(request) for request in burst.calls))
+        return [results[request.attempt_id] for request in burst.calls]
+
+    async def _place(self, request: PlaceCall, may_exist: bool) -> str:
+        """One call: refused past its deadline; a call an earlier try may have placed is looked
+        for first. Raises CarrierError (what to do about it) or ApplicationError (refused)."""
         if datetime.now(UTC) >= request.not_after:
             raise ApplicationError("the step's deadline passed before the call could start", type="TooLate")
-        info = activity.info()
-        assert info.workflow_id, "calls are placed for a run's workflow"
-        run_id = info.workflow_id
-        call = OutboundCall(
+        run_id = activity.info().workflow_id
+        assert run_id, "calls are placed for a run's workflow"
+        call = self._outbound(request, run_id)
+        try:
+            earlier = await self._earlier_try(request, run_id) if may_exist else None
+            call_sid = earlier or await self._carrier.place_call(call)
+        except CarrierError as exc:
+            activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
+                1, {"kind": exc.kind.value}
+            )
+            raise
+        if not earlier:
+            activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
+                1, {"objective": request.objective}
+            )
+        return call_sid
+
+    def _outbound(self, request: PlaceCall, run_id: str) -> OutboundCall:
+        """Into the conference room (named after the run), or to acknowledge or hear the message."""
+        return OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
             bridge=(
@@ -121,23 +199,6 @@ class CarrierActivities:
                 self._public_url, urls.MACHINE_DETECTION, run=run_id, attempt=request.attempt_id
             ),
         )
-        try:
-            may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
-            earlier = await self._earlier_try(request, run_id) if may_exist else None
-            call_sid = earlier or await self._carrier.place_call(call)
-        except CarrierError as exc:
-            activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
-                1, {"kind": exc.kind.value}
-            )
-            if not exc.maybe_done:
-                activity.heartbeat(NOT_PLACED)
-            raise as_application_error(exc) from exc
-        if earlier:
-            return earlier
-        activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
-            1, {"objective": request.objective}
-        )
-        return call_sid
 
     async def _earlier_try(self, request: PlaceCall, run_id: str) -> str | None:
         """The call an earlier try made, whose answer was lost: the run knows it if its
@@ -148,7 +209,9 @@ class CarrierActivities:
                 "no Temporal client to ask the run", type="CallOutcomeUnknown", non_retryable=True
             )
         handle = self._client.get_workflow_handle(run_id)
-        known: AttemptCalls = await handle.query("attempt_calls", request.attempt_id, result_type=AttemptCalls)
+        known: AttemptCalls = await handle.query(
+            "attempt_calls", request.attempt_id, result_type=AttemptCalls
+        )
         if known.mine:
             return known.mine
         unexplained = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))

@@ -6,6 +6,7 @@ field, so the launcher can fix the file under pressure, and nothing starts until
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,14 @@ def to_e164(value: str) -> str:
 def masked(number: str) -> str:
     """A number as logs may show it: `+41******0101` (a whole number is personal data)."""
     return number[:3] + "*" * max(0, len(number) - 7) + number[-4:] if len(number) > 7 else "***"
+
+
+E164_IN_TEXT = re.compile(r"\+\d{7,15}")
+
+
+def masked_text(text: str) -> str:
+    """Any number in `text` masked (a contact given as a raw number has it for an id)."""
+    return E164_IN_TEXT.sub(lambda found: masked(found.group()), text)
 
 
 def is_mobile(e164: str) -> bool:

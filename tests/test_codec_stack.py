@@ -52,9 +52,10 @@ SCENARIO = {
     "numbers": {"+41215550101": "answer", "+41215550112": "answer", "+41215550114": "answer"},
     "faults": {"+41215550103": ["21614"]},  # Chloé's work phone: refused by the carrier
 }
-CLEAR_BY_DESIGN = r"searchAttributes|indexedFields|patch-data"
-"""Search attributes (indexed, so never encoded) and `workflow.patched` markers (the SDK writes
-the patch's name, ours are code words)."""
+CLEAR_BY_DESIGN = r"searchAttributes|indexedFields|patch-data|markerRecordedEventAttributes\.details\.data\."
+"""Search attributes (indexed, so never encoded), `workflow.patched` markers (the SDK writes the
+patch's name, ours are code words) and local activities' bookkeeping (sequence, attempt, times,
+activity type: the SDK writes it unencoded; the local activity's result is encrypted)."""
 OPERATOR = "operator7"
 """RallycallLaunchedBy: the operator's login stays in clear, the console and `list` filter on it."""
 

@@ -24,11 +24,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import NON_RETRYABLE, CarrierActivities, CarrierQuestion, PlaceCall, SendSms
+    from activities.calls import (
+        NON_RETRYABLE,
+        CallResult,
+        CarrierActivities,
+        CarrierQuestion,
+        PlaceCall,
+        PlaceCalls,
+        SendSms,
+    )
     from activities.mail import MailActivities, SendEmail
     from activities.pacing import PacingActivities
-    from domain.contacts import Contact
+    from domain.contacts import Contact, masked_text
     from domain.messages import Outgoing
+    from domain.pacing import MIN_WAIT
     from domain.plan import Alert, Round, RunPlan, StepPlan
     from domain.roster import Roster
     from domain.run_view import MEDIUM_LABELS, Channel, Purpose
@@ -42,7 +51,14 @@ CARRIER_RETRY = RetryPolicy(
 SLOT_LATE = timedelta(milliseconds=100)
 """A slot's timer firing later than this missed its burst (see `domain.pacing`)."""
 SLOT_RETRIES = 3
+AT_ONCE = MIN_WAIT / 2
+"""A slot this close is one to use at once: the pacer gives no later slot closer than MIN_WAIT,
+and its clock may be ahead of this run's (a workflow's time stands still during its task)."""
 SLOT_LATE_CHECK = "fresh-slot-after-a-late-timer"
+LOCAL_LOOKUPS = "pacer-and-carrier-lookups-as-local-activities"
+"""workflow.patched: runs recorded before it asked the pacer and the carrier with activity tasks."""
+BURSTS = "calls-in-bursts"
+"""workflow.patched: runs recorded before it placed each call with an activity and a timer of its own."""
 """workflow.patched: runs recorded before it placed a call whenever its timer fired."""
 RECONCILE = "reconcile-with-carrier"
 """workflow.patched: runs recorded before it never asked the carrier."""
@@ -83,6 +99,9 @@ class Alerter:
         self.publish = publish
         self.carrier_refused = False
         self.tasks: list[asyncio.Task[None]] = []
+        self.burst: list[tuple[PlaceCall, asyncio.Future[CallResult], str]] = []
+        """Calls due in this moment, gathered into one activity (see `dial`)."""
+        self.slot_timers: dict[datetime, asyncio.Future[None]] = {}
         """Rounds, calls and messages run as tasks, so the timeline never waits for a slow
         carrier or mail server; kept so they live on, and so a run can wait for them."""
 
@@ -128,14 +147,24 @@ class Alerter:
             return
         asked_at = workflow.now()
         try:
-            truth = await workflow.execute_activity_method(
-                CarrierActivities.carrier_truth,
-                question,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(minutes=1),
-                retry_policy=CARRIER_RETRY,
-                summary="ask the carrier what callbacks may have missed",
-            )
+            if workflow.patched(LOCAL_LOOKUPS):  # a read: no task-queue round trip before the round
+                truth = await workflow.execute_local_activity_method(
+                    CarrierActivities.carrier_truth,
+                    question,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=1),
+                    retry_policy=CARRIER_RETRY,
+                    summary="ask the carrier what callbacks may have missed",
+                )
+            else:
+                truth = await workflow.execute_activity_method(
+                    CarrierActivities.carrier_truth,
+                    question,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    schedule_to_close_timeout=timedelta(minutes=1),
+                    retry_policy=CARRIER_RETRY,
+                    summary="ask the carrier what callbacks may have missed",
+                )
         except ActivityError as err:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
@@ -216,12 +245,24 @@ class Alerter:
         )
 
     async def reserve_slots(self, count: int, deadline: datetime) -> list[datetime | None]:
-        """Slots from the account's pacer: when each call may start, None past the deadline."""
+        """Slots from the account's pacer: when each call may start, None past the deadline. A
+        local activity (no task-queue round trip): a lost answer only wastes slots."""
+        request = SlotRequest(count=count, calls_per_second=self.calls_per_second, not_after=deadline)
+        timeout = max(deadline - workflow.now(), timedelta(seconds=10))
+        if workflow.patched(LOCAL_LOOKUPS):
+            return await workflow.execute_local_activity_method(
+                PacingActivities.reserve_call_slots,
+                request,
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timeout,
+                retry_policy=PACER_RETRY,
+                summary=f"call slots for {count}",
+            )
         return await workflow.execute_activity_method(
             PacingActivities.reserve_call_slots,
-            SlotRequest(count=count, calls_per_second=self.calls_per_second, not_after=deadline),
+            request,
             start_to_close_timeout=timedelta(seconds=10),
-            schedule_to_close_timeout=max(deadline - workflow.now(), timedelta(seconds=10)),
+            schedule_to_close_timeout=timeout,
             retry_policy=PACER_RETRY,
             summary=f"call slots for {count}",
         )
@@ -230,13 +271,60 @@ class Alerter:
         """Until the slot; a slot whose timer fired late (a loaded server) went by: its call
         would crowd the next burst at the carrier, so it takes a fresh one instead."""
         for _ in range(SLOT_RETRIES):
-            if slot is None or slot <= workflow.now():
+            if slot is None or slot <= workflow.now() + AT_ONCE:
                 return slot  # at once: the pacer counted the way back to the run
-            await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+            await self.sleep_until(slot)
             if workflow.now() - slot <= SLOT_LATE or not workflow.patched(SLOT_LATE_CHECK):
                 return slot
             slot = (await self.reserve_slots(1, deadline))[0]
         return None
+
+    async def sleep_until(self, slot: datetime) -> None:
+        """The calls of one burst share one timer (250 calls, one timer, not 250)."""
+        if not workflow.patched(BURSTS):
+            await workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+            return
+        timer = self.slot_timers.get(slot)
+        if timer is None:
+            timer = asyncio.ensure_future(
+                workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+            )
+            self.slot_timers[slot] = timer
+            timer.add_done_callback(lambda _: self.slot_timers.pop(slot, None))
+        await asyncio.shield(timer)
+
+    async def dial(self, request: PlaceCall, summary: str) -> CallResult:
+        """Calls whose slot comes in the same moment go out together, in one activity: a round
+        of 250 reaches the carrier at once instead of through 250 activity tasks."""
+        placed: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        self.burst.append((request, placed, summary))
+        if len(self.burst) == 1:
+            self.background(self.send_burst())
+        return await placed
+
+    async def send_burst(self) -> None:
+        await asyncio.sleep(0)  # the other calls of this moment join first
+        burst, self.burst = self.burst, []
+        requests = [request for request, _, _ in burst]
+        names = ", ".join(summary for _, _, summary in burst[:3]) + (
+            f" +{len(burst) - 3}" if len(burst) > 3 else ""
+        )
+        latest = max(request.not_after for request in requests)
+        try:
+            results = await workflow.execute_activity_method(
+                CarrierActivities.place_calls,
+                PlaceCalls(calls=requests),
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=max(latest - workflow.now(), timedelta(seconds=1)),
+                retry_policy=CARRIER_RETRY,
+                summary=f"{len(burst)} call(s): {names}"[:200],
+            )
+        except ActivityError as err:
+            for _, placed, _ in burst:
+                placed.set_exception(err)
+            return
+        for (_, placed, _), result in zip(burst, results, strict=True):
+            placed.set_result(result)
 
     def scheme_still_wants(self, step: StepPlan, alert: Alert) -> bool:
         return not self.over(step) and not self.roster.reached(step, alert.contact.id)
@@ -250,44 +338,82 @@ class Alerter:
         deadline: datetime,
         wanted: Callable[[Alert], bool],
     ) -> None:
-        slot = await self.wait_for_slot(slot, deadline)
-        if slot is None:
-            self.not_placed(attempt_id, "no call slot before the deadline (calls per second)")
-            return
-        if not wanted(alert):
-            self.not_placed(attempt_id, "not needed any more when its slot came")
-            return
-        if self.carrier_refused:
-            self.not_placed(attempt_id, "the carrier refused our configuration")
-            return
-        request = PlaceCall(
-            attempt_id=attempt_id,
-            to=alert.address or "",
-            caller_id=self.plan.dial_in_number,
-            objective=step.objective,
-            message=step.message,
-            record=self.plan.record,
-            ring_timeout=self.plan.scheme_for(step, alert.contact).ring_timeout,
-            queued_at=workflow.now(),
-            not_after=deadline,
-        )
+        """Place one call in its slot; if the carrier cannot take it now, again in a later slot
+        after a pause, until the deadline."""
+        request: PlaceCall | None = None
+        pause = CARRIER_RETRY.initial_interval
+        while True:
+            slot = await self.wait_for_slot(slot, deadline)
+            if slot is None:
+                self.not_placed(attempt_id, "no call slot before the deadline (calls per second)")
+                return
+            if not wanted(alert):
+                self.not_placed(attempt_id, "not needed any more when its slot came")
+                return
+            if self.carrier_refused:
+                self.not_placed(attempt_id, "the carrier refused our configuration")
+                return
+            request = request or PlaceCall(
+                attempt_id=attempt_id,
+                to=alert.address or "",
+                caller_id=self.plan.dial_in_number,
+                objective=step.objective,
+                message=step.message,
+                record=self.plan.record,
+                ring_timeout=self.plan.scheme_for(step, alert.contact).ring_timeout,
+                queued_at=workflow.now(),
+                not_after=deadline,
+            )
+            result = await self.place(request, f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}")
+            if result.try_again is None or workflow.now() + pause >= deadline:
+                self.record_call(result)
+                self.publish()
+                return
+            await workflow.sleep(pause, summary="the carrier could not take the call: try again")
+            pause = min(pause * 2, CARRIER_RETRY.maximum_interval or pause)
+            request = request.model_copy(
+                update={
+                    "earlier": "maybe-placed"
+                    if "maybe-placed" in (request.earlier, result.try_again)
+                    else "not-placed"
+                }
+            )
+            slot = (await self.reserve_slots(1, deadline))[0]
+
+    async def place(self, request: PlaceCall, summary: str) -> CallResult:
+        """One try: in this moment's burst (runs recorded before bursts: an activity of its own,
+        which retries by itself)."""
         try:
+            if workflow.patched(BURSTS):
+                return await self.dial(request, summary)
             call_sid = await workflow.execute_activity_method(
                 CarrierActivities.place_call,
                 request,
                 start_to_close_timeout=timedelta(seconds=20),
-                schedule_to_close_timeout=max(deadline - workflow.now(), timedelta(seconds=1)),
+                schedule_to_close_timeout=max(request.not_after - workflow.now(), timedelta(seconds=1)),
                 retry_policy=CARRIER_RETRY,
-                summary=f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}",
+                summary=summary,
             )
-            self.roster.call_placed(attempt_id, call_sid, workflow.now())
+            return CallResult(attempt_id=request.attempt_id, call_sid=call_sid)
         except ActivityError as err:
-            if _error_type(err) == "TooLate" or _timed_out(err):
-                self.roster.not_placed(attempt_id, "the deadline passed first", workflow.now())
-            else:
-                self.roster.attempt_failed(attempt_id, failure_message(err), workflow.now())
-                self.notice_carrier_refusal(err)
-        self.publish()
+            timed_out = _error_type(err) == "TooLate" or _timed_out(err)
+            return CallResult(
+                attempt_id=request.attempt_id,
+                error_type="TooLate" if timed_out else _error_type(err),
+                error=failure_message(err),
+            )
+
+    def record_call(self, result: CallResult) -> None:
+        now = workflow.now()
+        if result.call_sid:
+            self.roster.call_placed(result.attempt_id, result.call_sid, now)
+        elif result.error_type == "TooLate":
+            self.roster.not_placed(result.attempt_id, "the deadline passed first", now)
+        else:
+            workflow.logger.warning("call %s not placed: %s", masked_text(result.attempt_id), result.error)
+            self.roster.attempt_failed(result.attempt_id, result.error or "not placed", now)
+            if result.error_type == "CarrierMisconfigured":
+                self.refused_by_carrier(result.error or "")
 
     def not_placed(self, attempt_id: str, reason: str) -> None:
         self.roster.not_placed(attempt_id, reason, workflow.now())
@@ -404,12 +530,15 @@ class Alerter:
         return True
 
     def notice_carrier_refusal(self, err: ActivityError) -> None:
+        if _error_type(err) == "CarrierMisconfigured":
+            assert isinstance(err.cause, ApplicationError)
+            self.refused_by_carrier(err.cause.message)
+
+    def refused_by_carrier(self, message: str) -> None:
         """Credentials or caller ID refused: no call or SMS can work until someone fixes them,
         so the scheme stops using the carrier (email still goes out) and says so loudly."""
-        if _error_type(err) == "CarrierMisconfigured":
-            self.carrier_refused = True
-            assert isinstance(err.cause, ApplicationError)
-            self.roster.problem(f"the carrier refused our configuration: {err.cause.message}")
+        self.carrier_refused = True
+        self.roster.problem(f"the carrier refused our configuration: {message}")
 
 
 def _error_type(err: ActivityError) -> str | None:
