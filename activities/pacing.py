@@ -10,8 +10,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.pacing import Bursts
-from workflows.call_pacer import CallPacer, SlotRequest, pacer_id
+from workflows.call_pacer import CallPacer, PacerState, SlotRequest, pacer_id
 
 
 class PacingActivities:
@@ -21,20 +20,20 @@ class PacingActivities:
 
     @activity.defn
     async def reserve_call_slots(self, request: SlotRequest) -> list[datetime | None]:
-        """Slots for `count` calls. Safe to retry: slots a lost answer reserved are merely
-        wasted, never shared."""
+        """Slots for `count` calls. Safe to retry: the pacer gives a request it has seen (its
+        `request_id`) the slots it gave it before."""
         handle = self._client.get_workflow_handle_for(CallPacer.run, pacer_id(self._task_queue))
         try:
-            return await handle.execute_update(CallPacer.reserve, request)
+            return await handle.execute_update(CallPacer.reserve, request, id=request.request_id or None)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
         await self._client.start_workflow(
             CallPacer.run,
-            Bursts(),
+            PacerState(),
             id=pacer_id(self._task_queue),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary="Call pacer: slots for outbound calls across all runs",
         )
-        return await handle.execute_update(CallPacer.reserve, request)
+        return await handle.execute_update(CallPacer.reserve, request, id=request.request_id or None)

@@ -62,6 +62,9 @@ BURSTS = "calls-in-bursts"
 """workflow.patched: runs recorded before it placed a call whenever its timer fired."""
 RECONCILE = "reconcile-with-carrier"
 """workflow.patched: runs recorded before it never asked the carrier."""
+DROP_WHEN_UNHEARD = "drop-when-answered-unheard"
+"""workflow.patched: runs recorded before it recorded a call answered and ended while every
+callback of it was lost as answered only, and gave that person no way back."""
 DROP_WHEN_CALL_ENDS = "drop-when-the-call-ends"
 """workflow.patched: runs recorded before it saw a drop only in the room's own leave callback, so
 a drop learnt from the call's end (its leave lost, or told later) got no way back."""
@@ -99,11 +102,14 @@ class Alerter:
         self.publish = publish
         self.carrier_refused = False
         self.tasks: list[asyncio.Task[None]] = []
+        """Rounds, calls and messages run as tasks, so the timeline never waits for a slow
+        carrier or mail server; kept so they live on, and so a run can wait for them."""
         self.burst: list[tuple[PlaceCall, asyncio.Future[CallResult], str]] = []
         """Calls due in this moment, gathered into one activity (see `dial`)."""
         self.slot_timers: dict[datetime, asyncio.Future[None]] = {}
-        """Rounds, calls and messages run as tasks, so the timeline never waits for a slow
-        carrier or mail server; kept so they live on, and so a run can wait for them."""
+        """One timer per slot moment, shared by the calls of that burst."""
+        self.slot_requests = 0
+        """Numbers this run's requests to the pacer: a retried request names the same one."""
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.append(asyncio.create_task(work))
@@ -169,7 +175,10 @@ class Alerter:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
         drops = workflow.patched(DROP_WHEN_CALL_ENDS)
-        for call_sid in self.roster.carrier_truth(truth, asked_at, workflow.now(), drop_if_in_bridge=drops):
+        unheard = workflow.patched(DROP_WHEN_UNHEARD)
+        for call_sid in self.roster.carrier_truth(
+            truth, asked_at, workflow.now(), drop_if_in_bridge=drops, drop_if_unheard=unheard
+        ):
             self.background(self.hang_up_quietly(call_sid))
         self.publish()
 
@@ -246,8 +255,15 @@ class Alerter:
 
     async def reserve_slots(self, count: int, deadline: datetime) -> list[datetime | None]:
         """Slots from the account's pacer: when each call may start, None past the deadline. A
-        local activity (no task-queue round trip): a lost answer only wastes slots."""
-        request = SlotRequest(count=count, calls_per_second=self.calls_per_second, not_after=deadline)
+        local activity (no task-queue round trip), named so that its retries get the same slots."""
+        self.slot_requests += 1
+        info = workflow.info()
+        request = SlotRequest(
+            count=count,
+            calls_per_second=self.calls_per_second,
+            not_after=deadline,
+            request_id=f"{info.workflow_id}/{info.run_id}/{self.slot_requests}",
+        )
         timeout = max(deadline - workflow.now(), timedelta(seconds=10))
         if workflow.patched(LOCAL_LOOKUPS):
             return await workflow.execute_local_activity_method(

@@ -20,6 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.pacing import Bursts
 
 IDLE_FOR = timedelta(minutes=10)
+REMEMBER = timedelta(minutes=10)
+"""How long a request's slots are kept for its retries: longer than any retry of a request
+whose slots are still of use (a step's deadline is minutes away)."""
 UPDATES_PER_RUN = 1_000
 """Continue as new well before Temporal's 2,000 updates per run."""
 
@@ -34,18 +37,49 @@ class SlotRequest(BaseModel):
     calls_per_second: float = Field(gt=0)
     not_after: datetime
     """A slot at or after this moment is useless (the step's deadline): none is given."""
+    request_id: str = ""
+    """Names the request across retries: the same ID gets the same slots again, so a retry
+    after a crash (its first try's answer lost) does not spend the account's slots twice."""
+
+
+class Given(BaseModel):
+    """The slots a request got, kept for its retries: runs of equal slots, so a round of 250
+    calls in two bursts is two entries, not 250."""
+
+    at: datetime
+    runs: list[tuple[datetime | None, int]]
+
+    @classmethod
+    def of(cls, at: datetime, slots: list[datetime | None]) -> Given:
+        runs: list[tuple[datetime | None, int]] = []
+        for slot in slots:
+            if runs and runs[-1][0] == slot:
+                runs[-1] = (slot, runs[-1][1] + 1)
+            else:
+                runs.append((slot, 1))
+        return cls(at=at, runs=runs)
+
+    def slots(self) -> list[datetime | None]:
+        return [slot for slot, count in self.runs for _ in range(count)]
+
+
+class PacerState(Bursts):
+    """What the pacer carries across continue-as-new: the latest burst, and what recent requests
+    got. (A `Bursts` from a pacer started before requests were named reads as one.)"""
+
+    given: dict[str, Given] = Field(default_factory=dict)
 
 
 @workflow.defn
 class CallPacer:
     @workflow.init
-    def __init__(self, bursts: Bursts) -> None:
-        self.bursts = bursts
+    def __init__(self, state: PacerState) -> None:
+        self.state = state
         self.reservations = 0
         self.last_reservation = workflow.now()
 
     @workflow.run
-    async def run(self, bursts: Bursts) -> None:
+    async def run(self, state: PacerState) -> None:
         """Lives while calls are being placed; continues as new before its update budget runs
         out, and ends after ten idle minutes (the next reservation starts it again)."""
         while True:
@@ -57,7 +91,7 @@ class CallPacer:
                 )
             if self.reservations >= UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self.bursts)
+                workflow.continue_as_new(self.state)
             if workflow.now() - self.last_reservation >= IDLE_FOR:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return
@@ -65,7 +99,16 @@ class CallPacer:
     @workflow.update
     def reserve(self, request: SlotRequest) -> list[datetime | None]:
         """When each of `count` calls may start, or None for each that could only start at or
-        after `not_after`. Given slots are spent even if unused: pacing errs on the safe side."""
+        after `not_after`. Given slots are spent even if unused: pacing errs on the safe side.
+        A request seen before (its `request_id`) gets what it got then."""
+        now = workflow.now()
         self.reservations += 1
-        self.last_reservation = workflow.now()
-        return self.bursts.take(workflow.now(), request.count, request.calls_per_second, request.not_after)
+        self.last_reservation = now
+        given = {key: g for key, g in self.state.given.items() if now - g.at < REMEMBER}
+        self.state.given = given
+        if request.request_id in given:
+            return given[request.request_id].slots()
+        slots = self.state.take(now, request.count, request.calls_per_second, request.not_after)
+        if request.request_id:
+            given[request.request_id] = Given.of(now, slots)
+        return slots
