@@ -401,16 +401,33 @@ class Roster:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
 
     def carrier_truth(
-        self, truth: CarrierTruth, asked_at: datetime, at: datetime, *, drop_if_in_bridge: bool = False
+        self,
+        truth: CarrierTruth,
+        asked_at: datetime,
+        at: datetime,
+        *,
+        drop_if_in_bridge: bool = False,
+        drop_if_unheard: bool = False,
     ) -> list[str]:
         """Correct the roster with what the carrier said when asked; returns calls to hang up
         (machines, calls answered after the run ended), as callbacks would have. A leg whose
-        join or leave we heard of after asking keeps what we heard: it is newer."""
+        join or leave we heard of after asking keeps what we heard: it is newer.
+        `drop_if_unheard`: a bridge call answered by a person and ended while we heard nothing
+        of it is a drop. A Call resource does not say whether it reached the bridge; the way
+        back errs on the side of the person (it also reaches one who hung up during the welcome)."""
         by_sid = {a.call_sid: a for _, a in self._attempts.values() if a.call_sid}
         unwanted = []
         for call in truth.calls:
             attempt = by_sid.get(call.call_sid)
             if attempt is None:
+                continue
+            if drop_if_unheard and self._ended_unheard(attempt, call.status, call.answered_by):
+                person = self._attempts[attempt.attempt_id][0]
+                self.call_progress(
+                    CallProgress(attempt_id=attempt.attempt_id, call_sid=call.call_sid, status=call.status),
+                    at,
+                )
+                self._note_drop(person, call.call_sid, None)
                 continue
             progress = CallProgress(
                 attempt_id=attempt.attempt_id,
@@ -536,6 +553,17 @@ class Roster:
     def _note_if_late(self, person: PersonView, step_number: str) -> None:
         if self.state.steps[step_number].ended_at is not None and step_number not in person.too_late:
             person.too_late.append(step_number)
+
+    def _ended_unheard(self, attempt: CallAttempt, status: str, answered_by: str | None) -> bool:
+        """Answered by a person and over, on a bridge step, and we heard neither the answer nor
+        the bridge: every callback of the call was lost."""
+        return (
+            status == "completed"
+            and not (answered_by or "").startswith("machine")
+            and attempt.outcome == "pending"
+            and attempt.call_sid not in self.state.legs_heard_at
+            and self.plan.step(_step_of(attempt.attempt_id)).has_bridge
+        )
 
     def _note_drop(self, person: PersonView, leg: str, reason: str | None) -> None:
         """Out of the bridge without us ending it (their line dropped, or they hung up): they

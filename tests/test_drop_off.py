@@ -102,3 +102,34 @@ async def test_a_drop_whose_callbacks_are_lost_gets_the_way_back_all_the_same(
         await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
         final = await h.handle(launched).result()
         assert final.person("alice").drops == 1, "one drop, one way back"
+
+
+async def test_a_call_answered_and_ended_while_no_callback_got_through_gets_the_way_back(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    """Every callback of her call is lost: its answer, her join, her leave, its end (`make chaos`
+    found this with both callback servers down). The carrier says only that a person answered
+    and the call is over; whether she had been in the bridge nobody can say, so she gets the way
+    back at once rather than the PIN at the deadline."""
+    async with harness(dev_env.client, tmp_path, contacts_file, DROPS_AFTER) as h, h.worker():
+        await open_fault_windows(h.simulator_url, webhooks_paused_for_s=3)
+        launched = await h.launch(
+            "alice", "bruno", definitions=confcall_in_seconds(home_after=5, deadline=10)
+        )
+        view = await eventually(
+            lambda: h.roster(launched), lambda r: r.person("alice").drops == 1, seconds=15
+        )
+        lost = {e["event"] for e in h.carrier_entries("webhook-lost")}
+        assert {"participant-join", "participant-leave", "call completed"} <= lost, "nobody told the run"
+        alice = view.person("alice")
+        assert alice.attempts[0].outcome == "answered" and not alice.in_conference
+        await eventually(
+            lambda: h.roster(launched),
+            lambda r: (
+                [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
+            ),
+        )
+        assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
+        final = await h.handle(launched).result()
+        assert final.person("alice").drops == 1, "one drop, one way back"

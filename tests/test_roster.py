@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from domain.contacts import Contact
-from domain.events import BridgeUpdate, CallProgress, RejoinRequest
+from domain.events import BridgeUpdate, CallProgress, CallTruth, CarrierTruth, RejoinRequest
 from domain.plan import RunPlan, SchemeMedium, SchemePlan, StepPlan
 from domain.roster import Roster, RosterState
 
@@ -125,3 +125,34 @@ def test_the_roster_state_survives_a_continue_as_new() -> None:
     assert again.person("ann").in_conference
     again.bridge_event(BridgeUpdate(kind="leave", conference_sid="CF1", call_sid="CA1"), T0)
     assert not again.person("ann").in_conference, "the leg CA1 is still known as ann's"
+
+
+def test_a_call_answered_and_ended_while_every_callback_was_lost_is_a_drop() -> None:
+    """The carrier says the call was answered by a person and is over; we heard nothing of it.
+    Whether it had reached the bridge nobody can say: the person gets the way back."""
+    book = roster()
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
+    book.call_placed(attempt.attempt_id, "CA1", T0)
+    truth = CarrierTruth(calls=[CallTruth(call_sid="CA1", status="completed", answered_by="human")])
+    asked = T0 + timedelta(seconds=40)
+    book.carrier_truth(truth, asked, asked, drop_if_in_bridge=True, drop_if_unheard=True)
+    assert attempt.outcome == "answered" and not book.person("ann").in_conference
+    assert book.person("ann").drops == 1 and book.take_drops() == ["ann"]
+    book.carrier_truth(truth, asked, asked, drop_if_in_bridge=True, drop_if_unheard=True)
+    assert book.take_drops() == [], "asked again: still one drop"
+
+
+def test_an_unheard_call_a_machine_answered_or_one_we_heard_of_is_no_drop() -> None:
+    book = roster()
+    machine, heard = (book.attempt_queued(WORK_CALL, "+41215550101", T0) for _ in range(2))
+    book.call_placed(machine.attempt_id, "CA1", T0)
+    book.call_placed(heard.attempt_id, "CA2", T0)
+    book.call_progress(CallProgress(attempt_id=heard.attempt_id, call_sid="CA2", status="in-progress"), T0)
+    truth = CarrierTruth(
+        calls=[
+            CallTruth(call_sid="CA1", status="completed", answered_by="machine_start"),
+            CallTruth(call_sid="CA2", status="completed", answered_by="human"),
+        ]
+    )
+    book.carrier_truth(truth, T0, T0, drop_if_in_bridge=True, drop_if_unheard=True)
+    assert book.take_drops() == [], "a machine is nobody; an answer we heard without a join is no drop"
