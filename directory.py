@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -27,8 +28,16 @@ def caller_key(number: str, secret: str) -> str:
     return _digest(secret, number, 32)
 
 
-async def conference_with_pin(client: Client, secret: str, pin: str) -> str | None:
-    """The running run holding this PIN, if any."""
+@dataclass(frozen=True)
+class PinHolder:
+    run_id: str
+    running: bool
+    """False: the PIN was this run's and the run has ended (its lease is kept for Temporal's
+    retention period), so a caller keying it is late, not guessing."""
+
+
+async def pin_holder(client: Client, secret: str, pin: str) -> PinHolder | None:
+    """The run holding this PIN, or that held it last; None if no run ever did (lately)."""
     handle = client.get_workflow_handle(pin_lease_id(pin, secret))
     try:
         description = await handle.describe()
@@ -36,9 +45,14 @@ async def conference_with_pin(client: Client, secret: str, pin: str) -> str | No
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        return None
-    return await description.memo_value("conference", type_hint=str)
+    run_id = await description.memo_value("conference", type_hint=str)
+    return PinHolder(run_id, description.status == WorkflowExecutionStatus.RUNNING)
+
+
+async def conference_with_pin(client: Client, secret: str, pin: str) -> str | None:
+    """The running run holding this PIN, if any."""
+    holder = await pin_holder(client, secret, pin)
+    return holder.run_id if holder and holder.running else None
 
 
 async def conferences_of_caller(

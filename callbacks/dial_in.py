@@ -3,7 +3,8 @@
     ask the guard       a number (or a run's numbers, or the whole line) with too many wrong
                         PINs in ten minutes is turned away before any PIN is checked
     find the run        by the PIN's lease; none: a wrong PIN, recorded with the guard and on
-                        the runs the caller's number belongs to (signals: no update spent)
+                        the runs the caller's number belongs to (signals: no update spent);
+                        the lease of a run that has ended: "this conference has ended"
     let them in         the run's `rejoin` update; they hear the welcome and join the bridge
 
 A problem on our side (Temporal unreachable, a worker down, ten updates already in flight) is
@@ -37,7 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from callbacks import urls
 from callbacks.relay import TRANSIENT
 from carrier.port import Carrier, InboundCall
-from directory import caller_key, conference_with_pin, conferences_of_caller
+from directory import caller_key, conferences_of_caller, pin_holder
 from domain.contacts import masked
 from domain.events import PinRefused, RejoinRequest, RejoinResult
 from workflows.dial_in_guard import (
@@ -179,14 +180,16 @@ class DialIn:
             return Outcome("refused", refused_by=verdict.reason)
         if not call.digits:
             return Outcome("wrong")
-        holder = await self.lookup(conference_with_pin(self.client, self.secret, call.digits))
+        holder = await self.lookup(pin_holder(self.client, self.secret, call.digits))
+        if holder is not None and not holder.running:
+            return Outcome("ended", holder.run_id)  # late, not guessing: not counted
         if holder is None:
             runs = runs if runs is not None else await self.runs_of(call.caller)
             await self.record_wrong_pin(call.caller, runs)
             verdict = await self.verdict(call.caller, runs)  # this one may have reached a limit
             return Outcome("wrong") if verdict.allowed else Outcome("refused", refused_by=verdict.reason)
         request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
-        return await self.offer(holder, request, tries)
+        return await self.offer(holder.run_id, request, tries)
 
     async def offer(self, run_id: str, request: RejoinRequest, tries: int) -> Outcome:
         """The run's answer; ten updates in flight (Temporal's limit per run) is retried."""

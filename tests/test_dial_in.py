@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from callbacks.dial_in import PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
+from callbacks.dial_in import ENDED_GOODBYE, PROMPT, RETRY, TOO_MANY_GOODBYE, WRONG_PIN_GOODBYE
 from carrier.simulator import Scenario
 from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan
@@ -92,6 +92,20 @@ async def test_a_caller_guessing_pins_is_turned_away(line: Harness) -> None:
     other = await dial_in(line, "+41797770003", launched.pin)
     assert other["joined"] == launched.workflow_id, "other callers are not affected"
     await end(line, launched.workflow_id)
+
+
+async def test_the_pin_of_a_conference_that_has_ended_is_told_so_and_not_counted(line: Harness) -> None:
+    """Someone who kept the invitation dials in after the end: not a wrong PIN, not a guess."""
+    launched = await line.launch("alice")
+    await end(line, launched.workflow_id)
+    late = "+41797770009"
+    for _ in range(6):  # more than the per-caller limit of wrong PINs
+        call = await dial_in(line, late, launched.pin)
+        assert call["joined"] is None
+        assert call["transcript"][-2:] == [f"heard: {ENDED_GOODBYE}", "hung up by the application"]
+    wrong = "0" * 6 if launched.pin != "0" * 6 else "1" * 6
+    guess = await dial_in(line, late, wrong)
+    assert f"heard: {RETRY}" in guess["transcript"], "none of the six counted against the number"
 
 
 async def test_unknown_number_with_the_right_pin_joins_as_a_guest(line: Harness) -> None:
