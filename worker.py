@@ -68,6 +68,7 @@ async def running_workers(
             calls.remove_from_bridge,
             mail.send_email,
             pacing.reserve_call_slots,
+            pacing.reserve_timed_call_slots,
             index.unregister_callers,
         ],
         # activities wait on the carrier and the mail server, not the CPU: a round of 250 calls

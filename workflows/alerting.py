@@ -58,6 +58,12 @@ SLOT_LATE_CHECK = "fresh-slot-after-a-late-timer"
 """workflow.patched: runs recorded before it placed a call whenever its timer fired."""
 LATE_STILL_CALLS = "late-slots-still-call"
 """workflow.patched: runs recorded before it gave a call up after SLOT_RETRIES late timers."""
+TIMERS_FROM_ANSWER = "slot-timers-counted-from-the-pacers-answer"
+"""workflow.patched: runs recorded before it counted slot timers from the task's start, so a
+long task (the first, with its lookups) made each of its timers fire that much late."""
+ANSWER_AHEAD = timedelta(seconds=1)
+"""The pacer's answer is never this far ahead of `workflow.now()` in one task: beyond, the
+worker's clock is off and `workflow.now()` is the safer base."""
 LOCAL_LOOKUPS = "pacer-and-carrier-lookups-as-local-activities"
 """workflow.patched: runs recorded before it asked the pacer and the carrier with activity tasks."""
 BURSTS = "calls-in-bursts"
@@ -112,6 +118,8 @@ class Alerter:
         """One timer per slot moment, shared by the calls of that burst."""
         self.slot_requests = 0
         """Numbers this run's requests to the pacer: a retried request names the same one."""
+        self.pacer_answered_at: datetime | None = None
+        """When the latest slots came back (worker clock, recorded): slot timers count from it."""
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.append(asyncio.create_task(work))
@@ -267,6 +275,17 @@ class Alerter:
             request_id=f"{info.workflow_id}/{info.run_id}/{self.slot_requests}",
         )
         timeout = max(deadline - workflow.now(), timedelta(seconds=10))
+        if workflow.patched(TIMERS_FROM_ANSWER):
+            answer = await workflow.execute_local_activity_method(
+                PacingActivities.reserve_timed_call_slots,
+                request,
+                start_to_close_timeout=timedelta(seconds=10),
+                schedule_to_close_timeout=timeout,
+                retry_policy=PACER_RETRY,
+                summary=f"call slots for {count}",
+            )
+            self.pacer_answered_at = answer.answered_at
+            return answer.slots
         if workflow.patched(LOCAL_LOOKUPS):
             return await workflow.execute_local_activity_method(
                 PacingActivities.reserve_call_slots,
@@ -292,7 +311,7 @@ class Alerter:
         carrier queues calls beyond the account's rate; under `make chaos` a loaded dev server
         fired every timer up to 0.6 s late, and calls given up then were people never called)."""
         for _ in range(SLOT_RETRIES):
-            if slot is None or slot <= workflow.now() + AT_ONCE:
+            if slot is None or slot <= self.clock() + AT_ONCE:
                 return slot  # at once: the pacer counted the way back to the run
             await self.sleep_until(slot)
             if workflow.now() - slot <= SLOT_LATE or not workflow.patched(SLOT_LATE_CHECK):
@@ -300,9 +319,18 @@ class Alerter:
             slot = (await self.reserve_slots(1, deadline))[0]
         if slot is None or not workflow.patched(LATE_STILL_CALLS):
             return None
-        if slot > workflow.now() + AT_ONCE:
+        if slot > self.clock() + AT_ONCE:
             await self.sleep_until(slot)
         return slot
+
+    def clock(self) -> datetime:
+        """Now, as a timer started in this task counts it: `workflow.now()` is when the task
+        began, which may be before the pacer answered (runs recorded before: always that)."""
+        now = workflow.now()
+        answered = self.pacer_answered_at
+        if answered is None or not now < answered < now + ANSWER_AHEAD:
+            return now
+        return answered
 
     async def sleep_until(self, slot: datetime) -> None:
         """The calls of one burst share one timer (250 calls, one timer, not 250)."""
@@ -312,7 +340,7 @@ class Alerter:
         timer = self.slot_timers.get(slot)
         if timer is None:
             timer = asyncio.ensure_future(
-                workflow.sleep(slot - workflow.now(), summary="wait for the call slot")
+                workflow.sleep(slot - self.clock(), summary="wait for the call slot")
             )
             self.slot_timers[slot] = timer
             timer.add_done_callback(lambda _: self.slot_timers.pop(slot, None))
