@@ -101,8 +101,18 @@ class CallPacer:
         """When each of `count` calls may start, or None for each that could only start at or
         after `not_after`. Given slots are spent even if unused: pacing errs on the safe side.
         A request seen before (its `request_id`) gets what it got then."""
-        now = workflow.now()
         self.reservations += 1
+        return self.give(request)
+
+    @workflow.update
+    def reserve_together(self, requests: list[SlotRequest]) -> list[list[datetime | None]]:
+        """`reserve` for the requests a worker gathered while its previous ones were answered,
+        in their order: one update for many, so the pacer keeps up with a hundred runs."""
+        self.reservations += 1
+        return [self.give(request) for request in requests]
+
+    def give(self, request: SlotRequest) -> list[datetime | None]:
+        now = workflow.now()
         self.last_reservation = now
         given = {key: g for key, g in self.state.given.items() if now - g.at < REMEMBER}
         self.state.given = given
