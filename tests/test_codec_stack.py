@@ -159,7 +159,9 @@ def payloads(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def in_clear(text: str, secrets: set[str]) -> set[str]:
-    return {s for s in secrets if s.lower() in text.lower()}
+    """Each secret as a word of its own: not inside base64 ciphertext, where four letters such as
+    'chlo' turned up by chance (once, in a `.ci/run`), nor inside a longer run of digits."""
+    return {s for s in secrets if re.search(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![0-9])", text)}
 
 
 async def test_temporal_shows_ciphertext_only(drill: Drill) -> None:
