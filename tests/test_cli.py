@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import uuid
 from datetime import datetime, timedelta
@@ -199,3 +200,38 @@ async def test_procedure_list_show_and_launch_with_who_and_where(
 
 async def _ids(executions: Any) -> list[str]:
     return [execution.id async for execution in executions]
+
+
+async def test_a_field_without_a_value_exits_2_and_starts_nothing(
+    dev_env: WorkflowEnvironment, cli_setup: Harness
+) -> None:
+    h = cli_setup
+    before = await h.client.count_workflows()
+    command = ("procedure", "launch", "conference-call", "--field", "body")
+    code, output = await starter(dev_env, h, *command, "--contacts", str(h.contacts_file))
+    assert code == 2, output
+    assert "--field 'body': write NAME=VALUE" in output
+    assert (await h.client.count_workflows()).count == before.count, "nothing launched, no PIN reserved"
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "message"),
+    [
+        ("procedures/conference-call.yaml", "name: conference-call\nsteps: [unclosed\n", "is not valid YAML"),
+        ("schemes.yaml", "schemes: 5\n", "schemes.yaml: schemes: Input should be a valid tuple"),
+    ],
+)
+async def test_unreadable_definitions_are_named_with_the_file_and_the_fault(
+    tmp_path: Path, file: str, text: str, message: str
+) -> None:
+    definitions = tmp_path / "definitions"
+    shutil.copytree(ROOT / "examples", definitions)
+    (definitions / file).write_text(text)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", "procedure", "list", cwd=ROOT,
+        env={**os.environ, "RALLYCALL_DEFINITIONS_DIR": str(definitions)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output = (await process.communicate())[0].decode()
+    assert process.returncode == 2, output
+    assert "error: invalid definitions" in output and message in output and str(definitions / file) in output
