@@ -79,6 +79,10 @@ async def forward(request: web.Request) -> web.Response:
                 )
         except aiohttp.ClientConnectorError:
             log.warning("%s refused the connection; trying the next one", upstream)
+        except aiohttp.ClientError as exc:
+            # it had the request: it may have handled it, so no other replica gets it again
+            log.warning("%s dropped a request it had received (%s); not retried", upstream, exc)
+            raise web.HTTPBadGateway(text="the upstream dropped the request") from exc
     raise web.HTTPBadGateway(text="no upstream answers")
 
 
