@@ -34,8 +34,9 @@ with workflow.unsafe.imports_passed_through():
         SendSms,
     )
     from activities.mail import MailActivities, SendEmail
-    from activities.pacing import PacingActivities
+    from activities.pacing import PacingActivities, Slots
     from domain.contacts import Contact, masked_text
+    from domain.events import CarrierTruth
     from domain.messages import Outgoing
     from domain.pacing import MIN_WAIT
     from domain.plan import Alert, Round, RunPlan, StepPlan
@@ -162,24 +163,21 @@ class Alerter:
         if not question.calls and question.room is None:
             return
         asked_at = workflow.now()
+        options: dict[str, Any] = {
+            "start_to_close_timeout": timedelta(seconds=30),
+            "schedule_to_close_timeout": timedelta(minutes=1),
+            "retry_policy": CARRIER_RETRY,
+            "summary": "ask the carrier what callbacks may have missed",
+        }
         try:
+            truth: CarrierTruth
             if workflow.patched(LOCAL_LOOKUPS):  # a read: no task-queue round trip before the round
                 truth = await workflow.execute_local_activity_method(
-                    CarrierActivities.carrier_truth,
-                    question,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=timedelta(minutes=1),
-                    retry_policy=CARRIER_RETRY,
-                    summary="ask the carrier what callbacks may have missed",
+                    CarrierActivities.carrier_truth, question, **options
                 )
             else:
                 truth = await workflow.execute_activity_method(
-                    CarrierActivities.carrier_truth,
-                    question,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    schedule_to_close_timeout=timedelta(minutes=1),
-                    retry_policy=CARRIER_RETRY,
-                    summary="ask the carrier what callbacks may have missed",
+                    CarrierActivities.carrier_truth, question, **options
                 )
         except ActivityError as err:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
@@ -274,35 +272,28 @@ class Alerter:
             not_after=deadline,
             request_id=f"{info.workflow_id}/{info.run_id}/{self.slot_requests}",
         )
-        timeout = max(deadline - workflow.now(), timedelta(seconds=10))
+        options: dict[str, Any] = {
+            "start_to_close_timeout": timedelta(seconds=10),
+            "schedule_to_close_timeout": max(deadline - workflow.now(), timedelta(seconds=10)),
+            "retry_policy": PACER_RETRY,
+            "summary": f"call slots for {count}",
+        }
+        slots: list[datetime | None]
         if workflow.patched(TIMERS_FROM_ANSWER):
-            answer = await workflow.execute_local_activity_method(
-                PacingActivities.reserve_timed_call_slots,
-                request,
-                start_to_close_timeout=timedelta(seconds=10),
-                schedule_to_close_timeout=timeout,
-                retry_policy=PACER_RETRY,
-                summary=f"call slots for {count}",
+            answer: Slots = await workflow.execute_local_activity_method(
+                PacingActivities.reserve_timed_call_slots, request, **options
             )
             self.pacer_answered_at = answer.answered_at
-            return answer.slots
-        if workflow.patched(LOCAL_LOOKUPS):
-            return await workflow.execute_local_activity_method(
-                PacingActivities.reserve_call_slots,
-                request,
-                start_to_close_timeout=timedelta(seconds=10),
-                schedule_to_close_timeout=timeout,
-                retry_policy=PACER_RETRY,
-                summary=f"call slots for {count}",
+            slots = answer.slots
+        elif workflow.patched(LOCAL_LOOKUPS):
+            slots = await workflow.execute_local_activity_method(
+                PacingActivities.reserve_call_slots, request, **options
             )
-        return await workflow.execute_activity_method(
-            PacingActivities.reserve_call_slots,
-            request,
-            start_to_close_timeout=timedelta(seconds=10),
-            schedule_to_close_timeout=timeout,
-            retry_policy=PACER_RETRY,
-            summary=f"call slots for {count}",
-        )
+        else:
+            slots = await workflow.execute_activity_method(
+                PacingActivities.reserve_call_slots, request, **options
+            )
+        return slots
 
     async def wait_for_slot(self, slot: datetime | None, deadline: datetime) -> datetime | None:
         """Until the slot; a slot whose timer fired late (a loaded server) went by: its call
