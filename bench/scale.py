@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -128,20 +127,10 @@ def late(moment: datetime, mark: datetime) -> float:
 
 
 @contextlib.asynccontextmanager
-async def worker_process(client: Client, h: Harness) -> AsyncIterator[Callable[[], int]]:
+async def worker_process(h: Harness) -> AsyncIterator[Callable[[], int]]:
     """`worker.py` in a process of its own for this harness; yields a probe of its peak RSS (KiB)."""
-    variables = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
-        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
-        "RALLYCALL_TWILIO_API_URL": h.simulator_url,
-        "RALLYCALL_PUBLIC_URL": h.settings.public_url,
-        "RALLYCALL_SMTP_HOST": "127.0.0.1",
-        "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
-        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
-    }
     process = subprocess.Popen(  # noqa: ASYNC220 (started once; its end is awaited below)
-        [sys.executable, "worker.py"], cwd=ROOT, env=variables, stderr=subprocess.DEVNULL
+        [sys.executable, "worker.py"], cwd=ROOT, env=h.worker_environment(), stderr=subprocess.DEVNULL
     )
 
     def peak_rss() -> int:
@@ -233,7 +222,7 @@ async def conference_timeline(
     definitions = red_button(home_after, deadline, timedelta(seconds=ring_seconds + 1))
     async with harness(client, tmp, contacts, scenario, calls_per_second) as h:
         plain = await plain_loop(h, [pop.work(n) for n in range(people)])
-        async with worker_process(client, h):
+        async with worker_process(h):
             await eventually(lambda: polled(h), bool, 30)
             began = datetime.now(UTC)
             launched = await h.launch(*(pop.person_id(n) for n in range(people)), definitions=definitions)
@@ -348,7 +337,7 @@ async def many_conferences(
     definitions = red_button(home_after, deadline, timedelta(seconds=5))
     async with (
         harness(client, tmp, contacts, scenario, calls_per_second) as h,
-        worker_process(client, h) as rss,
+        worker_process(h) as rss,
     ):
         await eventually(lambda: polled(h), bool, 30)
         launched = await asyncio.gather(
@@ -423,7 +412,7 @@ async def information_step(client: Client, tmp: Path, people: int = 5_000) -> Re
     history, the most pending activities, and `status` accounting for everyone."""
     result = Result(f"(d) information step to {people} (SMS + email, no bridge)")
     contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people, phones=False))
-    async with harness(client, tmp, contacts, Scenario()) as h, worker_process(client, h):
+    async with harness(client, tmp, contacts, Scenario()) as h, worker_process(h):
         await eventually(lambda: polled(h), bool, 30)
         fields = {"body": "22:00-23:00", "Contacts.S001": ",".join(pop.person_id(n) for n in range(people))}
         began = time.perf_counter()
@@ -491,7 +480,7 @@ async def dial_in(client: Client, tmp: Path, conferences: int = 10, callers: int
     contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
     scenario = pop.scenario(people, at_work=lambda n: "busy", at_home=lambda n: "busy", ring_seconds=0.1)
     definitions = red_button(timedelta(seconds=3), timedelta(seconds=6), timedelta(seconds=1))
-    async with harness(client, tmp, contacts, scenario) as h, worker_process(client, h):
+    async with harness(client, tmp, contacts, scenario) as h, worker_process(h):
         await eventually(lambda: polled(h), bool, 30)
         launched = await asyncio.gather(
             *(

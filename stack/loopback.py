@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -122,6 +123,19 @@ class Harness:
         for workflow_id in self.launched:
             with contextlib.suppress(RPCError):
                 await self.client.get_workflow_handle(workflow_id).terminate("test over")
+
+    def worker_environment(self) -> dict[str, str]:
+        """The variables for `worker.py` in a process of its own, serving this setup."""
+        return {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.client.service_client.config.target_host,
+            "RALLYCALL_TASK_QUEUE": self.settings.task_queue,
+            "RALLYCALL_TWILIO_API_URL": self.simulator_url,
+            "RALLYCALL_PUBLIC_URL": self.settings.public_url,
+            "RALLYCALL_SMTP_HOST": "127.0.0.1",
+            "RALLYCALL_SMTP_PORT": str(self.mailbox.port),
+            "RALLYCALL_CALLS_PER_SECOND": str(self.settings.calls_per_second),
+        }
 
     def handle(self, launched: Launched | Bridged) -> WorkflowHandle[Any, RunView]:
         return self.client.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)

@@ -3,12 +3,16 @@ loopback setup of real parts from `stack.loopback`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from carrier.simulator import Scenario
 from config import EXAMPLES
@@ -95,3 +99,24 @@ def harness(
 ) -> contextlib.AbstractAsyncContextManager[Harness]:
     """The loopback setup with the test scenario's phones."""
     return loopback.harness(client, tmp_path, contacts_file, scenario, calls_per_second, **settings)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str, str]:
+    """`starter.py` against the dev server at the harness's task queue and call rate: exit code,
+    stdout, stderr."""
+    variables = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
+        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

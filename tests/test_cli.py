@@ -18,30 +18,18 @@ from temporalio.testing import WorkflowEnvironment
 
 from directory import pin_lease_id
 from launching import launch, red_button
-from tests.support import DEFINITIONS, Harness, eventually, harness
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import DEFINITIONS, ROOT, Harness, eventually, harness, run_starter
 
 
 async def starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str]:
-    variables = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
-        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    """Exit code and everything printed (errors go to stderr)."""
+    code, out, err = await run_starter(env, h, *args)
+    return code, out + err
 
 
 async def starter_json(env: WorkflowEnvironment, h: Harness, *args: str) -> Any:
-    code, output = await starter(env, h, *args)
-    assert code == 0, output
+    code, output, error = await run_starter(env, h, *args)
+    assert code == 0, output + error
     return json.loads(output)
 
 

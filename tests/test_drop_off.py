@@ -14,7 +14,7 @@ from carrier.simulator.scenario import NumberPlan
 from config import EXAMPLES
 from domain.events import EndRequest, ModeratorAction
 from procedures.definitions import Definitions, load_definitions
-from tests.support import SCENARIO, confcall_in_seconds, eventually, harness
+from tests.support import SCENARIO, Bridged, Harness, confcall_in_seconds, eventually, harness
 from workflows.procedure_run import ProcedureRun
 
 ALICE_WORK, ALICE_MOBILE = "+41215550101", "+41795550101"
@@ -32,6 +32,20 @@ def with_after_drop(tmp_path: Path, after_drop: str) -> Definitions:
         yaml.safe_dump({**red, "after_drop": after_drop})
     )
     return load_definitions(folder)
+
+
+async def alice_got_the_way_back_once(h: Harness, launched: Bridged) -> None:
+    """Her way back by SMS, before any PIN invitation; the end then counts no second drop."""
+    await eventually(
+        lambda: h.roster(launched),
+        lambda r: (
+            [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
+        ),
+    )
+    assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
+    await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
+    final = await h.handle(launched).result()
+    assert final.person("alice").drops == 1, "one drop, one way back"
 
 
 async def test_a_drop_gets_the_way_back_by_sms_at_once(
@@ -92,16 +106,7 @@ async def test_a_drop_whose_callbacks_are_lost_gets_the_way_back_all_the_same(
         await eventually(lambda: h.roster(launched), lambda r: r.person("alice").drops == 1, seconds=15)
         lost = {e["event"] for e in h.carrier_entries("webhook-lost")}
         assert {"participant-leave", "call completed"} <= lost, "nobody told the run she left"
-        await eventually(
-            lambda: h.roster(launched),
-            lambda r: (
-                [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
-            ),
-        )
-        assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
-        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
-        final = await h.handle(launched).result()
-        assert final.person("alice").drops == 1, "one drop, one way back"
+        await alice_got_the_way_back_once(h, launched)
 
 
 async def test_a_call_answered_and_ended_while_no_callback_got_through_gets_the_way_back(
@@ -123,13 +128,4 @@ async def test_a_call_answered_and_ended_while_no_callback_got_through_gets_the_
         assert {"participant-join", "participant-leave", "call completed"} <= lost, "nobody told the run"
         alice = view.person("alice")
         assert alice.attempts[0].outcome == "answered" and not alice.in_conference
-        await eventually(
-            lambda: h.roster(launched),
-            lambda r: (
-                [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
-            ),
-        )
-        assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
-        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
-        final = await h.handle(launched).result()
-        assert final.person("alice").drops == 1, "one drop, one way back"
+        await alice_got_the_way_back_once(h, launched)

@@ -4,11 +4,8 @@ with exact figures (unless forced), in words and in `--json`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +20,13 @@ from directory import pin_lease_id
 from domain.capacity import capacity
 from domain.errors import InvalidLaunch
 from launching import LaunchRequest, OverCapacity, check_capacity, prepare, red_button
-from stack.loopback import Harness, harness
-from tests.support import DEFINITIONS, SCENARIO
+from stack.loopback import harness
+from tests.support import DEFINITIONS, SCENARIO, run_starter
 from workflows.caller_index import SHARDS
 
 TEAM, DEPUTIES = 200, 60
-ROOT = Path(__file__).resolve().parent.parent
 
 
-async def starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str, str]:
-    """`starter.py` against the dev server at the harness's call rate: exit code, stdout, stderr."""
-    variables = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
-        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def settings(**overrides: Any) -> Settings:
@@ -118,7 +99,7 @@ async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warnin
     async with harness(dev_env.client, tmp_path, people, SCENARIO, calls_per_second=1) as h:
         to = [arg for n in range(250) for arg in ("--to", pop.person_id(n))]
         before = (await h.client.count_workflows()).count
-        code, output, error = await starter(
+        code, output, error = await run_starter(
             dev_env, h, "conference", "--contacts", str(people), *to, "--json"
         )
         assert code == 2, output + error
@@ -130,7 +111,7 @@ async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warnin
         assert error.startswith("error: cannot launch:"), "the words on stderr, stdout stays JSON"
         assert (await h.client.count_workflows()).count == before, "refused: no PIN, no run"
 
-        code, output, error = await starter(
+        code, output, error = await run_starter(
             dev_env, h, "conference", "--contacts", str(people), *to, "--force"
         )
         assert code == 0, output + error

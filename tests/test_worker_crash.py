@@ -5,7 +5,6 @@ step's deadline), SMS and emails all happen, each exactly once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -27,16 +26,9 @@ SLOW_ENOUGH_TO_CRASH = confcall_in_seconds(home_after=3, deadline=15)
 the home round must still be before the deadline then."""
 
 
-def start_worker(env: WorkflowEnvironment, h: Harness, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+def start_worker(h: Harness, metrics_port: int = 0) -> subprocess.Popen[bytes]:
     variables = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
-        "RALLYCALL_TWILIO_API_URL": h.simulator_url,
-        "RALLYCALL_PUBLIC_URL": h.settings.public_url,
-        "RALLYCALL_SMTP_HOST": "127.0.0.1",
-        "RALLYCALL_SMTP_PORT": str(h.mailbox.port),
-        "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
+        **h.worker_environment(),
         **({"RALLYCALL_METRICS_ADDR": f"127.0.0.1:{metrics_port}"} if metrics_port else {}),
     }
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=variables)
@@ -46,7 +38,7 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
     dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
 ) -> None:
     async with harness(dev_env.client, tmp_path, contacts_file) as h:
-        worker = start_worker(dev_env, h)
+        worker = start_worker(h)
         try:
             launched = await h.launch("alice", "bruno", "chloe", "dan", definitions=SLOW_ENOUGH_TO_CRASH)
             await eventually(h.called_numbers, lambda calls: len(calls) == 3, seconds=15)
@@ -61,7 +53,7 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(
             assert len(h.called_numbers()) == 3 and h.texted_numbers() == []
 
             metrics_port = free_port()
-            worker = start_worker(dev_env, h, metrics_port)
+            worker = start_worker(h, metrics_port)
             report = await eventually(
                 lambda: h.roster(launched),
                 lambda r: sum(len(p.notifications) for p in r.people) == 7,
