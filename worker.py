@@ -21,7 +21,7 @@ from activities.pacing import PacingActivities
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, refuse_dev_secrets, settings
-from workflows.call_pacer import CallPacer
+from workflows.call_pacer import CallPacer, pacer_queue
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
@@ -56,6 +56,7 @@ async def running_workers(
     worker = Worker(
         client,
         task_queue=config.task_queue,
+        # CallPacer here too: a pacer started on this queue before it had its own lives on until it ends
         workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard],
         activities=[
             calls.place_call,
@@ -63,10 +64,12 @@ async def running_workers(
             calls.hang_up,
             calls.end_conference,
             calls.send_sms,
+            calls.send_sms_batch,
             calls.mute,
             calls.carrier_truth,
             calls.remove_from_bridge,
             mail.send_email,
+            mail.send_email_batch,
             pacing.reserve_call_slots,
             pacing.reserve_timed_call_slots,
             index.unregister_callers,
@@ -77,7 +80,13 @@ async def running_workers(
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_POLLERS),
     )
-    async with worker:
+    pacer = Worker(  # its own slots: the runs' tasks wait for it (see `pacer_queue`)
+        client,
+        task_queue=pacer_queue(config.task_queue),
+        workflows=[CallPacer],
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(2),
+    )
+    async with worker, pacer:
         yield
 
 

@@ -12,6 +12,13 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.message_batches import (
+    BatchProgress,
+    MessageOutcome,
+    finish,
+    may_have_been_sent,
+    progress_so_far,
+)
 from callbacks import urls
 from callbacks.urls import bridge_for, callback_url
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
@@ -71,6 +78,10 @@ class SendSms(BaseModel):
     message: Outgoing
     """Only its body is sent."""
     requested_at: datetime
+
+
+class SmsBatch(BaseModel):
+    messages: list[SendSms]
 
 
 class CarrierQuestion(BaseModel):
@@ -288,3 +299,51 @@ class CarrierActivities:
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
+
+    @activity.defn
+    async def send_sms_batch(self, batch: SmsBatch) -> list[MessageOutcome]:
+        """Text each message, FETCHES_AT_ONCE at a time. A number refused, or our account
+        refused, is an outcome; a carrier that cannot take them now fails the try, and the next
+        sends the rest."""
+        progress = progress_so_far()
+        limit = asyncio.Semaphore(FETCHES_AT_ONCE)
+        refused: list[CarrierError] = []
+        not_sent: list[int] = []
+
+        async def text(index: int, request: SendSms) -> None:
+            _, body = request.message.rendered()
+            since = request.requested_at if may_have_been_sent(progress, index) else None
+            async with limit:
+                if refused:
+                    not_sent.append(index)
+                    return
+                try:
+                    sid = await self._carrier.send_sms(request.to, request.sender, body, sent_since=since)
+                except CarrierError as exc:
+                    settle_sms_failure(progress, index, exc, refused, not_sent)
+                else:
+                    progress.settled[index] = MessageOutcome(sent=sid)
+
+        await asyncio.gather(*(text(i, m) for i, m in enumerate(batch.messages) if i not in progress.settled))
+        progress.not_sent = not_sent
+        if refused:  # no message can go until someone fixes the account: the rest are refused too
+            refusal = MessageOutcome(error_type=ERROR_TYPES[FailureKind.CONFIGURATION], error=str(refused[0]))
+            for index in range(len(batch.messages)):
+                progress.settled.setdefault(index, refusal)
+        return finish(
+            progress, len(batch.messages), "CarrierUnavailable", "the carrier could not take them now"
+        )
+
+
+def settle_sms_failure(
+    progress: BatchProgress, index: int, exc: CarrierError, refused: list[CarrierError], not_sent: list[int]
+) -> None:
+    """A number refused is settled; our configuration refused stops the batch; anything else is
+    tried again (at once next time if the carrier surely did not send it)."""
+    if exc.kind is FailureKind.DESTINATION:
+        progress.settled[index] = MessageOutcome(error_type=ERROR_TYPES[exc.kind], error=str(exc))
+        return
+    if exc.kind is FailureKind.CONFIGURATION:
+        refused.append(exc)
+    if not exc.maybe_done:
+        not_sent.append(index)

@@ -1,8 +1,11 @@
-"""Email over SMTP with aiosmtplib. The Message-ID is derived from the activity's identity, so a
-retry after a crash carries the same ID and mail systems (and our local mailbox) drop the copy."""
+"""Email over SMTP with aiosmtplib. The Message-ID is derived from the activity's identity (and a
+message's place in its batch), so a retry after a crash carries the same ID and mail systems
+(and our local mailbox) drop the copy."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -13,6 +16,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.message_batches import BatchProgress, MessageOutcome, finish, progress_so_far
 from domain.messages import Outgoing, email_html
 
 
@@ -32,9 +36,19 @@ class SendEmail(BaseModel):
     message: Outgoing
 
 
-def idempotent_message_id() -> str:
+MAIL_CONNECTIONS = 4
+"""Connections one batch sends over at once: SMTP sends one message at a time per connection."""
+
+
+class EmailBatch(BaseModel):
+    messages: list[SendEmail]
+
+
+def idempotent_message_id(index: int | None = None) -> str:
     info = activity.info()
     key = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
+    if index is not None:
+        key += f"/{index}"
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@rallycall>"
 
 
@@ -81,3 +95,73 @@ class MailActivities:
                 ) from None  # the server's words often echo the address, and failures are logged
             raise
         return message_id
+
+    @activity.defn
+    async def send_email_batch(self, batch: EmailBatch) -> list[MessageOutcome]:
+        """Send the messages over MAIL_CONNECTIONS connections at once. An address refused for
+        good is an outcome; a login refused settles them all; a server that is down, or drops
+        a connection, fails the try, and the next sends the rest (the same Message-IDs: a copy
+        is dropped)."""
+        progress = progress_so_far()
+        pending = [i for i in range(len(batch.messages)) if i not in progress.settled]
+        problems: list[str] = []
+        lanes = [pending[lane::MAIL_CONNECTIONS] for lane in range(MAIL_CONNECTIONS)]
+        await asyncio.gather(
+            *(self._send_over_one_connection(batch, lane, progress, problems) for lane in lanes)
+        )
+        return finish(progress, len(batch.messages), "MailUnavailable", problems[0] if problems else "")
+
+    async def _send_over_one_connection(
+        self, batch: EmailBatch, indexes: list[int], progress: BatchProgress, problems: list[str]
+    ) -> None:
+        """These messages one after another; what could not be sent stays unsettled (and why)."""
+        if not indexes:
+            return
+        smtp = aiosmtplib.SMTP(
+            hostname=self._smtp.host,
+            port=self._smtp.port,
+            username=self._smtp.username,
+            password=self._smtp.password,
+            start_tls=self._smtp.starttls,
+            timeout=self._smtp.timeout,
+        )
+        try:
+            await smtp.connect()
+            for index in indexes:
+                message_id = idempotent_message_id(index)
+                message = compose(batch.messages[index], self._smtp.sender, message_id)
+                refused = await refused_for_good(smtp, message)
+                progress.settled[index] = (
+                    MessageOutcome(error_type="MailRejected", error=refused)
+                    if refused
+                    else MessageOutcome(sent=message_id)
+                )
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            refusal = MessageOutcome(
+                error_type="MailMisconfigured", error=f"SMTP login refused: {exc.message}"
+            )
+            for index in indexes:
+                progress.settled.setdefault(index, refusal)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            problems.append(f"the mail server failed: {exc}")
+        finally:
+            if smtp.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await smtp.quit()
+
+
+async def refused_for_good(smtp: aiosmtplib.SMTP, message: EmailMessage) -> str | None:
+    """Send one message: None when accepted, why when the server refused it for good (a 5xx);
+    a 4xx or a broken connection is raised, to be tried again."""
+    try:
+        await smtp.send_message(message)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [refusal.code for refusal in exc.recipients]
+        if all(code >= 500 for code in codes):
+            return f"SMTP server refused the address: {codes[0]}"  # its words often echo the address
+        raise
+    except aiosmtplib.SMTPResponseException as exc:
+        if exc.code >= 500:
+            return f"SMTP server refused the message: {exc.code}"
+        raise
+    return None

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.call_pacer import CallPacer, PacerState, SlotRequest, pacer_id
+from workflows.call_pacer import CallPacer, PacerState, SlotRequest, pacer_id, pacer_queue
 
 
 class Slots(BaseModel):
@@ -89,7 +89,7 @@ class PacingActivities:
             CallPacer.run,
             PacerState(),
             id=pacer_id(self._task_queue),
-            task_queue=self._task_queue,
+            task_queue=pacer_queue(self._task_queue),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary="Call pacer: slots for outbound calls across all runs",
         )

@@ -9,6 +9,11 @@ than a second fires up to a second late, one of a second or more within about 10
 between bursts beyond the second absorbs that and the spread of a burst at the carrier, so no
 second the carrier sees holds calls of two bursts, and so never more than r calls.
 
+A burst already under way takes more calls at once until it holds r (`join_started`): a hundred
+runs asking one after another then share one burst instead of each waiting MIN_WAIT for a burst
+of its own (measured: ten runs of ten, each home round 3.2 s late). The next burst keeps its
+distance from when the burst's last call reached the carrier.
+
 The account's pacer workflow keeps one `Bursts`; the launch's capacity check replays a run with
 the same rules, so what it predicts is what the pacer will do.
 """
@@ -50,34 +55,55 @@ class Bursts(BaseModel):
     at_once: bool = False
     """The latest burst went out as it was given (no timer): it reaches the carrier up to
     AT_ONCE_LAG after `starts_at`."""
+    ends_at: datetime | None = None
+    """When the latest burst's last call reaches the carrier at the latest, once calls may join
+    a burst under way (None before: it ends as it starts)."""
 
     def take(
-        self, now: datetime, count: int, calls_per_second: float, not_after: datetime
+        self,
+        now: datetime,
+        count: int,
+        calls_per_second: float,
+        not_after: datetime,
+        join_started: bool = False,
     ) -> list[datetime | None]:
         """A start time for each of `count` calls (never before `now`), or None for a call whose
-        burst would start at or after `not_after` (a step's deadline)."""
+        burst would start at or after `not_after` (a step's deadline). `join_started`: a burst
+        under way takes calls at once while it has room (pacers recorded before: only within
+        JOIN_GRACE of its start)."""
         size, every = burst_size(calls_per_second), burst_interval(calls_per_second)
         slots: list[datetime | None] = []
         for _ in range(count):
-            if not self._open(now, size):
+            if not self._open(now, size, join_started):
                 start = now if self.starts_at is None else max(now, self._reaches_carrier() + every)
                 if now < start < now + MIN_WAIT:
                     start = now + MIN_WAIT
                 self.starts_at, self.taken, self.at_once = start, 0, start <= now
+                self.ends_at = None
             assert self.starts_at is not None
             if self.starts_at >= not_after:
                 slots.append(None)
                 continue
             self.taken += 1
-            slots.append(max(self.starts_at, now))
+            slot = max(self.starts_at, now)
+            slots.append(slot)
+            if join_started:
+                arrives = slot + AT_ONCE_LAG if slot <= now else slot
+                self.ends_at = max(self.ends_at or arrives, arrives)
         return slots
 
     def _reaches_carrier(self) -> datetime:
         assert self.starts_at is not None
+        if self.ends_at is not None:
+            return self.ends_at
         return self.starts_at + AT_ONCE_LAG if self.at_once else self.starts_at
 
-    def _open(self, now: datetime, size: int) -> bool:
+    def _open(self, now: datetime, size: int, join_started: bool) -> bool:
         """Whether the latest burst can take one more call placed now or at its (far enough) start."""
         if self.starts_at is None or self.taken >= size:
             return False
-        return self.starts_at >= now + MIN_WAIT or now - JOIN_GRACE <= self.starts_at <= now
+        if self.starts_at >= now + MIN_WAIT:
+            return True
+        if join_started:
+            return self.starts_at <= now
+        return now - JOIN_GRACE <= self.starts_at <= now

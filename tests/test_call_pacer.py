@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.pacing import PacingActivities
-from workflows.call_pacer import CallPacer, SlotRequest
+from workflows.call_pacer import CallPacer, SlotRequest, pacer_queue
 
 
 def request(request_id: str, count: int) -> SlotRequest:
@@ -28,7 +28,7 @@ async def test_a_retried_request_gets_the_same_slots_and_spends_none_more(
 ) -> None:
     task_queue = f"pacer-{uuid.uuid4()}"
     pacer = PacingActivities(dev_env.client, task_queue)
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[CallPacer]):
+    async with Worker(dev_env.client, task_queue=pacer_queue(task_queue), workflows=[CallPacer]):
         first = await pacer.reserve_call_slots(request("run-a/1", 3))
         retried = await pacer.reserve_call_slots(request("run-a/1", 3))
         other = await pacer.reserve_call_slots(request("run-b/1", 1))
@@ -45,7 +45,7 @@ async def test_requests_without_an_id_are_never_taken_for_each_other(dev_env: Wo
     """Runs recorded before requests were named replay their unnamed requests: each gets its own."""
     task_queue = f"pacer-{uuid.uuid4()}"
     pacer = PacingActivities(dev_env.client, task_queue)
-    async with Worker(dev_env.client, task_queue=task_queue, workflows=[CallPacer]):
+    async with Worker(dev_env.client, task_queue=pacer_queue(task_queue), workflows=[CallPacer]):
         first = await pacer.reserve_call_slots(request("", 1))
         second = await pacer.reserve_call_slots(request("", 1))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from functools import partial
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -63,6 +64,9 @@ BRIDGE_CHECK_EVERY = timedelta(minutes=5)
 """While the bridge stays open, how often its membership is checked with the carrier."""
 WAY_BACK = "way-back-after-a-drop"
 """workflow.patched: runs recorded before it sent nothing when someone dropped out."""
+PINS_BEFORE_CHECK = "post-objective-before-the-deadline-check"
+"""workflow.patched: runs recorded before it sent the post-objective message (the PIN) after the
+deadline's check with the carrier, which under load held it back seconds."""
 CONTINUE_AS_NEW_AT_EVENTS = 9_000
 """Below Temporal's 10,240-event warning: the history a new worker replays stays short."""
 CONTINUE_AS_NEW_AT_UPDATES = 1_500
@@ -119,15 +123,24 @@ class ProcedureRun:
             started = workflow.now()
             self.roster.step_started(step, started)
             self.publish()
+            early = step.has_bridge and workflow.patched(PINS_BEFORE_CHECK)
             if step.has_bridge:
-                await self.alerter.run_step(step, started)
+                await self.alerter.run_step(
+                    step, started, partial(self.post_objective, step) if early else None
+                )
             else:
                 await self.run_in_batches(step, started)
             previous_reached = self.roster.step_ended(step, workflow.now())
             self.publish()
-            if step.post_objective and step.has_bridge and self.end_request is None:
-                self.alerter.background(self.alerter.send_post_objective(step))
+            if step.has_bridge and not early:
+                self.post_objective(step)
         self.roster.steps_done()
+
+    def post_objective(self, step: StepPlan) -> None:
+        """The step's message after its objective or deadline (the PIN to everyone): sent unless
+        the run is ending."""
+        if step.post_objective and self.end_request is None:
+            self.alerter.background(self.alerter.send_post_objective(step))
 
     def step_done(self, step: StepPlan) -> bool:
         return self.end_request is not None or self.roster.objective_met(step)
