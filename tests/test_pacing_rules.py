@@ -4,6 +4,7 @@ a burst of its own, and still no second at the carrier holds more calls than the
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,15 @@ def test_a_full_burst_sends_the_rest_to_the_next_one_after_its_last_call() -> No
     assert slots[2:] == [next_burst] * 2, "1.1 s after its last call reached the carrier"
 
 
+def test_a_burst_still_to_come_takes_calls_at_once_an_interval_after_the_one_before() -> None:
+    bursts = Bursts()
+    bursts.take(at(0), 5, 5, FAR, join_started=True)  # full, at once: reaches the carrier by 0.3 s
+    assert bursts.take(at(0.2), 1, 5, FAR, join_started=True) == [at(1.6)], "a timer burst, MIN_WAIT ahead"
+    assert bursts.take(at(1.5), 2, 5, FAR, join_started=True) == [at(1.5)] * 2, (
+        "1.1 s after the full burst: at once, counted in the coming one, not in a burst after it"
+    )
+
+
 def test_at_one_call_per_second_nobody_joins() -> None:
     bursts = Bursts()
     slots = [bursts.take(at(n * 0.3), 1, 1, FAR, join_started=True)[0] for n in range(4)]
@@ -63,5 +73,54 @@ def test_no_second_at_the_carrier_ever_holds_more_than_the_rate() -> None:
                 start = (slot - T0).total_seconds()
                 landings.append((start, start + lag))
         for window in {moment for landing in landings for moment in landing}:  # where a busiest second starts
+            inside = [call for call in landings if call[0] < window + 1 and call[1] >= window]
+            assert len(inside) <= rate, (seed, window, inside)
+
+
+def test_calls_whose_timer_fired_late_go_at_once_only_while_their_burst_is_the_latest() -> None:
+    bursts = Bursts()
+    bursts.take(at(0), 5, 5, FAR, join_started=True)
+    timer = bursts.take(at(0.2), 2, 5, FAR, join_started=True)[0]
+    assert timer == at(1.6)
+    assert bursts.take_late(at(1.9), 1, 5, FAR, missed=at(1.6)) == [at(1.9)], "its burst is still the latest"
+    filled = bursts.take(at(2.0), 4, 5, FAR, join_started=True)
+    assert filled == [at(2.0)] * 3 + [at(3.4)], "the burst under way fills; one more goes 1.1 s after"
+    assert bursts.take_late(at(2.1), 1, 5, FAR, missed=at(1.6)) == [at(4.5)], (
+        "a burst came after its own: a fresh slot, not at once"
+    )
+
+
+def test_no_second_at_the_carrier_holds_more_than_the_rate_even_with_timers_firing_late() -> None:
+    """As above, with a third of the timers firing 0.1 to 0.8 s late, as on a loaded server: a
+    late call goes at once if its burst allows it, else waits for a fresh slot."""
+    rate, lag = 5, AT_ONCE_LAG.total_seconds()
+    for seed in range(200):
+        rng = random.Random(seed)
+        bursts, landings = Bursts(), []
+        events: list[tuple[float, int, float | None]] = []  # (when, order, the slot it missed)
+        now = 0.0
+        for n in range(30):
+            now += rng.uniform(0, 0.5)
+            heapq.heappush(events, (now, n, None))
+        order = 1000
+        while events:
+            when, _, missed = heapq.heappop(events)
+            count = 1 if missed is not None else rng.randint(1, 6)
+            given = (
+                bursts.take_late(at(when), 1, rate, FAR, missed=at(missed))
+                if missed is not None
+                else bursts.take(at(when), count, rate, FAR, join_started=True)
+            )
+            for slot in given:
+                assert slot is not None
+                start = (slot - T0).total_seconds()
+                if slot == at(when):
+                    landings.append((start, start + lag))
+                elif rng.random() < 1 / 3:
+                    order += 1
+                    heapq.heappush(events, (start + rng.uniform(0.1, 0.8), order, start))
+                else:
+                    landings.append((start, start))
+        for window in {moment for landing in landings for moment in landing}:
             inside = [call for call in landings if call[0] < window + 1 and call[1] >= window]
             assert len(inside) <= rate, (seed, window, inside)

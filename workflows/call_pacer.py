@@ -49,6 +49,9 @@ class SlotRequest(BaseModel):
     calls_per_second: float = Field(gt=0)
     not_after: datetime
     """A slot at or after this moment is useless (the step's deadline): none is given."""
+    missed: datetime | None = None
+    """For calls whose timer fired after this slot: they go at once if that cannot crowd a
+    later burst (see `Bursts.take_late`)."""
     request_id: str = ""
     """Names the request across retries: the same ID gets the same slots again, so a retry
     after a crash (its first try's answer lost) does not spend the account's slots twice."""
@@ -130,13 +133,15 @@ class CallPacer:
         given = self.state.given
         if request.request_id in given:
             return given[request.request_id].slots()
-        slots = self.state.take(
-            now,
-            request.count,
-            request.calls_per_second,
-            request.not_after,
-            join_started=workflow.patched(JOIN_STARTED),
-        )
+        joining = workflow.patched(JOIN_STARTED)
+        if request.missed is not None and joining:
+            slots = self.state.take_late(
+                now, request.count, request.calls_per_second, request.not_after, request.missed
+            )
+        else:
+            slots = self.state.take(
+                now, request.count, request.calls_per_second, request.not_after, join_started=joining
+            )
         if request.request_id:
             given[request.request_id] = Given.of(now, slots)
         return slots
