@@ -111,7 +111,7 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoa
         start, settled = at, at
         if not alert.is_call:
             load_round.delayed += start > alert.after
-        elif (slot := bursts.take(EPOCH + at, 1, calls_per_second, deadline, join_started=True)[0]) is None:
+        elif (slot := bursts.take(EPOCH + at, 1, calls_per_second, deadline, by_windows=True)[0]) is None:
             load_round.not_alerted += 1  # recorded not placed at once: their next medium still comes
         else:
             start = slot - EPOCH
@@ -119,7 +119,7 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoa
             load_round.last_start = start
             settled = start + plan.scheme_for(step, alert.contact).ring_timeout
             alone = own_bursts[alert.after].take(
-                EPOCH + alert.after, 1, calls_per_second, EPOCH + step.deadline * 2, join_started=True
+                EPOCH + alert.after, 1, calls_per_second, EPOCH + step.deadline * 2, by_windows=True
             )[0]
             load_round.delayed += alone is None or start > alone - EPOCH
         if index + 1 < len(per_person[cid]):

@@ -83,5 +83,5 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
         pacer = await h.client.get_workflow_handle(pacer_id(h.settings.task_queue)).fetch_history()
         await replayer().replay_workflow(pacer)
         # a new name for each new shape: the histories kept under older names stay and replay
-        keep("conference_slot_timers_from_the_pacers_answer", history)
-        keep("call_pacer_requests_together", pacer)
+        keep("conference_messages_in_batches", history)
+        keep("call_pacer_by_windows", pacer)

@@ -25,9 +25,8 @@ REMEMBER = timedelta(minutes=10)
 whose slots are still of use (a step's deadline is minutes away)."""
 UPDATES_PER_RUN = 1_000
 """Continue as new well before Temporal's 2,000 updates per run."""
-JOIN_STARTED = "calls-join-a-burst-under-way"
-"""workflow.patched: pacers recorded before it let calls join a burst only within JOIN_GRACE
-of its start (see `domain.pacing`)."""
+BY_WINDOWS = "calls-paced-by-windows"
+"""workflow.patched: pacers recorded before it paced calls by bursts (see `domain.pacing`)."""
 
 
 def pacer_id(task_queue: str) -> str:
@@ -50,8 +49,8 @@ class SlotRequest(BaseModel):
     not_after: datetime
     """A slot at or after this moment is useless (the step's deadline): none is given."""
     missed: datetime | None = None
-    """For calls whose timer fired after this slot: they go at once if that cannot crowd a
-    later burst (see `Bursts.take_late`)."""
+    """For calls whose timer fired after this slot: they give it back, and go at once if no
+    window around them is full (see `Bursts.take_late`)."""
     request_id: str = ""
     """Names the request across retries: the same ID gets the same slots again, so a retry
     after a crash (its first try's answer lost) does not spend the account's slots twice."""
@@ -133,14 +132,14 @@ class CallPacer:
         given = self.state.given
         if request.request_id in given:
             return given[request.request_id].slots()
-        joining = workflow.patched(JOIN_STARTED)
-        if request.missed is not None and joining:
+        by_windows = workflow.patched(BY_WINDOWS)
+        if request.missed is not None and by_windows:
             slots = self.state.take_late(
                 now, request.count, request.calls_per_second, request.not_after, request.missed
             )
         else:
             slots = self.state.take(
-                now, request.count, request.calls_per_second, request.not_after, join_started=joining
+                now, request.count, request.calls_per_second, request.not_after, by_windows=by_windows
             )
         if request.request_id:
             given[request.request_id] = Given.of(now, slots)
