@@ -143,10 +143,14 @@ class Bursts(BaseModel):
     ) -> int:
         """As many of `wanted` calls as fit landing from `first` to `last`; how many did."""
         given = min(wanted, size - self._busiest(first, last, every))
-        if given > 0:
+        if given <= 0:
+            return 0
+        same = next((x for x in self.landings if (x.slot, x.first, x.last) == (slot, first, last)), None)
+        if same is None:  # calls given the same slot are one landing: the launch's capacity check
             self.landings.append(Landing(slot=slot, first=first, last=last, calls=given))
-            return given
-        return 0
+        else:  # replays a round of 250 calls in one moment, one by one
+            same.calls += given
+        return given
 
     def _busiest(self, first: datetime, last: datetime, every: timedelta) -> int:
         """The most calls already in any window of length `every` that calls landing from
