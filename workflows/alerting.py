@@ -81,6 +81,10 @@ DROP_WHEN_CALL_ENDS = "drop-when-the-call-ends"
 a drop learnt from the call's end (its leave lost, or told later) got no way back."""
 CHECK_BESIDE_ROUND = "carrier-check-beside-the-round"
 """workflow.patched: runs recorded before it had each round wait for its check with the carrier."""
+RECHECK_WHEN_PLACED = "overdue-check-when-a-call-is-placed"
+"""workflow.patched: runs recorded before it waited for a callback with no deadline when no call
+was placed yet, so a call placed later whose final callback was lost held its person's next
+medium until the step's deadline (found by test_stack_crash: a worker killed mid-burst)."""
 LATE_TOGETHER = "late-calls-ask-together"
 """workflow.patched: runs recorded before it had each call whose timer fired late ask the pacer
 for a fresh slot on its own."""
@@ -252,10 +256,18 @@ class Alerter:
             return
         check_at = self.roster.next_check(workflow.now(), RING_GRACE)
         timeout = max(check_at - workflow.now(), timedelta(seconds=1)) if check_at else None
+        settled = partial(self.any_settled, step, alerts)
+        if workflow.patched(RECHECK_WHEN_PLACED):
+            # a call whose placing was still in doubt (a worker lost mid-burst) may only now get
+            # its ID: from then on its callback can be overdue, so wait again with that deadline
+            def settled_or_new_check() -> bool:
+                return settled() or self.roster.next_check(workflow.now(), RING_GRACE) != check_at
+
+            wake = settled_or_new_check
+        else:
+            wake = settled
         try:
-            await workflow.wait_condition(
-                partial(self.any_settled, step, alerts), timeout=timeout, timeout_summary="callback overdue"
-            )
+            await workflow.wait_condition(wake, timeout=timeout, timeout_summary="callback overdue")
         except TimeoutError:
             await self.reconcile()
 
