@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import aiosmtplib
 from pydantic import BaseModel
@@ -29,6 +30,17 @@ class SmtpSettings:
     password: str | None = None
     starttls: bool = False
     timeout: float = 20.0
+
+    def connection(self) -> dict[str, Any]:
+        """How aiosmtplib reaches the server, for one message or a connection kept for many."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "start_tls": self.starttls,
+            "timeout": self.timeout,
+        }
 
 
 class SendEmail(BaseModel):
@@ -75,15 +87,7 @@ class MailActivities:
         message_id = idempotent_message_id()
         message = compose(request, self._smtp.sender, message_id)
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self._smtp.host,
-                port=self._smtp.port,
-                username=self._smtp.username,
-                password=self._smtp.password,
-                start_tls=self._smtp.starttls,
-                timeout=self._smtp.timeout,
-            )
+            await aiosmtplib.send(message, **self._smtp.connection())
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 535:
                 raise ApplicationError(
@@ -117,14 +121,7 @@ class MailActivities:
         """These messages one after another; what could not be sent stays unsettled (and why)."""
         if not indexes:
             return
-        smtp = aiosmtplib.SMTP(
-            hostname=self._smtp.host,
-            port=self._smtp.port,
-            username=self._smtp.username,
-            password=self._smtp.password,
-            start_tls=self._smtp.starttls,
-            timeout=self._smtp.timeout,
-        )
+        smtp = aiosmtplib.SMTP(**self._smtp.connection())
         try:
             await smtp.connect()
             for index in indexes:

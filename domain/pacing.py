@@ -52,9 +52,8 @@ def burst_interval(calls_per_second: float) -> timedelta:
 
 
 class Landing(BaseModel):
-    """Calls given one slot, and when they reach the carrier: from `first` to `last`."""
+    """Calls given one slot, `first`, and when they reach the carrier: from then to `last`."""
 
-    slot: datetime
     first: datetime
     last: datetime
     calls: int
@@ -112,7 +111,7 @@ class Bursts(BaseModel):
         timers fire late often, and a fresh slot ahead each time made calls seconds late."""
         back = count
         for landing in self.landings:
-            if back and landing.slot == missed and landing.first == landing.last:
+            if back and landing.first == missed == landing.last:
                 returned = min(back, landing.calls)
                 landing.calls -= returned
                 back -= returned
@@ -125,29 +124,27 @@ class Bursts(BaseModel):
         slots: list[datetime | None] = []
         left = count
         if now < not_after:
-            left -= self._land(now, now, now + AT_ONCE_LAG, left, size, every)
+            left -= self._land(now, now + AT_ONCE_LAG, left, size, every)
             slots += [now] * (count - left)
         moment = now + MIN_WAIT
         while left:
             if moment >= not_after:
                 return slots + [None] * left
-            given = self._land(moment, moment, moment, left, size, every)
+            given = self._land(moment, moment, left, size, every)
             slots += [moment] * given
             left -= given
             if left:
                 moment = self._next_moment(moment, every)
         return slots
 
-    def _land(
-        self, slot: datetime, first: datetime, last: datetime, wanted: int, size: int, every: timedelta
-    ) -> int:
-        """As many of `wanted` calls as fit landing from `first` to `last`; how many did."""
+    def _land(self, first: datetime, last: datetime, wanted: int, size: int, every: timedelta) -> int:
+        """As many of `wanted` calls as fit with slot `first`, landing until `last`; how many did."""
         given = min(wanted, size - self._busiest(first, last, every))
         if given <= 0:
             return 0
-        same = next((x for x in self.landings if (x.slot, x.first, x.last) == (slot, first, last)), None)
+        same = next((x for x in self.landings if (x.first, x.last) == (first, last)), None)
         if same is None:  # calls given the same slot are one landing: the launch's capacity check
-            self.landings.append(Landing(slot=slot, first=first, last=last, calls=given))
+            self.landings.append(Landing(first=first, last=last, calls=given))
         else:  # replays a round of 250 calls in one moment, one by one
             same.calls += given
         return given

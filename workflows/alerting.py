@@ -417,9 +417,7 @@ class Alerter:
         await asyncio.sleep(0)  # the other calls of this moment join first
         burst, self.burst = self.burst, []
         requests = [request for request, _, _ in burst]
-        names = ", ".join(summary for _, _, summary in burst[:3]) + (
-            f" +{len(burst) - 3}" if len(burst) > 3 else ""
-        )
+        names = first_names([summary for _, _, summary in burst])
         latest = max(request.not_after for request in requests)
         try:
             results = await workflow.execute_activity_method(
@@ -572,14 +570,12 @@ class Alerter:
         if channel == "sms" and self.carrier_refused:
             return False
         what = "message" if purpose == "alert" else "post-objective message"
+        request: SendSms | SendEmail = (
+            SendSms(to=address, sender=self.plan.dial_in_number, message=message, requested_at=workflow.now())
+            if channel == "sms"
+            else SendEmail(to=address, message=message)
+        )
         if workflow.patched(MESSAGE_BATCHES):
-            request: SendSms | SendEmail = (
-                SendSms(
-                    to=address, sender=self.plan.dial_in_number, message=message, requested_at=workflow.now()
-                )
-                if channel == "sms"
-                else SendEmail(to=address, message=message)
-            )
             try:
                 outcome = await self.post(channel, request, contact.name)
             except ActivityError as err:
@@ -592,7 +588,7 @@ class Alerter:
                 return False
         else:
             try:
-                await self.send_alone(channel, address, message, f"{what} to {contact.name}")
+                await self.send_alone(request, f"{what} to {contact.name}")
             except ActivityError as err:
                 workflow.logger.warning("%s to %s failed: %s", channel, contact.id, failure_message(err))
                 self.notice_carrier_refusal(err)
@@ -601,14 +597,12 @@ class Alerter:
         self.publish()
         return True
 
-    async def send_alone(self, channel: Channel, address: str, message: Outgoing, summary: str) -> None:
+    async def send_alone(self, request: SendSms | SendEmail, summary: str) -> None:
         """One message, one activity (runs recorded before batches)."""
-        if channel == "sms":
+        if isinstance(request, SendSms):
             await workflow.execute_activity_method(
                 CarrierActivities.send_sms,
-                SendSms(
-                    to=address, sender=self.plan.dial_in_number, message=message, requested_at=workflow.now()
-                ),
+                request,
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=10),
                 retry_policy=CARRIER_RETRY,
@@ -617,7 +611,7 @@ class Alerter:
         else:
             await workflow.execute_activity_method(
                 MailActivities.send_email,
-                SendEmail(to=address, message=message),
+                request,
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(minutes=30),
                 retry_policy=MAIL_RETRY,
@@ -626,7 +620,7 @@ class Alerter:
 
     async def post(self, channel: Channel, request: SendSms | SendEmail, name: str) -> MessageOutcome:
         """Messages of one channel due in this moment go out together, MESSAGES_PER_BATCH to an
-        activity: a deadline's 2,000 PIN messages are 20 activities, not 2,000."""
+        activity: a 250-person deadline's 500 PIN messages are 6 activities, not 500."""
         posted: asyncio.Future[MessageOutcome] = asyncio.get_running_loop().create_future()
         queue = self.outbox.setdefault(channel, [])
         queue.append((request, posted, name))
@@ -647,9 +641,7 @@ class Alerter:
     async def send_batch(
         self, channel: Channel, batch: list[tuple[SendSms | SendEmail, asyncio.Future[MessageOutcome], str]]
     ) -> None:
-        names = ", ".join(name for _, _, name in batch[:3]) + (
-            f" +{len(batch) - 3}" if len(batch) > 3 else ""
-        )
+        names = first_names([name for _, _, name in batch])
         try:
             if channel == "sms":
                 outcomes = await workflow.execute_activity_method(
@@ -722,6 +714,11 @@ class Alerter:
         so the scheme stops using the carrier (email still goes out) and says so loudly."""
         self.carrier_refused = True
         self.roster.problem(f"the carrier refused our configuration: {message}")
+
+
+def first_names(names: list[str]) -> str:
+    """An activity's summary of whom it is for: the first three, and how many more."""
+    return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
 
 
 def _error_type(err: ActivityError) -> str | None:
