@@ -10,6 +10,7 @@ import dataclasses
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from codec.aes import AesGcmCodec, BadKeys, EncryptionKey, parse_keys
+from domain.call_queue import CallQueue, calls_queue
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
 
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
+    pacing: Literal["pacer", "engine"] = "engine"
+    """Who keeps the call rate: the Temporal server's task-queue limits, or the CallPacer
+    workflow (kept while the two are measured side by side)."""
 
     pin_digits: int = Field(6, ge=6, le=12)
     """Length of conference PINs: longer PINs make guessing slower (see the README's threat model)."""
@@ -116,6 +121,15 @@ class Settings(BaseSettings):
     @property
     def encryption_key_ring(self) -> tuple[EncryptionKey, ...]:
         return parse_keys(self.encryption_keys.get_secret_value())
+
+    def call_queue(self) -> CallQueue:
+        """Where runs launched now place their calls: the account is the calls' fairness key."""
+        return CallQueue(
+            task_queue=calls_queue(self.task_queue),
+            account=self.twilio_account_sid,
+            calls_per_second=self.calls_per_second,
+            paced_by=self.pacing,
+        )
 
     @property
     def callback_host(self) -> str:

@@ -356,7 +356,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     try:
         await client.start_workflow(
             ProcedureRun.run,
-            RunInput(plan=plan, calls_per_second=settings.calls_per_second),
+            RunInput(plan=plan, calls=settings.call_queue()),
             id=run_id,
             task_queue=settings.task_queue,
             static_summary=summary[:200],

@@ -10,8 +10,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.workflowservice.v1 import UpdateTaskQueueConfigRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.caller_index import CallerIndexActivities
@@ -21,6 +25,7 @@ from activities.pacing import PacingActivities
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, refuse_dev_secrets, settings
+from domain.call_queue import UNKNOWN_ACCOUNT_RATE, CallQueue
 from workflows.call_pacer import CallPacer, pacer_queue
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
@@ -31,6 +36,35 @@ from workflows.step_batch import StepBatch
 ACTIVITY_SLOTS = 600
 ACTIVITY_POLLERS = 20
 WORKFLOW_POLLERS = 10
+CALL_SLOTS = 200
+"""Calls one worker places at once (each waits only for the carrier's answer to its request)."""
+STICKY_TIMEOUT = timedelta(seconds=3)
+"""A dead worker's runs move to another worker this soon (the SDK's default is 10 s: a sixth of
+the one-minute home-phone round)."""
+HEARTBEAT_THROTTLE = timedelta(milliseconds=200)
+"""An activity's progress (each message of a batch) reaches the server within this: a try that
+takes over from a dead worker re-sends nothing the server heard of (the SDK's default waits up
+to 80% of the heartbeat timeout)."""
+log = logging.getLogger("rallycall.worker")
+
+
+async def keep_calls_paced(client: Client, calls: CallQueue) -> None:
+    """Tell the server the account's rate: calls of its fairness key start at most
+    `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE.
+    The operator's equivalent is in deploy/README.md (`temporal task-queue config set`)."""
+    request = UpdateTaskQueueConfigRequest(
+        namespace=client.namespace,
+        identity=client.identity,
+        task_queue=calls.task_queue,
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    request.update_fairness_key_rate_limit_default.rate_limit.requests_per_second = UNKNOWN_ACCOUNT_RATE
+    request.update_fairness_key_rate_limit_default.reason = "rallycall: an unknown carrier account's rate"
+    request.set_fairness_weight_overrides[calls.account] = calls.calls_per_second / UNKNOWN_ACCOUNT_RATE
+    try:
+        await client.workflow_service.update_task_queue_config(request)
+    except RPCError as exc:  # the time-skipping test server keeps no rates
+        log.warning("the Temporal server keeps no call rate for %s: %s", calls.task_queue, exc)
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -79,6 +113,8 @@ async def running_workers(
         max_concurrent_activities=ACTIVITY_SLOTS,
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_POLLERS),
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
     pacer = Worker(  # its own slots: the runs' tasks wait for it (see `pacer_queue`)
         client,
@@ -86,7 +122,16 @@ async def running_workers(
         workflows=[CallPacer],
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(2),
     )
-    async with worker, pacer:
+    placing = Worker(  # its own queue: its rate is the account's, kept by the server
+        client,
+        task_queue=config.call_queue().task_queue,
+        activities=[calls.place_call],
+        max_concurrent_activities=CALL_SLOTS,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+    await keep_calls_paced(client, config.call_queue())
+    async with worker, pacer, placing:
         yield
 
 

@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from activities.message_batches import (
     BatchProgress,
     MessageOutcome,
@@ -109,6 +110,8 @@ def as_application_error(exc: CarrierError) -> ApplicationError:
     )
 
 
+DIALLING = "dialling"
+"""Heartbeat detail of a try that is asking the carrier: if its worker dies, the call may exist."""
 NOT_PLACED = "not placed"
 """Heartbeat detail of a try the carrier surely refused (a 429, a refused connection): the next
 try dials at once. Any other earlier try (an answer lost, a worker killed) may have placed its
@@ -124,11 +127,18 @@ class CarrierActivities:
 
     @activity.defn
     async def place_call(self, request: PlaceCall) -> str:
-        """Call one destination (runs recorded before calls went out in bursts)."""
+        """One call, started by the server in the account's turn. A try after one that may have
+        placed it looks for that call first. A call being dialled when its run withdraws it is
+        finished, and its ID goes back to the run: it is ringing."""
         info = activity.info()
         may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
         try:
-            return await self._place(request, may_exist)
+            async with heartbeating(lambda: DIALLING):
+                dialling = asyncio.ensure_future(self._place(request, may_exist))
+                try:
+                    return await asyncio.shield(dialling)
+                except asyncio.CancelledError:
+                    return await dialling
         except CarrierError as exc:
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
@@ -213,8 +223,11 @@ class CarrierActivities:
 
     async def _earlier_try(self, request: PlaceCall, run_id: str) -> str | None:
         """The call an earlier try made, whose answer was lost: the run knows it if its
-        `initiated` callback came. None when no call was made. A call to the number that the run
-        cannot account for may be ours or another run's: never adopt it, never dial twice."""
+        `initiated` callback came; else the one call to the number from our caller ID since the
+        attempt was queued that no other attempt of the run owns (its callbacks may all have been
+        lost: a call waiting in the account's queue is told `initiated` only when dialled). None
+        when no call was made. Two such calls (another run calling the same person in the same
+        seconds) cannot be told apart: never adopt either, never dial twice."""
         if self._client is None:
             raise ApplicationError(
                 "no Temporal client to ask the run", type="CallOutcomeUnknown", non_retryable=True
@@ -225,8 +238,11 @@ class CarrierActivities:
         )
         if known.mine:
             return known.mine
-        unexplained = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))
-        if unexplained - set(known.others):
+        found = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))
+        unexplained = sorted(found - set(known.others))
+        if len(unexplained) == 1:
+            return unexplained[0]
+        if unexplained:
             raise ApplicationError(
                 "the carrier may have placed this call, but its answer and its callbacks were lost",
                 type="CallOutcomeUnknown",
@@ -237,7 +253,8 @@ class CarrierActivities:
     @activity.defn
     async def hang_up(self, call_id: str) -> None:
         try:
-            await self._carrier.hang_up(call_id)
+            async with heartbeating():
+                await self._carrier.hang_up(call_id)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
@@ -245,7 +262,8 @@ class CarrierActivities:
     async def end_conference(self, conference_sid: str) -> None:
         """Close the bridge at the carrier: everyone still in it is disconnected."""
         try:
-            await self._carrier.end_conference(conference_sid)
+            async with heartbeating():
+                await self._carrier.end_conference(conference_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
@@ -270,14 +288,16 @@ class CarrierActivities:
     @activity.defn
     async def mute(self, request: MuteLeg) -> None:
         try:
-            await self._carrier.mute(request.conference_sid, request.call_sid, request.muted)
+            async with heartbeating():
+                await self._carrier.mute(request.conference_sid, request.call_sid, request.muted)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
     @activity.defn
     async def remove_from_bridge(self, request: BridgeLeg) -> None:
         try:
-            await self._carrier.remove(request.conference_sid, request.call_sid)
+            async with heartbeating():
+                await self._carrier.remove(request.conference_sid, request.call_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
@@ -317,14 +337,18 @@ class CarrierActivities:
                 if refused:
                     not_sent.append(index)
                     return
+                progress.begin(index)
                 try:
                     sid = await self._carrier.send_sms(request.to, request.sender, body, sent_since=since)
                 except CarrierError as exc:
                     settle_sms_failure(progress, index, exc, refused, not_sent)
                 else:
-                    progress.settled[index] = MessageOutcome(sent=sid)
+                    progress.settle(index, MessageOutcome(sent=sid))
 
-        await asyncio.gather(*(text(i, m) for i, m in enumerate(batch.messages) if i not in progress.settled))
+        async with heartbeating(lambda: progress.model_dump(mode="json")):
+            await asyncio.gather(
+                *(text(i, m) for i, m in enumerate(batch.messages) if i not in progress.settled)
+            )
         progress.not_sent = not_sent
         if refused:  # no message can go until someone fixes the account: the rest are refused too
             refusal = MessageOutcome(error_type=ERROR_TYPES[FailureKind.CONFIGURATION], error=str(refused[0]))
@@ -341,7 +365,7 @@ def settle_sms_failure(
     """A number refused is settled; our configuration refused stops the batch; anything else is
     tried again (at once next time if the carrier surely did not send it)."""
     if exc.kind is FailureKind.DESTINATION:
-        progress.settled[index] = MessageOutcome(error_type=ERROR_TYPES[exc.kind], error=str(exc))
+        progress.settle(index, MessageOutcome(error_type=ERROR_TYPES[exc.kind], error=str(exc)))
         return
     if exc.kind is FailureKind.CONFIGURATION:
         refused.append(exc)

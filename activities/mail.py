@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeating
 from activities.message_batches import BatchProgress, MessageOutcome, finish, progress_so_far
 from domain.messages import Outgoing, email_html
 
@@ -110,9 +111,10 @@ class MailActivities:
         pending = [i for i in range(len(batch.messages)) if i not in progress.settled]
         problems: list[str] = []
         lanes = [pending[lane::MAIL_CONNECTIONS] for lane in range(MAIL_CONNECTIONS)]
-        await asyncio.gather(
-            *(self._send_over_one_connection(batch, lane, progress, problems) for lane in lanes)
-        )
+        async with heartbeating(lambda: progress.model_dump(mode="json")):
+            await asyncio.gather(
+                *(self._send_over_one_connection(batch, lane, progress, problems) for lane in lanes)
+            )
         return finish(progress, len(batch.messages), "MailUnavailable", problems[0] if problems else "")
 
     async def _send_over_one_connection(
@@ -127,11 +129,13 @@ class MailActivities:
             for index in indexes:
                 message_id = idempotent_message_id(index)
                 message = compose(batch.messages[index], self._smtp.sender, message_id)
+                progress.begin(index)
                 refused = await refused_for_good(smtp, message)
-                progress.settled[index] = (
+                progress.settle(
+                    index,
                     MessageOutcome(error_type="MailRejected", error=refused)
                     if refused
-                    else MessageOutcome(sent=message_id)
+                    else MessageOutcome(sent=message_id),
                 )
         except aiosmtplib.SMTPAuthenticationError as exc:
             refusal = MessageOutcome(

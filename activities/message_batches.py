@@ -3,9 +3,11 @@ the next. A deadline sends every destination its PIN at the same moment; one act
 message made that thousands of activity tasks (measured: 100 conferences of 10, 2,000
 messages, the last one 19 s late), where a batch is one task and, for email, one connection.
 
-A try that could not send everything records what it settled in its heartbeat and fails (a
-retryable error): the next try sends only the rest, and for a message the previous try may have
-sent, looks first. So a retry never sends a message twice.
+Each message is recorded in the try's heartbeat as it starts and as it is settled (the worker
+sends heartbeats at least every 200 ms). A try that could not send everything fails (a retryable
+error); the next try, or one taking over from a dead worker, sends only the rest, and for a
+message that was under way when the previous try stopped, looks first (SMS) or sends it with the
+same Message-ID (email). So a retry sends again only what was in flight when a worker died.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ class BatchProgress(BaseModel):
 
     settled: dict[int, MessageOutcome] = Field(default_factory=dict)
     not_sent: list[int] = Field(default_factory=list)
+    started: list[int] = Field(default_factory=list)
+    """Messages a try began sending: unsettled, the server may have them."""
+
+    def begin(self, index: int) -> None:
+        self.started.append(index)
+        if index in self.not_sent:  # what a previous try surely did not send, this one may
+            self.not_sent.remove(index)
+        activity.heartbeat(self.model_dump(mode="json"))
+
+    def settle(self, index: int, outcome: MessageOutcome) -> None:
+        self.settled[index] = outcome
+        activity.heartbeat(self.model_dump(mode="json"))
 
 
 def progress_so_far() -> BatchProgress:
@@ -46,8 +60,9 @@ def progress_so_far() -> BatchProgress:
 
 
 def may_have_been_sent(progress: BatchProgress, index: int) -> bool:
-    """Whether an earlier try may have sent this unsettled message (its answer lost)."""
-    return activity.info().attempt > 1 and index not in progress.not_sent
+    """Whether an earlier try may have sent this unsettled message: it began, and did not end
+    surely unsent (its answer lost, or its worker died)."""
+    return index in progress.started and index not in progress.not_sent
 
 
 def finish(progress: BatchProgress, count: int, unavailable: str, why: str) -> list[MessageOutcome]:

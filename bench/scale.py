@@ -104,6 +104,12 @@ def at(entry: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(entry["at"])
 
 
+def dialled(call: dict[str, Any]) -> datetime:
+    """When the carrier dialled a call: when its API took it, plus its wait in the account's
+    queue (calls beyond the account's calls per second wait there, as Twilio's do)."""
+    return at(call) + timedelta(milliseconds=call.get("queue_ms") or 0)
+
+
 def most_in_one_second(times: list[datetime]) -> int:
     """The most calls starting within any window of one second."""
     times = sorted(times)
@@ -209,15 +215,24 @@ async def conference_timeline(
     deadline: timedelta = timedelta(minutes=2),
     ring_seconds: float = 20,
     calls_per_second: float = 500,
+    answering_at_work: int = 0,
+    name: str = "(a)",
+    home_window: float | None = None,
 ) -> Result:
     """(a) the red button's timeline as the carrier and the mailbox saw it; (b) the same work
-    calls placed by a plain asyncio loop over the twilio SDK against the same simulator."""
+    calls placed by a plain asyncio loop over the twilio SDK against the same simulator. The
+    first `answering_at_work` people answer at work; with `home_window`, every home call is
+    dialled within that many seconds of its mark (the goal at 1 call/s)."""
     result = Result(
-        f"(a) {people}-person conference, all work phones unanswered, {calls_per_second:g} calls/s"
+        f"{name} {people}-person conference, {people - answering_at_work} work phones unanswered, "
+        f"{calls_per_second:g} calls/s"
     )
     contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
     scenario = pop.scenario(
-        people, at_work=lambda n: "no-answer", at_home=lambda n: "no-answer", ring_seconds=ring_seconds
+        people,
+        at_work=lambda n: "answer" if n < answering_at_work else "no-answer",
+        at_home=lambda n: "no-answer",
+        ring_seconds=ring_seconds,
     )
     definitions = red_button(home_after, deadline, timedelta(seconds=ring_seconds + 1))
     async with harness(client, tmp, contacts, scenario, calls_per_second) as h:
@@ -235,25 +250,39 @@ async def conference_timeline(
             report = await h.roster(launched)
             await end(h, launched.workflow_id)
     started = report.steps[0].started_at or report.started_at
-    work = [
-        at(c)
-        for c in h.carrier_entries("call")
-        if c["to"].startswith(pop.work(0)[:5]) and c["sid"] not in plain.sids
-    ]
-    home = [at(c) for c in h.carrier_entries("call") if c["to"].startswith(pop.home(0)[:5])]
+    ours = [c for c in h.carrier_entries("call") if c["sid"] not in plain.sids]
+    work = [dialled(c) for c in ours if c["to"].startswith(pop.work(0)[:5])]
+    home = [dialled(c) for c in ours if c["to"].startswith(pop.home(0)[:5])]
+    queued = max((c.get("queue_ms") or 0 for c in ours), default=0)
     sms = [at(e) for e in h.carrier_entries("sms")]
     mails = mail_times(h)
     home_mark, pin_mark = started + home_after, started + deadline
     result.add("launch to the run's start", f"{late(started, began):.2f} s")
     result.add(f"work calls placed ({people})", f"last at +{late(max(work), started):.2f} s")
     first_home, last_home = late(min(home), home_mark), late(max(home), home_mark)
-    result.add(f"first home call vs +{home_after.seconds} s", f"{first_home:+.2f} s")
     result.add(
-        f"last home call vs +{home_after.seconds} s ({len(home)} calls)",
-        f"{last_home:+.2f} s",
-        "<= 1.0 s late",
-        first_home >= 0 and last_home <= 1.0,
+        f"first home call dialled vs +{home_after.seconds} s",
+        f"{first_home:+.2f} s",
+        "<= 0.5 s late",
+        0 <= first_home <= 0.5,
     )
+    if home_window is None:
+        needs = (people - answering_at_work) / calls_per_second
+        result.add(
+            f"last home call dialled vs +{home_after.seconds} s ({len(home)} calls)",
+            f"{last_home:+.2f} s",
+            f"<= {needs + 1:.1f} s late",
+            first_home >= 0 and last_home <= needs + 1,
+        )
+    else:
+        offsets = ", ".join(f"{late(t, home_mark):+.2f}" for t in sorted(home))
+        result.add(
+            f"home calls dialled vs +{home_after.seconds} s",
+            f"{offsets} s",
+            f"+0.0..+{home_window:.1f} s",
+            all(0 <= late(t, home_mark) <= home_window for t in home),
+        )
+    result.add("longest wait in the carrier's queue", f"{queued / 1000:.2f} s")
     last_sms, last_mail = late(max(sms), pin_mark), late(max(mails), pin_mark)
     result.add(
         f"last PIN SMS vs +{deadline.seconds} s ({len(sms)})",
@@ -267,17 +296,24 @@ async def conference_timeline(
         "<= 2.0 s late",
         last_mail <= 2.0,
     )
-    ours = late(max(work), began)
-    result.add("(b) launch to last work call: rallycall", f"{ours:.2f} s")
+    reached_api = late(max(at(c) for c in ours if c["to"].startswith(pop.work(0)[:5])), began)
+    result.add("(b) launch to last work call at the API: rallycall", f"{reached_api:.2f} s")
     result.add("(b) the same calls by a plain asyncio loop (twilio SDK)", f"{plain.seconds:.2f} s")
-    ratio = ours / plain.seconds
+    ratio = reached_api / plain.seconds
     result.add("(b) rallycall / plain loop", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5)
+    result.add(
+        "(b) launch to last work call dialled: rallycall / plain loop",
+        f"{late(max(work), began):.2f} / {plain.dialled:.2f} s",
+    )
     return result
 
 
 @dataclass
 class PlainLoop:
     seconds: float
+    """To the last call the carrier's API took."""
+    dialled: float
+    """To the last call the carrier dialled (its account's rate applies to everyone)."""
     sids: set[str]
 
 
@@ -307,8 +343,8 @@ async def plain_loop(h: Harness, numbers: list[str]) -> PlainLoop:
     finally:
         await http.close()
     sids = {call.sid for call in calls if call.sid}
-    last = max(at(c) for c in h.carrier_entries("call") if c["sid"] in sids)
-    return PlainLoop(late(last, began), sids)
+    mine = [c for c in h.carrier_entries("call") if c["sid"] in sids]
+    return PlainLoop(late(max(map(at, mine)), began), late(max(map(dialled, mine)), began), sids)
 
 
 # --- (c) many conferences at once on one worker --------------------------------------------------
@@ -358,7 +394,7 @@ async def many_conferences(
         await asyncio.gather(*(end(h, run.workflow_id) for run in launched))
         peak_kib = rss()
     calls = h.carrier_entries("call")
-    when = {c["to"]: at(c) for c in calls}
+    when = {c["to"]: dialled(c) for c in calls}
     texts = {e["to"]: at(e) for e in h.carrier_entries("sms")}
     worst_home = worst_pin = 0.0
     owed_home = [n for n in range(people) if at_work(n) != "answer"]
@@ -397,11 +433,13 @@ async def many_conferences(
     )
     busiest = most_in_one_second([at(c) for c in calls])
     result.add(
-        "calls in any 1 s at the carrier (most)",
+        "calls in any 1 s at the carrier's API (most)",
         str(busiest),
-        f"<= {calls_per_second:g}",
-        busiest <= calls_per_second,
+        f"<= {2 * calls_per_second:g}",
+        busiest <= 2 * calls_per_second,
     )
+    queued = max((c.get("queue_ms") or 0 for c in calls), default=0)
+    result.add("longest wait in the carrier's queue", f"{queued / 1000:.2f} s")
     result.add("worker peak RSS", f"{peak_kib / 1024:.0f} MiB", "<= 250 MB", peak_kib * 1024 <= 250e6)
     return result
 

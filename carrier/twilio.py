@@ -35,6 +35,9 @@ from domain.contacts import masked
 
 REQUEST_TIMEOUT = 15.0
 """The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
+REQUESTS_AT_ONCE = 50
+"""Requests one process has in flight at the carrier: Twilio refuses an account's requests
+beyond its API concurrency (error 20429); a 250-person round must not send 250 at once."""
 SDK_REQUEST_LOG = logging.getLogger("rallycall.carrier.twilio_sdk")
 """The SDK logs every request's URL and query at INFO, numbers included (`To=`): warnings only."""
 SDK_REQUEST_LOG.setLevel(logging.WARNING)
@@ -109,7 +112,14 @@ def _second_of(moment: datetime) -> datetime:
 class TwilioCarrier:
     """Implements `carrier.port.Carrier`; create it inside the event loop it will serve."""
 
-    def __init__(self, account_sid: str, auth_token: str, api_url: str | None = None) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        api_url: str | None = None,
+        requests_at_once: int = REQUESTS_AT_ONCE,
+    ) -> None:
+        self._in_flight = asyncio.Semaphore(requests_at_once)
         self._http = AsyncTwilioHttpClient(logger=SDK_REQUEST_LOG)
         self._client = Client(account_sid, auth_token, http_client=self._http, environment={})
         if api_url:
@@ -122,7 +132,8 @@ class TwilioCarrier:
 
     async def _call_api(self, request: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(request, REQUEST_TIMEOUT)
+            async with self._in_flight:  # the timeout counts from when the request is sent
+                return await asyncio.wait_for(request, REQUEST_TIMEOUT)
         except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise classify(exc) from None  # the SDK's error names the whole number; ours masks it
 

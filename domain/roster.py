@@ -506,7 +506,7 @@ class Roster:
         for _, attempt in self._attempts.values():
             if attempt.outcome == "pending":
                 if attempt.placed_at is None:
-                    attempt.settle("not-placed", at, "the run ended before its call slot")
+                    attempt.settle("not-placed", at, "the run ended before its turn")
                 else:
                     attempt.settle("no-answer", at, "still ringing when the run ended; hung up")
         for person in self.state.people.values():

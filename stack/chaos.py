@@ -16,10 +16,10 @@ world's records are compared, person by person, with what each person was owed.
 Each conference is the shipped procedure on a clock twice as fast (the home round at +30 s, the
 deadline at +60 s), with personal PIN SMS (`#{Contact.Name}`) so the way back after a drop is told
 apart. People answer at work, at home, hang up by mistake, are busy, fail, get a machine, have no
-home phone, no mobile or no email (`PATTERN`). The verdict: nothing lost and nothing twice (an
-email at least once, a re-sent copy recognisable by its Message-ID), and `status` agrees with the
-carrier's room on who is in the bridge. Exits 1 otherwise. Every piece's log, the carrier's journal
-and the mailbox stay in the data folder for the investigation.
+home phone, no mobile or no email (`PATTERN`). The verdict: nothing lost and nothing twice (as a
+recipient counts: a second delivery of an email's Message-ID is a second email), and `status`
+agrees with the carrier's room on who is in the bridge. Exits 1 otherwise. Every piece's log,
+the carrier's journal and the mailbox stay in the data folder for the investigation.
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def summary(chaos: Drill, outside: Outside) -> None:
     print(f"\n{kills}, callback servers down 30 s, mail server down 180 s, carrier 500s for 60 s")
     untold, copies = len(outside.webhooks_not_taken()), sum(outside.copies.values())
     print(f"carrier: {refused} requests answered 500, {untold} callbacks not taken; "
-          f"mailbox: {copies} copies dropped by Message-ID")  # fmt: skip
+          f"mailbox: {copies} deliveries repeating a Message-ID")  # fmt: skip
     emails = sum(map(len, outside.mail.values()))
     print(f"seen: {len(outside.of('call'))} calls, {len(outside.of('sms'))} SMS, {emails} emails", flush=True)
 

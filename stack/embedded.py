@@ -26,6 +26,7 @@ from console.auth import Users
 from console.demo import demo_sign_in
 from localmail.server import Mailbox
 from stack.binaries import temporal_cli
+from stack.dev_server import ONE_PARTITION
 from worker import running_workers, smtp_settings
 from workflows import search_attributes
 
@@ -67,7 +68,7 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             dev_server_existing_path=temporal_cli(),
             dev_server_database_filename=str(config.data_dir / "temporal.db"),
             dev_server_log_level="error",
-            dev_server_extra_args=["--ui-codec-endpoint", codec_url],
+            dev_server_extra_args=["--ui-codec-endpoint", codec_url, *ONE_PARTITION],
         )
         stack.push_async_callback(env.shutdown)
 
@@ -83,7 +84,7 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             simulator = CarrierSimulator(
                 config.twilio_account_sid,
                 config.twilio_auth_token,
-                load_scenario(config.scenario),
+                load_scenario(config.scenario).with_account_rate(config.calls_per_second),
                 config.carrier_log,
                 dial_in_number=config.dial_in_number,
                 voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),

@@ -37,6 +37,7 @@ from codec.server import ui_origins
 from config import EXAMPLES, Settings, data_converter
 from stack import health
 from stack.binaries import temporal_cli
+from stack.dev_server import ONE_PARTITION
 from stack.ports import free_port
 from stack.processes import Piece, PieceFailed, Probe, Supervisor
 from workflows import search_attributes
@@ -153,6 +154,7 @@ class Topology:
             "RALLYCALL_TWILIO_API_URL": self.simulator_url,
             "RALLYCALL_DIAL_IN_NUMBER": config.dial_in_number,
             "RALLYCALL_CALLS_PER_SECOND": str(config.calls_per_second),
+            "RALLYCALL_PACING": config.pacing,
             "RALLYCALL_PIN_SECRET": config.pin_secret,
             "RALLYCALL_ENCRYPTION_KEYS": config.encryption_keys.get_secret_value(),
             "RALLYCALL_SMTP_HOST": config.smtp_host,
@@ -169,7 +171,7 @@ def temporal_server(topology: Topology) -> Piece:
     """The dev server on a file, standing in for a cluster, with rallycall's search attributes."""
     argv = [temporal_cli(), "server", "start-dev", "--ip", LOOPBACK, "--port", str(topology.temporal_port),
             "--ui-port", str(topology.ui_port), "--db-filename", str(topology.data_dir / "temporal.db"),
-            "--ui-codec-endpoint", topology.codec_url, "--log-level", "warn"]  # fmt: skip
+            "--ui-codec-endpoint", topology.codec_url, "--log-level", "warn", *ONE_PARTITION]  # fmt: skip
     for key in search_attributes.ALL:
         argv += ["--search-attribute", f"{key.name}={cli_type(key)}"]
     return Piece("temporal", argv, topology.environment(), health.temporal_serving(topology.temporal_address),

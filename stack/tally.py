@@ -2,8 +2,9 @@
 should have got by the plan and the carrier's scenario, and what the outside world recorded.
 
 The outside world's word only: the carrier's journal (every call placed and SMS sent), the
-mailbox folder (one `.eml` per Message-ID, so a re-sent copy is recognisable) and the carrier's
-rooms (who is really in the bridge). The run's own roster is never counted: it is what is being
+mailbox (one `.eml` per Message-ID, and in its log every copy of one it already had: a
+recipient sees a copy as a second email, so it counts as twice) and the carrier's rooms (who is
+really in the bridge). The run's own roster is never counted: it is what is being
 checked, through the single column that quotes what `status` says.
 
 Expectations follow the CONFCALL scheme in a step with a bridge: the work phone, then the home
@@ -90,9 +91,9 @@ class Seen:
     pin_sms: int
     way_back_sms: int
     emails: int
-    """Distinct Message-IDs stored for them."""
+    """Emails delivered to them, copies of a Message-ID included: a recipient sees each."""
     email_copies: int
-    """Deliveries of a Message-ID already stored: a recognisable duplicate, not a second email."""
+    """Of those, deliveries of a Message-ID already delivered (a retry's copy)."""
     in_bridge: bool
     """In the carrier's room, by one of their calls."""
     in_status: bool | None
@@ -152,7 +153,7 @@ class Outside:
             home_calls=len(self.calls_to(person.home)),
             pin_sms=len(texts) - way_back,
             way_back_sms=way_back,
-            emails=len(self.mail.get(person.email or "", set())),
+            emails=len(self.mail.get(person.email or "", set())) + self.copies[person.email or ""],
             email_copies=self.copies[person.email or ""],
             in_bridge=bool(their_calls & room),
             in_status=in_status,
@@ -176,7 +177,7 @@ async def room_members(simulator_url: str, room: str) -> set[str]:
 
 
 COLUMNS = ("run", "person", "work", "home", "PIN SMS", "way back", "email", "bridge plan/carrier/status", "")
-"""Counts are expected/seen; "+1 copy": a recognisable duplicate the mailbox dropped."""
+"""Counts are expected/seen; "(1 copy)": a delivery repeated a Message-ID (counted in seen)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Row:
 
     def cells(self) -> tuple[str, ...]:
         e, s = self.expected, self.seen
-        email = f"{e.emails}/{s.emails}" + (f" +{s.email_copies} copy" if s.email_copies else "")
+        email = f"{e.emails}/{s.emails}" + (f" ({s.email_copies} copy)" if s.email_copies else "")
         bridge = "/".join(_in_out(v) for v in (e.in_bridge, s.in_bridge, s.in_status))
         counts = [(e.work_calls, s.work_calls), (e.home_calls, s.home_calls), (e.pin_sms, s.pin_sms),
                   (e.way_back_sms, s.way_back_sms)]  # fmt: skip

@@ -10,10 +10,8 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
-from stack.binaries import temporal_cli
+from stack.dev_server import start_dev_env
 from tests.support import CONTACTS, time_skipping_env
-from workflows import search_attributes
 
 
 @pytest.fixture
@@ -26,11 +24,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        search_attributes=search_attributes.ALL,
-        data_converter=data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS)),
-    )
+    env = await start_dev_env()
     yield env
     await env.shutdown()
 

@@ -44,7 +44,6 @@ class Edge:
 @pytest.fixture(scope="module")
 async def edge(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Edge]:
 
-
     folder = tmp_path_factory.mktemp("edges")
     contacts = folder / "contacts.yaml"
     contacts.write_text(yaml.safe_dump(CONTACTS, allow_unicode=True))

@@ -38,9 +38,7 @@ async def alice_got_the_way_back_once(h: Harness, launched: Bridged) -> None:
     """Her way back by SMS, before any PIN invitation; the end then counts no second drop."""
     await eventually(
         lambda: h.roster(launched),
-        lambda r: (
-            [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"]
-        ),
+        lambda r: [n.purpose for n in r.person("alice").notifications if n.channel == "sms"] == ["rejoin"],
     )
     assert h.texted_numbers() == [ALICE_MOBILE], "the way back, before the PIN invitations"
     await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())

@@ -27,8 +27,6 @@ from workflows.caller_index import SHARDS
 TEAM, DEPUTIES = 200, 60
 
 
-
-
 def settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **overrides)
 

@@ -19,9 +19,10 @@ from functools import partial
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import (
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import EmailBatch, MailActivities, SendEmail
     from activities.message_batches import MESSAGES_PER_BATCH, MessageOutcome
     from activities.pacing import PacingActivities, Slots
+    from domain.call_queue import PRIORITY, CallQueue
     from domain.contacts import Contact, masked_text
     from domain.events import CarrierTruth
     from domain.messages import Outgoing
@@ -90,6 +92,14 @@ LATE_TOGETHER = "late-calls-ask-together"
 for a fresh slot on its own."""
 MESSAGE_BATCHES = "messages-in-batches"
 """workflow.patched: runs recorded before it sent each SMS and email with an activity of its own."""
+CALL_TIME = timedelta(seconds=20)
+"""One try at placing a call: the carrier's answer, however slow (the adapter gives up sooner)."""
+CALL_HEARTBEAT = timedelta(seconds=5)
+"""A try whose worker died is tried again this soon, not after CALL_TIME."""
+BATCH_HEARTBEAT = timedelta(seconds=5)
+"""A batch whose worker died goes on elsewhere this soon, from its last recorded message."""
+NO_TURN = "no turn at the account's call rate before the deadline (or no calls worker running)"
+"""A call the server could not start before its step's deadline (schedule-to-start timeout)."""
 RING_GRACE = timedelta(seconds=3)
 """Past a call's ring time, how long its final callback may take before we ask the carrier."""
 PACER_RETRY = RetryPolicy(
@@ -113,13 +123,14 @@ class Alerter:
         self,
         plan: RunPlan,
         roster: Roster,
-        calls_per_second: float,
+        calls: CallQueue,
         done: Callable[[StepPlan], bool],
         publish: Callable[[], None],
     ) -> None:
         self.plan = plan
         self.roster = roster
-        self.calls_per_second = calls_per_second
+        self.calls = calls
+        self.calls_per_second = calls.calls_per_second
         self.done = done
         self.publish = publish
         self.carrier_refused = False
@@ -290,6 +301,14 @@ class Alerter:
         now = workflow.now()
         attempts = [self.roster.attempt_queued(a, a.address or "", now) for a in alerts]
         self.publish()
+        if self.calls.paced_by == "engine":
+            await asyncio.gather(
+                *(
+                    self.call_in_turn(step, alert, attempt.attempt_id, deadline, wanted)
+                    for alert, attempt in zip(alerts, attempts, strict=True)
+                )
+            )
+            return
         slots = await self.reserve_slots(len(alerts), deadline)
         await asyncio.gather(
             *(
@@ -297,6 +316,89 @@ class Alerter:
                 for alert, attempt, slot in zip(alerts, attempts, slots, strict=True)
             )
         )
+
+    async def call_in_turn(
+        self,
+        step: StepPlan,
+        alert: Alert,
+        attempt_id: str,
+        deadline: datetime,
+        wanted: Callable[[Alert], bool],
+    ) -> None:
+        """One call, one activity on the calls queue: the server starts it in the account's
+        turn, or never if its turn would come after the deadline. Withdrawn (cancelled before
+        it starts) once the person is no longer wanted."""
+        if not wanted(alert) or self.carrier_refused:
+            self.not_placed(attempt_id, self.why_withdrawn(step, alert, deadline))
+            return
+        left = max(deadline - workflow.now(), timedelta(seconds=1))
+        request = PlaceCall(
+            attempt_id=attempt_id,
+            to=alert.address or "",
+            caller_id=self.plan.dial_in_number,
+            objective=step.objective,
+            message=step.message,
+            record=self.plan.record,
+            ring_timeout=self.plan.scheme_for(step, alert.contact).ring_timeout,
+            queued_at=workflow.now(),
+            not_after=deadline,
+        )
+        placing = workflow.start_activity_method(
+            CarrierActivities.place_call,
+            request,
+            task_queue=self.calls.task_queue,
+            priority=Priority(
+                priority_key=PRIORITY[step.objective] if alert.tag == "" else 1,
+                fairness_key=self.calls.account,
+            ),
+            schedule_to_start_timeout=left,
+            start_to_close_timeout=CALL_TIME,
+            schedule_to_close_timeout=left + CALL_TIME,
+            heartbeat_timeout=CALL_HEARTBEAT,
+            retry_policy=CARRIER_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}",
+        )
+        await workflow.wait_condition(lambda: placing.done() or not wanted(alert) or self.carrier_refused)
+        if not placing.done():
+            placing.cancel()
+        now = workflow.now()
+        try:
+            call_sid = await placing
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                self.roster.not_placed(attempt_id, self.why_withdrawn(step, alert, deadline), now)
+            else:
+                self.roster_call_failure(attempt_id, err, now)
+        except asyncio.CancelledError:
+            self.roster.not_placed(attempt_id, self.why_withdrawn(step, alert, deadline), now)
+        else:
+            self.roster.call_placed(attempt_id, call_sid, now)
+        self.publish()
+
+    def why_withdrawn(self, step: StepPlan, alert: Alert, deadline: datetime) -> str:
+        """Why a call waiting for its turn was withdrawn, for its person's row."""
+        if self.carrier_refused:
+            return "the carrier refused our configuration"
+        if self.roster.ended:
+            return "the run ended before its turn"
+        if workflow.now() >= deadline or self.roster.step_over(step):
+            return NO_TURN
+        if self.roster.reached(step, alert.contact.id) or self.roster.live_legs(alert.contact.id):
+            return "reached before its turn"
+        return "the step's objective was reached, or the run was ended, before its turn"
+
+    def roster_call_failure(self, attempt_id: str, err: ActivityError, at: datetime) -> None:
+        """Why a call was not placed, in words its person's row can show."""
+        cause = err.cause
+        if isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START:
+            self.roster.not_placed(attempt_id, NO_TURN, at)
+        elif isinstance(cause, ActivityTimeout) or _error_type(err) == "TooLate":
+            self.roster.not_placed(attempt_id, "the deadline passed first", at)
+        else:
+            self.record_call(
+                CallResult(attempt_id=attempt_id, error_type=_error_type(err), error=failure_message(err))
+            )
 
     async def reserve_slots(
         self, count: int, deadline: datetime, missed: datetime | None = None
@@ -649,6 +751,7 @@ class Alerter:
                     SmsBatch(messages=[r for r, _, _ in batch if isinstance(r, SendSms)]),
                     start_to_close_timeout=timedelta(minutes=1),
                     schedule_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=BATCH_HEARTBEAT,
                     retry_policy=CARRIER_RETRY,
                     summary=f"{len(batch)} SMS: {names}"[:200],
                 )
@@ -658,6 +761,7 @@ class Alerter:
                     EmailBatch(messages=[r for r, _, _ in batch if isinstance(r, SendEmail)]),
                     start_to_close_timeout=timedelta(minutes=2),
                     schedule_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=BATCH_HEARTBEAT,
                     retry_policy=MAIL_RETRY,
                     summary=f"{len(batch)} email(s): {names}"[:200],
                 )
@@ -681,6 +785,7 @@ class Alerter:
             leg,
             start_to_close_timeout=timedelta(seconds=15),
             schedule_to_close_timeout=timedelta(minutes=1),
+            heartbeat_timeout=CALL_HEARTBEAT,
             retry_policy=CARRIER_RETRY,
             summary="moderate the bridge",
         )
@@ -696,6 +801,7 @@ class Alerter:
                 sid,
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=CALL_HEARTBEAT,
                 retry_policy=CARRIER_RETRY,
                 summary=summary,
             )

@@ -31,6 +31,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.caller_index import CallerIndexActivities, callers_of
     from activities.calls import BridgeLeg, CarrierActivities, MuteLeg
+    from domain.call_queue import CallQueue
     from domain.contacts import Contact
     from domain.events import (
         Acknowledgement,
@@ -75,8 +76,8 @@ CONTINUE_AS_NEW_AT_UPDATES = 1_500
 
 class RunInput(BaseModel):
     plan: RunPlan
-    calls_per_second: float
-    """The carrier account's outbound call rate, which the account's pacer keeps to."""
+    calls: CallQueue
+    """Where its calls wait their turn at the carrier account's rate."""
     carried: RosterState | None = None
     """What a previous run of this conference knew, when it continued as new."""
 
@@ -92,7 +93,7 @@ class ProcedureRun:
         self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
         self.details_stale = True
-        self.alerter = Alerter(start.plan, self.roster, start.calls_per_second, self.step_done, self.changed)
+        self.alerter = Alerter(start.plan, self.roster, start.calls, self.step_done, self.changed)
 
     @workflow.run
     async def run(self, start: RunInput) -> RunView:
@@ -163,7 +164,7 @@ class ProcedureRun:
                     plan=plan,
                     parent_id=workflow.info().workflow_id,
                     started_at=started,
-                    calls_per_second=self.alerter.calls_per_second,
+                    calls=self.alerter.calls,
                     lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
                 ),
                 id=batch_id,

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.call_queue import CallQueue
     from domain.events import Acknowledgement, AttemptCalls, CallProgress
     from domain.plan import RunPlan, StepPlan
     from domain.roster import Roster, RosterState
@@ -38,7 +39,7 @@ class BatchInput(BaseModel):
     parent_id: str
     started_at: datetime
     """When the step started in the run: the schemes' times count from it."""
-    calls_per_second: float
+    calls: CallQueue
     lifetime: timedelta
     """A batch the run never closes (it was terminated) closes itself after this long."""
 
@@ -68,7 +69,7 @@ class StepBatch:
         self.stopped = False
         self.closing = False
         self.details_stale = True
-        self.alerter = Alerter(batch.plan, self.roster, batch.calls_per_second, self.step_done, self.publish)
+        self.alerter = Alerter(batch.plan, self.roster, batch.calls, self.step_done, self.publish)
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchSummary:

@@ -39,6 +39,8 @@ class Call:
     ended_at: datetime | None = None
     room: str | None = None
     """The conference room it joined, by name."""
+    queue_ms: int | None = None
+    """How long an outbound call waited in the account's queue before it was dialled."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @property
@@ -122,5 +124,6 @@ class Calls:
             "Direction": call.direction,
             "SequenceNumber": str(call.sequence),
             "Timestamp": rfc2822(datetime.now(UTC)),
+            **({"QueueTime": str(call.queue_ms)} if call.queue_ms is not None else {}),
             **extra,
         }

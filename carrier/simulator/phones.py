@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from carrier.simulator.calls import Call, Calls
+from carrier.simulator.dial_queue import DialQueue
 from carrier.simulator.journal import Journal
 from carrier.simulator.rooms import ADD_FAILED
 from carrier.simulator.runtime import Runtime
@@ -26,17 +27,26 @@ class Phones:
         self._switch = switch
         self._runtime = runtime
         self._journal = journal
+        self._queue = DialQueue(scenario.calls_per_second)
 
     async def dial(self, call: Call, ring_timeout: str | None) -> None:
         """Place an outbound call: `initiated` is told as the API answers (not after the client
         got its answer: one whose answer is lost still hears of the call, and the answer does not
-        wait for the application's webhook, as with Twilio); it then rings in the background."""
+        wait for the application's webhook, as with Twilio); it then rings in the background.
+        Beyond the account's calls per second it first waits its turn in the account's queue
+        (`queue_ms` in the journal: the carrier dialled it that much after `at`)."""
         plan = self._scenario.plan(call.to)
+        queued = self._queue.take_turn()
+        call.queue_ms = round(queued * 1000)
         placed = {"sid": call.sid, "to": call.to, "from": call.sender, "behaviour": plan.answer}
-        self._journal.record("call", {**placed, "twiml": call.twiml, "timeout": ring_timeout})
-        self._calls.start(call, self._initiate_and_ring(call, plan))
+        self._journal.record(
+            "call", {**placed, "twiml": call.twiml, "timeout": ring_timeout, "queue_ms": call.queue_ms}
+        )
+        self._calls.start(call, self._initiate_and_ring(call, plan, queued))
 
-    async def _initiate_and_ring(self, call: Call, plan: NumberPlan) -> None:
+    async def _initiate_and_ring(self, call: Call, plan: NumberPlan, queued: float) -> None:
+        if queued:
+            await asyncio.sleep(queued)
         await self._calls.report(call, "initiated")
         await self._ring(call, plan)
 

@@ -1,6 +1,7 @@
 """How the simulated carrier behaves: per number, how the phone answers, and faults to inject.
 
 ring_seconds: 2                      # how long a phone rings before its outcome
+calls_per_second: 1                  # the account's CPS: calls beyond it wait queued (QueueTime)
 default: no-answer                   # answer | no-answer | busy | fail | machine
 numbers:
   "+41215550101": answer
@@ -42,11 +43,20 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ring_seconds: float = Field(default=2.0, ge=0)
+    calls_per_second: float | None = Field(default=None, gt=0)
+    """The account's outbound calls per second (Twilio's CPS): calls created faster wait in
+    the account's queue. None: the stack's RALLYCALL_CALLS_PER_SECOND."""
     default: Behaviour = "no-answer"
     numbers: dict[str, Behaviour | NumberPlan] = {}
     faults: dict[str, list[Fault]] = {}
     sms_undelivered: list[str] = []
     """Handsets that never get texts: their messages end `undelivered` with error 30003."""
+
+    def with_account_rate(self, calls_per_second: float) -> Scenario:
+        """This scenario, its account calling at `calls_per_second` unless it says otherwise."""
+        if self.calls_per_second is not None:
+            return self
+        return self.model_copy(update={"calls_per_second": calls_per_second})
 
     def plan(self, number: str) -> NumberPlan:
         found = self.numbers.get(number, self.default)

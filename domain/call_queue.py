@@ -1,0 +1,36 @@
+"""Where a run's calls wait their turn at the carrier account's rate, frozen into its input.
+
+Each call is an activity on the deployment's calls task queue. The Temporal server starts them
+no faster than the account's calls per second, for every worker at once: the rate of the
+account's fairness key (`Priority.fairness_key`), so two accounts on one queue pace apart. A
+call's priority key puts a new emergency ahead of a long information step, and its
+schedule-to-start deadline is its step's: a call the rate cannot start in time never starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from domain.plan import Objective
+
+PRIORITY: dict[Objective, int] = {"conference": 1, "acknowledgement": 2, "information": 3}
+"""Temporal priority keys (1 first): a bridge waits for no one; an information step waits."""
+UNKNOWN_ACCOUNT_RATE = 1.0
+"""Calls per second of a fairness key no worker has configured: Twilio's default CPS."""
+
+
+def calls_queue(task_queue: str) -> str:
+    """The deployment's calls task queue, beside its runs' queue: its rate is the server's to
+    keep, and calls never run eagerly on the run's own worker (which would skip the rate)."""
+    return f"{task_queue}-calls"
+
+
+class CallQueue(BaseModel):
+    task_queue: str
+    account: str
+    """The carrier account: the calls' fairness key."""
+    calls_per_second: float = Field(gt=0)
+    paced_by: Literal["pacer", "engine"] = "engine"
+    """`pacer`: the account's CallPacer workflow hands out slots (kept while both are measured)."""
