@@ -7,10 +7,10 @@ Everything comes from the environment or `.env`, with defaults that run the embe
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import sys
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,9 +56,12 @@ class Settings(BaseSettings):
 
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
-    pacing: Literal["pacer", "engine"] = "engine"
-    """Who keeps the call rate: the Temporal server's task-queue limits, or the CallPacer
-    workflow (kept while the two are measured side by side)."""
+
+    deployment: str | None = None
+    """The worker deployment its workers belong to (Temporal Worker Versioning); unset: the
+    task queue's name."""
+    build_id: str = Field(default_factory=lambda: release())
+    """This code's version within the deployment: a run stays on the build it started on."""
 
     pin_digits: int = Field(6, ge=6, le=12)
     """Length of conference PINs: longer PINs make guessing slower (see the README's threat model)."""
@@ -128,8 +131,11 @@ class Settings(BaseSettings):
             task_queue=calls_queue(self.task_queue),
             account=self.twilio_account_sid,
             calls_per_second=self.calls_per_second,
-            paced_by=self.pacing,
         )
+
+    @property
+    def deployment_name(self) -> str:
+        return self.deployment or self.task_queue
 
     @property
     def callback_host(self) -> str:
@@ -194,6 +200,14 @@ def data_converter(config: Settings) -> DataConverter:
         payload_codec=AesGcmCodec(config.encryption_key_ring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def release() -> str:
+    """The installed rallycall's version (pyproject.toml): the default build ID."""
+    try:
+        return importlib.metadata.version("rallycall")
+    except importlib.metadata.PackageNotFoundError:
+        return "unreleased"
 
 
 @cache

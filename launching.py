@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import phonenumbers
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -23,6 +26,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from activities.caller_index import callers_of, register_callers
 from config import Settings
@@ -333,12 +337,30 @@ async def reserve_pin(client: Client, settings: Settings, run_id: str, hold_for:
     raise RuntimeError("could not find a free PIN after 50 draws")
 
 
-def check_capacity(plan: RunPlan, settings: Settings, force: bool) -> list[StepLoad]:
-    """Refuse a run the account's call rate cannot keep in time, unless forced."""
-    loads = capacity(plan, settings.calls_per_second)
+def check_capacity(plan: RunPlan, settings: Settings, force: bool, waiting: int = 0) -> list[StepLoad]:
+    """Refuse a run the account's call rate cannot keep in time, `waiting` calls of other runs
+    going first, unless forced."""
+    loads = capacity(plan, settings.calls_per_second, waiting)
     if loads and not force:
         raise OverCapacity(loads)
     return loads
+
+
+async def calls_waiting(client: Client, settings: Settings) -> int:
+    """Calls waiting for their turn on the account now (the calls queue's backlog, as the server
+    counts it): a launch's calls come after them. 0 when the server does not say."""
+    try:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=settings.call_queue().task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                report_stats=True,
+            )
+        )
+    except RPCError:
+        return 0
+    return int(described.stats.approximate_backlog_count)
 
 
 async def launch(client: Client, settings: Settings, request: LaunchRequest) -> Launched:
@@ -347,7 +369,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     checked = prepare(
         request, settings, pin="0" * settings.pin_digits if bridge else None
     )  # refuse before any PIN
-    loads = check_capacity(checked, settings, request.force)
+    loads = check_capacity(checked, settings, request.force, await calls_waiting(client, settings))
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
     plan = prepare(request, settings, pin, run_id)
     names = ", ".join(p.name for p in plan.people[:5])

@@ -13,27 +13,32 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.workflowservice.v1 import UpdateTaskQueueConfigRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+    UpdateTaskQueueConfigRequest,
+)
 from temporalio.client import Client
-from temporalio.service import RPCError
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkerDeploymentConfig
 
 from activities.caller_index import CallerIndexActivities
 from activities.calls import CarrierActivities
 from activities.mail import MailActivities, SmtpSettings
-from activities.pacing import PacingActivities
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
 from config import Settings, connect_temporal, refuse_dev_secrets, settings
 from domain.call_queue import UNKNOWN_ACCOUNT_RATE, CallQueue
-from workflows.call_pacer import CallPacer, pacer_queue
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
 from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
 
-ACTIVITY_SLOTS = 600
+ACTIVITY_SLOTS = 200
+"""Activities of the runs' queue at once: message batches and carrier clean-ups, which wait
+on the network, not the CPU."""
 ACTIVITY_POLLERS = 20
 WORKFLOW_POLLERS = 10
 CALL_SLOTS = 200
@@ -46,6 +51,45 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=200)
 takes over from a dead worker re-sends nothing the server heard of (the SDK's default waits up
 to 80% of the heartbeat timeout)."""
 log = logging.getLogger("rallycall.worker")
+
+
+async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig | None:
+    """This build in the deployment (Temporal Worker Versioning): a run is pinned to the build it
+    started on, so a rolling upgrade never changes a conference under its feet; the long-lived
+    helpers (PIN leases, caller index, dial-in guard) move to the current build. A deployment
+    with no current build yet (its first start) gets this one; later builds become current when
+    the operator says so (deploy/README.md). None where the server has no Worker Versioning
+    (the time-skipping test server): workers are then unversioned."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(
+                namespace=client.namespace, deployment_name=config.deployment_name
+            )
+        )
+        current = described.worker_deployment_info.routing_config.current_deployment_version.build_id
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.UNIMPLEMENTED:
+            log.warning("this Temporal server has no Worker Versioning: workers are unversioned")
+            return None
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        current = ""
+    if not current:
+        await client.workflow_service.set_worker_deployment_current_version(
+            SetWorkerDeploymentCurrentVersionRequest(
+                namespace=client.namespace,
+                deployment_name=config.deployment_name,
+                build_id=config.build_id,
+                identity=client.identity,
+                allow_no_pollers=True,
+            )
+        )
+        log.info("build %s is the current build of %s", config.build_id, config.deployment_name)
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(config.deployment_name, config.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
 
 
 async def keep_calls_paced(client: Client, calls: CallQueue) -> None:
@@ -80,62 +124,62 @@ def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, config: Settings, carrier: Carrier, smtp: SmtpSettings
+    client: Client,
+    config: Settings,
+    carrier: Carrier,
+    smtp: SmtpSettings,
+    *,
+    runs_too: bool = True,
+    calls_too: bool = True,
 ) -> AsyncIterator[None]:
-    """Run the workflows and all their activities until the block exits."""
-    calls = CarrierActivities(carrier, config.public_url, client)
+    """Run the workflows and their activities until the block exits: the runs' task queue
+    (workflows, messages, carrier clean-ups) and the calls task queue, whose rate the server
+    keeps; either can be left to other workers."""
+    carrier_activities = CarrierActivities(carrier, config.public_url, client)
     mail = MailActivities(smtp)
-    pacing = PacingActivities(client, config.task_queue)
     index = CallerIndexActivities(client, config.task_queue, config.pin_secret)
-    worker = Worker(
+    versions = await deployment(client, config)
+    runs = Worker(
         client,
         task_queue=config.task_queue,
-        # CallPacer here too: a pacer started on this queue before it had its own lives on until it ends
-        workflows=[ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard],
+        workflows=[ProcedureRun, StepBatch, PinLease, CallerIndex, DialInGuard],
         activities=[
-            calls.place_call,
-            calls.place_calls,
-            calls.hang_up,
-            calls.end_conference,
-            calls.send_sms,
-            calls.send_sms_batch,
-            calls.mute,
-            calls.carrier_truth,
-            calls.remove_from_bridge,
-            mail.send_email,
+            carrier_activities.hang_up,
+            carrier_activities.end_conference,
+            carrier_activities.send_sms_batch,
+            carrier_activities.mute,
+            carrier_activities.carrier_truth,
+            carrier_activities.remove_from_bridge,
             mail.send_email_batch,
-            pacing.reserve_call_slots,
-            pacing.reserve_timed_call_slots,
             index.unregister_callers,
         ],
-        # activities wait on the carrier and the mail server, not the CPU: a round of 250 calls
-        # or 500 invitations starts at once instead of in waves of the SDK's default 100
         max_concurrent_activities=ACTIVITY_SLOTS,
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_POLLERS),
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        deployment_config=versions,
     )
-    pacer = Worker(  # its own slots: the runs' tasks wait for it (see `pacer_queue`)
-        client,
-        task_queue=pacer_queue(config.task_queue),
-        workflows=[CallPacer],
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(2),
-    )
-    placing = Worker(  # its own queue: its rate is the account's, kept by the server
-        client,
-        task_queue=config.call_queue().task_queue,
-        activities=[calls.place_call],
-        max_concurrent_activities=CALL_SLOTS,
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-    )
-    await keep_calls_paced(client, config.call_queue())
-    async with worker, pacer, placing:
+    async with contextlib.AsyncExitStack() as serving:
+        if runs_too:
+            await serving.enter_async_context(runs)
+        if calls_too:
+            await keep_calls_paced(client, config.call_queue())
+            await serving.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=config.call_queue().task_queue,
+                    activities=[carrier_activities.place_call],
+                    max_concurrent_activities=CALL_SLOTS,
+                    activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
+                    max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+                    deployment_config=versions,
+                )
+            )
         yield
 
 
-async def main() -> None:
+async def main(serve: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = settings()
     refuse_dev_secrets(config, "worker")
@@ -145,12 +189,25 @@ async def main() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        async with running_workers(client, config, carrier, smtp_settings(config)):
+        async with running_workers(
+            client,
+            config,
+            carrier,
+            smtp_settings(config),
+            runs_too=serve != "calls",
+            calls_too=serve != "runs",
+        ):
             await stop.wait()
     finally:
         await carrier.close()
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__).parse_args()  # --help; settings come from the environment
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__, epilog="Settings come from the environment.")
+    parser.add_argument(
+        "--serve",
+        choices=["all", "runs", "calls"],
+        default="all",
+        help="the runs' task queue, the calls task queue (placing calls at the account's rate), or both",
+    )
+    asyncio.run(main(parser.parse_args().serve))

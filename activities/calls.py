@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeats import heartbeating
+from activities.in_flight import InFlight
 from activities.message_batches import (
     BatchProgress,
     MessageOutcome,
@@ -54,23 +55,6 @@ class PlaceCall(BaseModel):
     earlier: Literal["none", "not-placed", "maybe-placed"] = "none"
     """What the previous try of this attempt came to (a burst gives each call one try; the run
     tries again in a later slot): one that may have placed the call is looked for first."""
-
-
-class PlaceCalls(BaseModel):
-    calls: list[PlaceCall]
-
-
-class CallResult(BaseModel):
-    """A call of a burst: placed (its ID) or refused (why, and whether it is worth retrying)."""
-
-    attempt_id: str
-    call_sid: str | None = None
-    error_type: str | None = None
-    """`DestinationRejected`, `CarrierMisconfigured`, `TooLate`, `CallOutcomeUnknown`."""
-    error: str | None = None
-    try_again: Literal["not-placed", "maybe-placed"] | None = None
-    """The carrier could not take it now (429, 5xx, network): worth another try in a later
-    slot, and whether this try may have placed it anyway."""
 
 
 class SendSms(BaseModel):
@@ -124,6 +108,7 @@ class CarrierActivities:
         self._public_url = public_url
         self._client = client
         """Asks a run what its callbacks told it, when a retry must find its own call."""
+        self._in_flight = InFlight()
 
     @activity.defn
     async def place_call(self, request: PlaceCall) -> str:
@@ -134,45 +119,14 @@ class CarrierActivities:
         may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
         try:
             async with heartbeating(lambda: DIALLING):
-                dialling = asyncio.ensure_future(self._place(request, may_exist))
                 try:
-                    return await asyncio.shield(dialling)
+                    return await self._in_flight.once("call", lambda: self._place(request, may_exist))
                 except asyncio.CancelledError:
-                    return await dialling
+                    return await self._in_flight.once("call", lambda: self._place(request, may_exist))
         except CarrierError as exc:
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
-
-    @activity.defn
-    async def place_calls(self, burst: PlaceCalls) -> list[CallResult]:
-        """A burst: the calls the pacer gave the same moment, dialled together, each with its own
-        result: placed, refused (and why), or to try again in a later slot (the carrier could not
-        take it now): one call's trouble never holds up another's. What each call came to is
-        kept in the heartbeat, so a try after a worker died dials only what is still open."""
-        info = activity.info()
-        kept: dict[str, Any] = dict(info.heartbeat_details[0]) if info.heartbeat_details else {}
-        results = {key: CallResult.model_validate(value) for key, value in kept.items()}
-
-        async def dial(request: PlaceCall) -> None:
-            if request.attempt_id in results:
-                return
-            this_try_may_be_second = info.attempt > 1 or request.earlier == "maybe-placed"
-            try:
-                sid = await self._place(request, may_exist=this_try_may_be_second)
-                result = CallResult(attempt_id=request.attempt_id, call_sid=sid)
-            except ApplicationError as exc:
-                result = CallResult(attempt_id=request.attempt_id, error_type=exc.type, error=exc.message)
-            except CarrierError as exc:
-                error = as_application_error(exc)
-                result = CallResult(attempt_id=request.attempt_id, error_type=error.type, error=error.message)
-                if exc.kind is FailureKind.TRANSIENT:
-                    result.try_again = "maybe-placed" if exc.maybe_done else "not-placed"
-            results[request.attempt_id] = result
-            activity.heartbeat({key: value.model_dump(mode="json") for key, value in results.items()})
-
-        await asyncio.gather(*(dial(request) for request in burst.calls))
-        return [results[request.attempt_id] for request in burst.calls]
 
     async def _place(self, request: PlaceCall, may_exist: bool) -> str:
         """One call: refused past its deadline; a call an earlier try may have placed is looked
@@ -302,25 +256,6 @@ class CarrierActivities:
             raise as_application_error(exc) from exc
 
     @activity.defn
-    async def send_sms(self, request: SendSms) -> str:
-        """Text the message; a try after one that may have sent it first looks for the same text
-        already sent (a run's texts to one number differ: they carry its PIN or its message)."""
-        _, body = request.message.rendered()
-        info = activity.info()
-        maybe_sent = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
-        try:
-            return await self._carrier.send_sms(
-                request.to,
-                request.sender,
-                body,
-                sent_since=request.requested_at if maybe_sent else None,
-            )
-        except CarrierError as exc:
-            if not exc.maybe_done:
-                activity.heartbeat(NOT_PLACED)
-            raise as_application_error(exc) from exc
-
-    @activity.defn
     async def send_sms_batch(self, batch: SmsBatch) -> list[MessageOutcome]:
         """Text each message, FETCHES_AT_ONCE at a time. A number refused, or our account
         refused, is an outcome; a carrier that cannot take them now fails the try, and the next
@@ -339,7 +274,10 @@ class CarrierActivities:
                     return
                 progress.begin(index)
                 try:
-                    sid = await self._carrier.send_sms(request.to, request.sender, body, sent_since=since)
+                    sid = await self._in_flight.once(
+                        f"sms{index}",
+                        lambda: self._carrier.send_sms(request.to, request.sender, body, sent_since=since),
+                    )
                 except CarrierError as exc:
                     settle_sms_failure(progress, index, exc, refused, not_sent)
                 else:

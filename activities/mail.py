@@ -10,14 +10,15 @@ import hashlib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from functools import partial
 from typing import Any
 
 import aiosmtplib
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.heartbeats import heartbeating
+from activities.in_flight import InFlight
 from activities.message_batches import BatchProgress, MessageOutcome, finish, progress_so_far
 from domain.messages import Outgoing, email_html
 
@@ -81,25 +82,7 @@ def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
 class MailActivities:
     def __init__(self, smtp: SmtpSettings) -> None:
         self._smtp = smtp
-
-    @activity.defn
-    async def send_email(self, request: SendEmail) -> str:
-        """Send one email (text and HTML parts); returns its Message-ID."""
-        message_id = idempotent_message_id()
-        message = compose(request, self._smtp.sender, message_id)
-        try:
-            await aiosmtplib.send(message, **self._smtp.connection())
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 535:
-                raise ApplicationError(
-                    f"SMTP login refused: {exc.message}", type="MailMisconfigured", non_retryable=True
-                ) from exc
-            if exc.code >= 500:
-                raise ApplicationError(
-                    f"SMTP server refused the address: {exc.code}", type="MailRejected", non_retryable=True
-                ) from None  # the server's words often echo the address, and failures are logged
-            raise
-        return message_id
+        self._in_flight = InFlight()
 
     @activity.defn
     async def send_email_batch(self, batch: EmailBatch) -> list[MessageOutcome]:
@@ -130,7 +113,12 @@ class MailActivities:
                 message_id = idempotent_message_id(index)
                 message = compose(batch.messages[index], self._smtp.sender, message_id)
                 progress.begin(index)
-                refused = await refused_for_good(smtp, message)
+                sending = partial(refused_for_good, smtp, message)
+                try:
+                    refused = await self._in_flight.once(f"mail{index}", sending)
+                except asyncio.CancelledError:  # the message under way ends before its connection
+                    await self._in_flight.once(f"mail{index}", sending)
+                    raise
                 progress.settle(
                     index,
                     MessageOutcome(error_type="MailRejected", error=refused)

@@ -358,11 +358,13 @@ async def many_conferences(
     home_after: timedelta = timedelta(seconds=20),
     deadline: timedelta = timedelta(seconds=40),
     calls_per_second: float = 500,
+    workers: int = 1,
 ) -> Result:
-    """Launched at once on one worker process: PINs unique, each run's home calls and PIN
-    messages within 2 s of their marks, the account's rate kept, the worker's peak memory."""
+    """Launched at once on `workers` worker processes: PINs unique, each run's home calls and
+    PIN messages within 2 s of their marks, the account's rate kept, each worker's peak memory."""
+    on = "one worker" if workers == 1 else f"{workers} workers"
     result = Result(
-        f"(c) {conferences} conferences of {size} launched at once, one worker, {calls_per_second:g} calls/s"
+        f"(c) {conferences} conferences of {size} launched at once, {on}, {calls_per_second:g} calls/s"
     )
     people = conferences * size
     contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people))
@@ -374,8 +376,9 @@ async def many_conferences(
     definitions = red_button(home_after, deadline, timedelta(seconds=5))
     async with (
         harness(client, tmp, contacts, scenario, calls_per_second) as h,
-        worker_process(h) as rss,
+        contextlib.AsyncExitStack() as up,
     ):
+        probes = [await up.enter_async_context(worker_process(h)) for _ in range(workers)]
         await eventually(lambda: polled(h), bool, 30)
         launched = await asyncio.gather(
             *(
@@ -392,7 +395,7 @@ async def many_conferences(
         # one at a time, each polled again while the worker is too busy to answer within 5 s
         reports = [await eventually(partial(h.roster, run), bool, 120) for run in launched]
         await asyncio.gather(*(end(h, run.workflow_id) for run in launched))
-        peak_kib = rss()
+        peak_kib = max(rss() for rss in probes)
     calls = h.carrier_entries("call")
     when = {c["to"]: dialled(c) for c in calls}
     texts = {e["to"]: at(e) for e in h.carrier_entries("sms")}
@@ -440,7 +443,9 @@ async def many_conferences(
     )
     queued = max((c.get("queue_ms") or 0 for c in calls), default=0)
     result.add("longest wait in the carrier's queue", f"{queued / 1000:.2f} s")
-    result.add("worker peak RSS", f"{peak_kib / 1024:.0f} MiB", "<= 250 MB", peak_kib * 1024 <= 250e6)
+    result.add(
+        "worker peak RSS (largest)", f"{peak_kib / 1024:.0f} MiB", "<= 250 MB", peak_kib * 1024 <= 250e6
+    )
     return result
 
 

@@ -9,8 +9,6 @@ schedule-to-start deadline is its step's: a call the rate cannot start in time n
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 from domain.plan import Objective
@@ -32,5 +30,3 @@ class CallQueue(BaseModel):
     account: str
     """The carrier account: the calls' fairness key."""
     calls_per_second: float = Field(gt=0)
-    paced_by: Literal["pacer", "engine"] = "engine"
-    """`pacer`: the account's CallPacer workflow hands out slots (kept while both are measured)."""

@@ -1,26 +1,22 @@
 """Can the account's call rate reach everyone in time? Checked at launch, before anything starts.
 
 The check replays each step the way the run will alert, in the worst case where nobody
-answers: calls get their slots from the same burst rules as the account's pacer
-(`domain.pacing`), a call rings its scheme's full ring timeout, and a person's next medium
-waits until their previous call has rung out. A step is *in time* when every alert starts when
-its scheme says, give or take its own round's bursts, and before the step's deadline. Otherwise
-the launch is refused (unless forced) with these figures. It assumes the run has the account's
-rate to itself: other runs calling at the same moment share it.
+answers: the Temporal server starts the account's calls one after another at its calls per
+second, after the calls already waiting on the account (other runs'); a call rings its scheme's
+full ring timeout, and a person's next medium waits until their previous call has rung out. A
+step is *in time* when every alert starts when its scheme says, give or take its own round's
+pace, and before the step's deadline. Otherwise the launch is refused (unless forced) with these
+figures.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from domain.pacing import Bursts, burst_interval, burst_size
 from domain.plan import Alert, RunPlan, StepPlan
 from domain.run_view import MEDIUM_LABELS
-
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-"""The replay's clock: times are offsets from the step's start."""
 
 
 @dataclass
@@ -35,7 +31,7 @@ class RoundLoad:
     last_start: timedelta | None = None
     """When its last call would start, from the step's start."""
     delayed: int = 0
-    """Alerts starting later than the scheme says, beyond their own round's bursts."""
+    """Alerts starting later than the scheme says, beyond their own round's pace."""
     not_alerted: int = 0
     """Alerts the deadline cuts off."""
 
@@ -45,6 +41,8 @@ class StepLoad:
     step: str
     deadline: timedelta
     calls_per_second: float
+    waiting: int = 0
+    """Calls already waiting on the account when the run launches."""
     rounds: list[RoundLoad] = field(default_factory=list)
 
     @property
@@ -52,14 +50,14 @@ class StepLoad:
         return not any(r.delayed or r.not_alerted for r in self.rounds)
 
     def describe(self) -> str:
-        """`step 001: at 1 call/s, the work phone round at +0:00: 250 calls, the last at +4:33; ...`"""
+        """`step 001: at 1 call/s with nobody answering, the work phone round at +0:00 needs
+        4 min 10 s for its 250 calls; ...`"""
         parts = []
-        size, every = burst_size(self.calls_per_second), burst_interval(self.calls_per_second)
         for r in self.rounds:
             text = f"the {r.media} round at {_clock(r.due)}"
             if r.planned_calls:
-                needs = every * -(-r.planned_calls // size)
-                text += f" needs {_duration(needs)} for its {r.planned_calls} calls"
+                text += f" needs {_duration(timedelta(seconds=r.planned_calls / self.calls_per_second))}"
+                text += f" for its {r.planned_calls} calls"
             if r.calls:
                 text += f"; {r.calls} would be placed, the last at {_clock(r.last_start or r.due)}"
             if r.delayed:
@@ -67,22 +65,24 @@ class StepLoad:
             if r.not_alerted:
                 text += f", {r.not_alerted} not alerted before the deadline at {_clock(self.deadline)}"
             parts.append(text)
-        pace = f"{size} every {every.total_seconds():g} s"
+        ahead = f" and {self.waiting} calls of other runs waiting" if self.waiting else ""
         return (
-            f"step {self.step}: at {self.calls_per_second:g} call/s ({pace}) with nobody answering, "
+            f"step {self.step}: at {self.calls_per_second:g} call/s with nobody answering{ahead}, "
             + "; ".join(parts)
         )
 
 
-def capacity(plan: RunPlan, calls_per_second: float) -> list[StepLoad]:
-    """Every step with a scheme time the account's call rate cannot keep (empty: all in time)."""
-    loads = [step_load(plan, step, calls_per_second) for step in plan.steps]
+def capacity(plan: RunPlan, calls_per_second: float, waiting: int = 0) -> list[StepLoad]:
+    """Every step with a scheme time the account's call rate cannot keep (empty: all in time).
+    `waiting`: calls already waiting on the account; they go first."""
+    loads = [step_load(plan, step, calls_per_second, waiting) for step in plan.steps]
     return [load for load in loads if not load.in_time]
 
 
-def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoad:
-    """Replay the step's alerts in the order and with the pacing the run would use."""
-    load = StepLoad(step.number, step.deadline, calls_per_second)
+def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float, waiting: int = 0) -> StepLoad:
+    """Replay the step's alerts in the order and at the pace the run would have them."""
+    load = StepLoad(step.number, step.deadline, calls_per_second, waiting)
+    pace = timedelta(seconds=1 / calls_per_second)
     rounds: dict[timedelta, RoundLoad] = {}
     for r in plan.rounds(step):
         if r.after < step.deadline:
@@ -100,28 +100,26 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float) -> StepLoa
     # person's previous call has rung out if that is later
     ready = [(queue[0].after, n, cid, 0) for n, (cid, queue) in enumerate(per_person.items()) if queue]
     heapq.heapify(ready)
-    bursts = Bursts()
-    own_bursts: dict[timedelta, Bursts] = {after: Bursts() for after in rounds}
-    """Each round alone, to tell its own pacing from waiting for other rounds' calls."""
-    deadline = EPOCH + step.deadline
+    next_turn = pace * waiting
+    own_calls = dict.fromkeys(rounds, 0)
+    """Each round's calls so far: alone, its k-th call would start k paces after the round."""
     while ready:
         at, n, cid, index = heapq.heappop(ready)
         alert = per_person[cid][index]
         load_round = rounds[alert.after]
-        start, settled = at, at
-        if not alert.is_call:
-            load_round.delayed += start > alert.after
-        elif (slot := bursts.take(EPOCH + at, 1, calls_per_second, deadline, by_windows=True)[0]) is None:
-            load_round.not_alerted += 1  # recorded not placed at once: their next medium still comes
-        else:
-            start = slot - EPOCH
-            load_round.calls += 1
-            load_round.last_start = start
-            settled = start + plan.scheme_for(step, alert.contact).ring_timeout
-            alone = own_bursts[alert.after].take(
-                EPOCH + alert.after, 1, calls_per_second, EPOCH + step.deadline * 2, by_windows=True
-            )[0]
-            load_round.delayed += alone is None or start > alone - EPOCH
+        settled = at
+        if alert.is_call:
+            start = max(at, next_turn)
+            if start >= step.deadline:
+                load_round.not_alerted += 1  # not placed: their next medium still comes
+            else:
+                next_turn = start + pace
+                load_round.calls += 1
+                load_round.last_start = start
+                settled = start + plan.scheme_for(step, alert.contact).ring_timeout
+                alone = alert.after + pace * own_calls[alert.after]
+                own_calls[alert.after] += 1
+                load_round.delayed += start > alone
         if index + 1 < len(per_person[cid]):
             following = per_person[cid][index + 1]
             heapq.heappush(ready, (max(following.after, settled), n, cid, index + 1))

@@ -231,12 +231,10 @@ class Roster:
         if attempt.outcome == "pending":
             attempt.settle("failed", at, error)
 
-    def call_progress(
-        self, event: CallProgress, at: datetime, *, drop_if_in_bridge: bool = False
-    ) -> str | None:
+    def call_progress(self, event: CallProgress, at: datetime) -> str | None:
         """Apply a carrier callback; returns a call ID to hang up: an answering machine, or a
-        call answered after the run ended. `drop_if_in_bridge`: a call that ends while its leg is
-        still in the bridge is a drop (its room's leave was lost, or comes after)."""
+        call answered after the run ended. A call that ends while its leg is still in the bridge
+        is a drop (its room's leave was lost, or comes after)."""
         found = self._attempts.get(event.attempt_id)
         if found is None:
             return None
@@ -259,7 +257,7 @@ class Roster:
             attempt.ended_at = attempt.ended_at or at
             if attempt.outcome == "pending":
                 attempt.settle("answered", at)  # only a call that was answered completes
-            if self._leave(person, event.call_sid, at) and drop_if_in_bridge:
+            if self._leave(person, event.call_sid, at):
                 self._note_drop(person, event.call_sid, None)
         elif event.status in FINAL_CALL_STATUSES and attempt.outcome == "pending":
             attempt.settle(FINAL_CALL_STATUSES[event.status], at)
@@ -400,28 +398,20 @@ class Roster:
     def called_anyone(self) -> bool:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
 
-    def carrier_truth(
-        self,
-        truth: CarrierTruth,
-        asked_at: datetime,
-        at: datetime,
-        *,
-        drop_if_in_bridge: bool = False,
-        drop_if_unheard: bool = False,
-    ) -> list[str]:
+    def carrier_truth(self, truth: CarrierTruth, asked_at: datetime, at: datetime) -> list[str]:
         """Correct the roster with what the carrier said when asked; returns calls to hang up
         (machines, calls answered after the run ended), as callbacks would have. A leg whose
-        join or leave we heard of after asking keeps what we heard: it is newer.
-        `drop_if_unheard`: a bridge call answered by a person and ended while we heard nothing
-        of it is a drop. A Call resource does not say whether it reached the bridge; the way
-        back errs on the side of the person (it also reaches one who hung up during the welcome)."""
+        join or leave we heard of after asking keeps what we heard: it is newer. A bridge call
+        answered by a person and ended while we heard nothing of it is a drop. A Call resource
+        does not say whether it reached the bridge; the way back errs on the side of the person
+        (it also reaches one who hung up during the welcome)."""
         by_sid = {a.call_sid: a for _, a in self._attempts.values() if a.call_sid}
         unwanted = []
         for call in truth.calls:
             attempt = by_sid.get(call.call_sid)
             if attempt is None:
                 continue
-            if drop_if_unheard and self._ended_unheard(attempt, call.status, call.answered_by):
+            if self._ended_unheard(attempt, call.status, call.answered_by):
                 person = self._attempts[attempt.attempt_id][0]
                 self.call_progress(
                     CallProgress(attempt_id=attempt.attempt_id, call_sid=call.call_sid, status=call.status),
@@ -435,7 +425,7 @@ class Roster:
                 status=call.status,
                 answered_by=call.answered_by,
             )
-            if (hang_up := self.call_progress(progress, at, drop_if_in_bridge=drop_if_in_bridge)) is not None:
+            if (hang_up := self.call_progress(progress, at)) is not None:
                 unwanted.append(hang_up)
         if truth.conference_sid is not None:
             self.state.conference_sid = truth.conference_sid

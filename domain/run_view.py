@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field, computed_field
 from domain.plan import Medium, Objective, VoiceMedium
 
 Outcome = Literal["pending", "answered", "no-answer", "busy", "failed", "machine", "not-placed"]
-"""`pending`: decided and waiting for its call slot, or ringing; `not-placed`: never dialled
-(no call slot before the step's deadline, the run ended, or the person was reached first)."""
+"""`pending`: decided and waiting for its turn at the account's call rate, or ringing;
+`not-placed`: never dialled, and `error` says why (no turn before the step's deadline, the run
+ended, the objective or the person was reached first)."""
 FINAL_CALL_STATUSES: dict[str, Outcome] = {
     "busy": "busy",
     "no-answer": "no-answer",
@@ -40,7 +41,7 @@ PersonState = Literal[
     "reached",
     "not-reached",
 ]
-"""What a person's row says: not alerted yet, waiting for a call slot, being called, in the
+"""What a person's row says: not alerted yet, waiting for its turn, being called, in the
 bridge, left it, answered (a call without a bridge), acknowledged, reached by a message, or
 alerted without success so far."""
 
@@ -52,7 +53,7 @@ class CallAttempt(BaseModel):
     queued_at: datetime
     """When the scheme called for this call."""
     placed_at: datetime | None = None
-    """When the carrier accepted it (None while it waits for a call slot)."""
+    """When the carrier accepted it (None while it waits for its turn)."""
     outcome: Outcome = "pending"
     outcome_at: datetime | None = None
     ended_at: datetime | None = None

@@ -3,11 +3,11 @@ and the console say it alike."""
 
 from __future__ import annotations
 
-from domain.run_view import MEDIUM_LABELS, PersonView, StepView
+from domain.run_view import MEDIUM_LABELS, CallAttempt, PersonView, StepView
 
 STATE_WORDS = {
     "waiting": "not alerted yet",
-    "queued": "waiting for a call slot",
+    "queued": "waiting for its turn at the call rate",
     "calling": "being called",
     "in-bridge": "in the bridge",
     "left": "left the bridge",
@@ -52,7 +52,15 @@ def step_line(step: StepView) -> str:
 
 
 def calls_line(person: PersonView) -> str:
-    return ", ".join(f"{MEDIUM_LABELS[a.medium]}: {OUTCOME_WORDS[a.outcome]}" for a in person.attempts) or "-"
+    """`work phone: no answer, home phone: not called (why)`: a call not made says why."""
+    return ", ".join(f"{MEDIUM_LABELS[a.medium]}: {outcome_words(a)}" for a in person.attempts) or "-"
+
+
+def outcome_words(attempt: CallAttempt) -> str:
+    words = OUTCOME_WORDS[attempt.outcome]
+    if attempt.error and attempt.outcome in ("failed", "not-placed"):
+        words += f" ({attempt.error})"
+    return words
 
 
 def sent_line(person: PersonView) -> str:

@@ -167,12 +167,13 @@ class Harness:
         return [e["to"] for e in self.carrier_entries("sms")]
 
     @contextlib.asynccontextmanager
-    async def worker(self, smtp_port: int | None = None) -> AsyncIterator[None]:
-        """The worker; `smtp_port` sends its email elsewhere (a dead port: mail is down)."""
+    async def worker(self, smtp_port: int | None = None, calls_too: bool = True) -> AsyncIterator[None]:
+        """The worker; `smtp_port` sends its email elsewhere (a dead port: mail is down);
+        without `calls_too`, no worker places calls (they wait on the calls queue)."""
         carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
         smtp = smtp_settings(self.settings, smtp_port or self.mailbox.port)
         try:
-            async with running_workers(self.client, self.settings, carrier, smtp):
+            async with running_workers(self.client, self.settings, carrier, smtp, calls_too=calls_too):
                 yield
         finally:
             await carrier.close()

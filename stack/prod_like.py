@@ -154,7 +154,6 @@ class Topology:
             "RALLYCALL_TWILIO_API_URL": self.simulator_url,
             "RALLYCALL_DIAL_IN_NUMBER": config.dial_in_number,
             "RALLYCALL_CALLS_PER_SECOND": str(config.calls_per_second),
-            "RALLYCALL_PACING": config.pacing,
             "RALLYCALL_PIN_SECRET": config.pin_secret,
             "RALLYCALL_ENCRYPTION_KEYS": config.encryption_keys.get_secret_value(),
             "RALLYCALL_SMTP_HOST": config.smtp_host,

@@ -1,8 +1,10 @@
-"""Keeping workflow histories for replay: a history, once kept, is never re-recorded.
+"""Keeping workflow histories for replay, one folder per release: `tests/histories/<release>/`.
 
-`RALLYCALL_KEEP_HISTORIES=1 .venv/bin/python -m pytest tests/test_end_to_end.py tests/test_procedures.py`
-adds the histories those tests record under new names only; `SHA256SUMS` lists every kept file
-with its digest, and `tests/test_replay.py` fails if a kept file changes or disappears.
+When a release is cut, `RALLYCALL_KEEP_HISTORIES=1 .venv/bin/python -m pytest tests/test_end_to_end.py
+tests/test_procedures.py` records the histories those tests keep into the folder of the version in
+pyproject.toml; `SHA256SUMS` there lists each file with its digest. A released folder is never
+re-recorded: `tests/test_replay.py` fails if a kept file changes or disappears, and replays every
+kept history on today's code (the rule for retiring a release's histories is written there).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from config import DEV_ENCRYPTION_KEYS, Settings, data_converter
-from workflows.call_pacer import CallPacer
+from config import DEV_ENCRYPTION_KEYS, Settings, data_converter, release
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
 from workflows.pin_lease import PinLease
@@ -23,8 +24,7 @@ from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
 
 FOLDER = Path(__file__).parent / "histories"
-MANIFEST = FOLDER / "SHA256SUMS"
-WORKFLOWS = [ProcedureRun, StepBatch, PinLease, CallPacer, CallerIndex, DialInGuard]
+WORKFLOWS = [ProcedureRun, StepBatch, PinLease, CallerIndex, DialInGuard]
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -32,7 +32,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def replayer() -> Replayer:
-    """Kept histories are encrypted with the dev key (or, recorded before encryption, in clear)."""
+    """Kept histories are encrypted with the dev key."""
     converter = data_converter(Settings(_env_file=None, encryption_keys=DEV_ENCRYPTION_KEYS))
     return Replayer(workflows=WORKFLOWS, data_converter=converter)
 
@@ -41,22 +41,30 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def kept() -> dict[str, str]:
-    """File name -> digest, as recorded when each history was kept."""
-    if not MANIFEST.exists():
+def releases() -> list[Path]:
+    return sorted(folder for folder in FOLDER.iterdir() if folder.is_dir()) if FOLDER.exists() else []
+
+
+def kept(folder: Path) -> dict[str, str]:
+    """File name -> digest, as recorded when each history of this release was kept."""
+    manifest = folder / "SHA256SUMS"
+    if not manifest.exists():
         return {}
-    rows = (line.split("  ", 1) for line in MANIFEST.read_text().splitlines() if line.strip())
+    rows = (line.split("  ", 1) for line in manifest.read_text().splitlines() if line.strip())
     return {name: sha for sha, name in rows}
 
 
 def keep(name: str, history: WorkflowHistory) -> None:
-    """Add a history under a new name, if asked to (RALLYCALL_KEEP_HISTORIES=1); never overwrite.
-    The file is `NAME@WORKFLOW_ID.json`: replay needs the workflow ID its commands were made with."""
+    """Add a history to this release's folder, if asked to (RALLYCALL_KEEP_HISTORIES=1); never
+    overwrite. The file is `NAME@WORKFLOW_ID.json`: replay needs the workflow ID its commands
+    were made with."""
     if not os.environ.get("RALLYCALL_KEEP_HISTORIES"):
         return
-    if any(kept_name.split("@", 1)[0] == name for kept_name in kept()):
+    folder = FOLDER / release()
+    if any(kept_name.split("@", 1)[0] == name for kept_name in kept(folder)):
         return
-    path = FOLDER / f"{name}@{history.workflow_id}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}@{history.workflow_id}.json"
     path.write_text(history.to_json())
-    with MANIFEST.open("a") as manifest:
+    with (folder / "SHA256SUMS").open("a") as manifest:
         manifest.write(f"{digest(path)}  {path.name}\n")

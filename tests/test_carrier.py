@@ -92,8 +92,9 @@ async def test_a_retry_after_a_sure_refusal_dials_and_any_other_retry_never_dial
     await env.run(activities.place_call, request)
     assert len(sim.simulator.calls) == 1, "the carrier refused the first try for sure: dial"
     env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[])
+    elsewhere = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")  # another worker process
     with pytest.raises(ApplicationError) as unknown:
-        await env.run(activities.place_call, request)
+        await env.run(elsewhere.place_call, request)
     assert unknown.value.type == "CallOutcomeUnknown" and unknown.value.non_retryable
     assert len(sim.simulator.calls) == 1, "an earlier try may have placed it: never dial twice"
 
@@ -128,3 +129,15 @@ async def test_unreachable_carrier_is_transient() -> None:
     finally:
         await carrier.close()
     assert failure.value.kind is FailureKind.TRANSIENT
+
+
+async def test_a_retry_beside_a_try_still_running_in_this_worker_takes_its_call(sim: Sim) -> None:
+    """A busy worker's heartbeats came late, and the server started the next try while the first
+    still runs in the same process: the second takes the first's call, and dials nothing."""
+    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+    request = place_call_request("+41215550101")
+    env = ActivityEnvironment()
+    first = await env.run(activities.place_call, request)
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[])
+    assert await env.run(activities.place_call, request) == first
+    assert len(sim.simulator.calls) == 1

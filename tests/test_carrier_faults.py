@@ -15,6 +15,7 @@ from carrier.simulator.scenario import Fault
 from domain.events import EndRequest
 from domain.run_view import PersonView, RunView
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
+from workflows.calling import CARRIER_REFUSED
 from workflows.procedure_run import ProcedureRun
 
 ALICE_WORK, ALICE_HOME = "+41215550101", "+41215550111"
@@ -92,7 +93,9 @@ async def test_refused_credentials_stop_calls_and_sms_loudly_but_email_goes_out(
         )
         assert len(report.problems) == 1 and "the carrier refused our configuration" in report.problems[0]
         assert "21212" in report.problems[0]
-        assert all(a.medium == "voice_pro" for p in report.people for a in p.attempts), "no home calls"
+        home = [a for p in report.people for a in p.attempts if a.medium == "voice_home"]
+        assert all(a.outcome == "not-placed" and a.error == CARRIER_REFUSED for a in home), "no home calls"
+        assert not {"+41215550111", "+41215550112"} & set(h.called_numbers()), "no home phone rang"
         assert h.texted_numbers() == [], "no SMS through a carrier that refuses us"
         assert sorted(m["To"] for m in h.mailbox.messages()) == ["alice@example.com", "bruno@example.com"]
         final = await finish(h, launched.workflow_id)

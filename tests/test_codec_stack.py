@@ -170,7 +170,7 @@ async def test_temporal_shows_ciphertext_only(drill: Drill) -> None:
     listed = json.loads(listing)
     ids = sorted({w["execution"]["workflowId"] for w in listed})
     kinds = {w["type"]["name"] for w in listed}
-    assert {"ProcedureRun", "PinLease", "DialInGuard", "CallerIndex", "CallPacer"} <= kinds, kinds
+    assert {"ProcedureRun", "PinLease", "DialInGuard", "CallerIndex"} <= kinds, kinds
     commands = [
         (workflow_id, command)
         for workflow_id in ids

@@ -29,7 +29,9 @@ from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from domain.events import EndRequest
 from stack.ports import free_port
+from tests.histories import keep
 from tests.support import SCENARIO, Harness, eventually, harness
+from workflows.dial_in_guard import guard_id
 from workflows.procedure_run import ProcedureRun
 
 STRANGER = "+41797770{:03d}"
@@ -89,6 +91,8 @@ async def test_wrong_pins_are_counted_across_callback_servers(line: Harness) -> 
     again = await dial(line.simulator_url, guesser, launched.pin)
     assert heard(again) == [TOO_MANY_GOODBYE], "and the first replica knows it too"
     await end(line, launched.workflow_id)
+    guard = await line.client.get_workflow_handle(guard_id(line.settings.task_queue)).fetch_history()
+    keep("dial_in_guard", guard)
 
 
 async def test_rotating_caller_ids_hit_the_line_wide_limit(

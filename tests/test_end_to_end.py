@@ -10,11 +10,12 @@ from xml.etree import ElementTree
 
 from temporalio.testing import WorkflowEnvironment
 
+from directory import caller_key, pin_lease_id
 from domain.events import EndRequest, RejoinRequest
 from domain.run_view import RunView
 from tests.histories import keep, replayer
 from tests.support import FAST, eventually, harness
-from workflows.call_pacer import pacer_id
+from workflows.caller_index import shard_id
 from workflows.procedure_run import ProcedureRun
 
 
@@ -80,8 +81,8 @@ async def test_full_flow_with_callbacks_fallback_pins_rejoin_and_end(
 
         history = await handle.fetch_history()
         await replayer().replay_workflow(history)
-        pacer = await h.client.get_workflow_handle(pacer_id(h.settings.task_queue)).fetch_history()
-        await replayer().replay_workflow(pacer)
-        # a new name for each new shape: the histories kept under older names stay and replay
-        keep("conference_messages_in_batches", history)
-        keep("call_pacer_by_windows", pacer)
+        keep("conference_full_flow", history)
+        lease = h.client.get_workflow_handle(pin_lease_id(launched.pin, h.settings.pin_secret))
+        keep("pin_lease", await lease.fetch_history())
+        chloe = shard_id(h.settings.task_queue, caller_key("+41795550103", h.settings.pin_secret))
+        keep("caller_index_shard", await h.client.get_workflow_handle(chloe).fetch_history())

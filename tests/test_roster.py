@@ -135,10 +135,10 @@ def test_a_call_answered_and_ended_while_every_callback_was_lost_is_a_drop() -> 
     book.call_placed(attempt.attempt_id, "CA1", T0)
     truth = CarrierTruth(calls=[CallTruth(call_sid="CA1", status="completed", answered_by="human")])
     asked = T0 + timedelta(seconds=40)
-    book.carrier_truth(truth, asked, asked, drop_if_in_bridge=True, drop_if_unheard=True)
+    book.carrier_truth(truth, asked, asked)
     assert attempt.outcome == "answered" and not book.person("ann").in_conference
     assert book.person("ann").drops == 1 and book.take_drops() == ["ann"]
-    book.carrier_truth(truth, asked, asked, drop_if_in_bridge=True, drop_if_unheard=True)
+    book.carrier_truth(truth, asked, asked)
     assert book.take_drops() == [], "asked again: still one drop"
 
 
@@ -154,5 +154,5 @@ def test_an_unheard_call_a_machine_answered_or_one_we_heard_of_is_no_drop() -> N
             CallTruth(call_sid="CA2", status="completed", answered_by="human"),
         ]
     )
-    book.carrier_truth(truth, T0, T0, drop_if_in_bridge=True, drop_if_unheard=True)
+    book.carrier_truth(truth, T0, T0)
     assert book.take_drops() == [], "a machine is nobody; an answer we heard without a join is no drop"

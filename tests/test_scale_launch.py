@@ -19,10 +19,12 @@ from config import Settings
 from directory import pin_lease_id
 from domain.capacity import capacity
 from domain.errors import InvalidLaunch
-from launching import LaunchRequest, OverCapacity, check_capacity, prepare, red_button
-from stack.loopback import harness
+from domain.events import EndRequest
+from launching import LaunchRequest, OverCapacity, calls_waiting, check_capacity, prepare, red_button
+from stack.loopback import eventually, harness
 from tests.support import DEFINITIONS, SCENARIO, run_starter
 from workflows.caller_index import SHARDS
+from workflows.procedure_run import ProcedureRun
 
 TEAM, DEPUTIES = 200, 60
 
@@ -68,22 +70,21 @@ def red_button_for(contacts: Path, count: int) -> LaunchRequest:
 
 
 def test_250_at_one_call_per_second_cannot_keep_the_red_button_in_time(people: Path) -> None:
-    """At 1 call/s (one call every 1.1 s) the work round needs 250 x 1.1 s = 4 min 35 s: the first
-    call goes out at once, the next 1.1 s after it reaches the carrier (0.3 s later), so calls
-    start at +0, +1.4, +2.5 ... +119.1 s (109 of them) before the +2:00 deadline; the other 141
-    are not placed, and none of the 250 home calls due at +1:00 finds a slot."""
+    """At 1 call/s the work round needs 250 s = 4 min 10 s: calls start at +0, +1 ... +119 s
+    (120 of them) before the +2:00 deadline; the other 130 are not placed, and none of the 250
+    home calls due at +1:00 gets a turn (the work calls still waiting go first)."""
     plan = prepare(red_button_for(people, 250), settings(calls_per_second=1), pin="123456")
     with pytest.raises(OverCapacity) as refused:
         check_capacity(plan, settings(calls_per_second=1), force=False)
     (load,) = refused.value.loads
     work, home = load.rounds
-    assert (work.planned_calls, work.calls, work.not_alerted) == (250, 109, 141)
-    assert work.last_start is not None and work.last_start.total_seconds() == pytest.approx(119.1)
+    assert (work.planned_calls, work.calls, work.not_alerted) == (250, 120, 130)
+    assert work.last_start is not None and work.last_start.total_seconds() == pytest.approx(119)
     assert (home.planned_calls, home.calls, home.not_alerted) == (250, 0, 250)
     assert refused.value.problems == [
-        "step 001: at 1 call/s (1 every 1.1 s) with nobody answering, the work phone round at +0:00 "
-        "needs 4 min 35 s for its 250 calls; 109 would be placed, the last at +1:59, 141 not alerted "
-        "before the deadline at +2:00; the home phone round at +1:00 needs 4 min 35 s for its 250 "
+        "step 001: at 1 call/s with nobody answering, the work phone round at +0:00 "
+        "needs 4 min 10 s for its 250 calls; 120 would be placed, the last at +1:59, 130 not alerted "
+        "before the deadline at +2:00; the home phone round at +1:00 needs 4 min 10 s for its 250 "
         "calls, 250 not alerted before the deadline at +2:00",
         "launch anyway with --force",
     ]
@@ -104,8 +105,8 @@ async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warnin
         refusal = json.loads(output)
         assert refusal["error"] == "over_capacity"
         work, home = refusal["steps"][0]["rounds"]
-        assert (work["calls"], work["not_alerted"], home["not_alerted"]) == (109, 141, 250)
-        assert "needs 4 min 35 s for its 250 calls" in refusal["message"]
+        assert (work["calls"], work["not_alerted"], home["not_alerted"]) == (120, 130, 250)
+        assert "needs 4 min 10 s for its 250 calls" in refusal["message"]
         assert error.startswith("error: cannot launch:"), "the words on stderr, stdout stays JSON"
         assert (await h.client.count_workflows()).count == before, "refused: no PIN, no run"
 
@@ -124,3 +125,23 @@ async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warnin
         for leftover in leftovers:  # no worker ran them: nothing to end gracefully
             with contextlib.suppress(RPCError):
                 await h.client.get_workflow_handle(leftover).terminate("test over")
+
+
+async def test_calls_already_waiting_on_the_account_count_against_a_new_launch(
+    dev_env: WorkflowEnvironment, tmp_path: Path, people: Path
+) -> None:
+    """A first run's 200 calls wait for their turn at 1 call/s (no calls worker yet takes them):
+    three more people at 1 call/s would be in time alone, and are refused behind those 200."""
+    async with (
+        harness(dev_env.client, tmp_path, people, SCENARIO, calls_per_second=1) as h,
+        h.worker(calls_too=False),
+    ):
+        first = await h.launch(*(pop.person_id(n) for n in range(200)), force=True)
+        waiting = await eventually(lambda: calls_waiting(h.client, h.settings), lambda n: n >= 200, 30)
+        assert waiting == 200
+        plan = prepare(red_button_for(people, 3), h.settings, pin="123456")
+        assert check_capacity(plan, h.settings, force=False) == [], "alone, three are in time"
+        with pytest.raises(OverCapacity) as refused:
+            await h.launch(*(pop.person_id(n) for n in range(200, 203)))
+        assert "and 200 calls of other runs waiting" in refused.value.problems[0]
+        await h.handle(first).execute_update(ProcedureRun.end, EndRequest())

@@ -1,7 +1,9 @@
-"""Calls paced per account, as the carrier saw them: two runs launched at the same moment, served
-by two workers, together never start more calls in any second than the account allows; a
-person's home call waits until their work call has rung out; nobody reached is called again;
-no call of a step starts after its deadline, and calls left without a slot say so."""
+"""Calls paced per account by the Temporal server, as the carrier saw them: two runs launched at
+the same moment, served by two workers, together keep to the account's calls per second (the
+carrier's queue never holds more than a second's worth); a person's home call waits until their
+work call has rung out; nobody reached is called again; no call of a step starts after its
+deadline, and calls left without a turn say so. At 1 call/s, five calls are dialled a second
+apart, none held back for seconds."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from domain.run_view import RunView
 from stack.loopback import Bridged, Harness, eventually, harness
 from tests.support import confcall_in_seconds
 from worker import running_workers, smtp_settings
+from workflows.calling import NO_TURN
 from workflows.procedure_run import ProcedureRun
 
 CPS = 2
@@ -127,6 +130,26 @@ async def test_two_runs_on_two_workers_call_in_order_and_before_the_deadline(
         for attempt in (a for p in report.people for a in p.attempts if a.outcome == "not-placed"):
             assert attempt.number not in by_number, "recorded not placed, and the carrier never saw it"
             unplaced.append(attempt.error)
-    assert any("before the deadline" in (reason or "") for reason in unplaced), (
+    assert NO_TURN in unplaced, (
         "two runs at 2 calls/s cannot call everyone by the deadline: some calls had no slot"
     )
+
+
+async def test_five_calls_at_one_call_per_second_are_dialled_a_second_apart(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The server lets a burst through at first (two calls at once at 1 call/s) and the carrier
+    queues the second; then one call a second. A rate split among task-queue partitions held
+    calls back for seconds here (+0, +3, +3, +7, +11 s): the calls queue must have one."""
+    tmp_path = tmp_path_factory.mktemp("one-per-second")
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(5))
+    scenario = pop.scenario(5, at_work=lambda n: "busy", at_home=lambda n: "busy", ring_seconds=0.1)
+    async with harness(dev_env.client, tmp_path, contacts, scenario, calls_per_second=1) as h, h.worker():
+        slow = confcall_in_seconds(home_after=30, deadline=60)  # only the work calls in this test
+        launched = await h.launch(*(pop.person_id(n) for n in range(5)), definitions=slow, force=True)
+        calls = await eventually(lambda: h.carrier_entries("call"), lambda c: len(c) == 5, 20)
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
+    dials = sorted(dialled(call) for call in calls)
+    after_first = [round((moment - dials[0]).total_seconds(), 2) for moment in dials]
+    assert all(abs(offset - n) <= 0.35 for n, offset in enumerate(after_first)), after_first
+    assert max(call["queue_ms"] for call in calls) <= 1_300, "at most a second's worth waited"

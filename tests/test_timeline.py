@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -228,21 +227,3 @@ async def test_pin_is_never_shared_by_two_running_conferences(
 
 def placed_at_least(count: int, calls: list[str]) -> bool:
     return len(calls) >= count
-
-
-async def test_calls_are_paced_to_the_carriers_calls_per_second(
-    time_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
-) -> None:
-    async with harness(time_env.client, tmp_path, contacts_file, calls_per_second=1) as h, h.worker():
-        launched = await h.launch("alice", "bruno", "chloe", "+41215550120", "+41215550121")
-        report = await eventually(
-            lambda: h.roster(launched),
-            lambda r: r.people[0].attempts[0].call_sid is not None if r.people[0].attempts else False,
-        )
-        assert len(h.called_numbers()) == 1, "one call per second: the first one at once"
-        for second, placed in ((1.5, 2), (2.5, 3), (3.6, 4), (4.7, 5), (30, 5)):
-            await at(time_env, report, second)
-            await eventually(h.called_numbers, partial(placed_at_least, placed))
-            assert len(h.called_numbers()) == placed, f"{placed} calls by {second} s"
-        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
-        await h.handle(launched).result()

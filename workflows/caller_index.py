@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 SHARDS = 16
 IDLE_FOR = timedelta(hours=1)
@@ -35,7 +36,7 @@ class IndexState(BaseModel):
     """Caller key -> run IDs and when each entry expires."""
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class CallerIndex:
     @workflow.init
     def __init__(self, state: IndexState) -> None:

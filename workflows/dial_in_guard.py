@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 WINDOW = timedelta(minutes=10)
 CONTINUE_AS_NEW_AT_EVENTS = 5_000
@@ -59,7 +60,7 @@ class GuardState(BaseModel):
     line_locked: bool = False
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class DialInGuard:
     @workflow.init
     def __init__(self, state: GuardState) -> None:

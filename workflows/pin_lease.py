@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 
 class LeaseTerms(BaseModel):
@@ -17,7 +18,7 @@ class LeaseTerms(BaseModel):
     expires_after: timedelta
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class PinLease:
     def __init__(self) -> None:
         self._released = False

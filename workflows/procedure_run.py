@@ -24,15 +24,13 @@ from functools import partial
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.caller_index import CallerIndexActivities, callers_of
-    from activities.calls import BridgeLeg, CarrierActivities, MuteLeg
     from domain.call_queue import CallQueue
-    from domain.contacts import Contact
     from domain.events import (
         Acknowledgement,
         AttemptCalls,
@@ -46,14 +44,15 @@ with workflow.unsafe.imports_passed_through():
         RejoinResult,
     )
     from domain.messages import Outgoing
-    from domain.plan import Alert, RunPlan, StepPlan, VoiceMedium
+    from domain.plan import RunPlan, StepPlan
     from domain.roster import Roster, RosterState
-    from domain.run_view import PersonView, RunView
+    from domain.run_view import RunView
     from rendering.webui import current_details
     from workflows import search_attributes as sa
-    from workflows.alerting import DROP_WHEN_CALL_ENDS, RECONCILE, Alerter, failure_message
+    from workflows.activity_policies import failure_message
     from workflows.pin_lease import PinLease
     from workflows.step_batch import BATCH_SIZE, BatchInput, BatchProgress, StepBatch
+    from workflows.step_timeline import StepTimeline
 
 LATE_ANSWERS = timedelta(minutes=10)
 """A run without a bridge stays this long after its last step, to record late answers."""
@@ -63,11 +62,6 @@ BATCH_REPORTS_GRACE = timedelta(minutes=1)
 """How long a step waits for its batches' final counts before deciding on what it has."""
 BRIDGE_CHECK_EVERY = timedelta(minutes=5)
 """While the bridge stays open, how often its membership is checked with the carrier."""
-WAY_BACK = "way-back-after-a-drop"
-"""workflow.patched: runs recorded before it sent nothing when someone dropped out."""
-PINS_BEFORE_CHECK = "post-objective-before-the-deadline-check"
-"""workflow.patched: runs recorded before it sent the post-objective message (the PIN) after the
-deadline's check with the carrier, which under load held it back seconds."""
 CONTINUE_AS_NEW_AT_EVENTS = 9_000
 """Below Temporal's 10,240-event warning: the history a new worker replays stays short."""
 CONTINUE_AS_NEW_AT_UPDATES = 1_500
@@ -82,7 +76,7 @@ class RunInput(BaseModel):
     """What a previous run of this conference knew, when it continued as new."""
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class ProcedureRun:
     @workflow.init
     def __init__(self, start: RunInput) -> None:
@@ -93,7 +87,7 @@ class ProcedureRun:
         self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
         self.details_stale = True
-        self.alerter = Alerter(start.plan, self.roster, start.calls, self.step_done, self.changed)
+        self.alerting = StepTimeline(start.plan, self.roster, start.calls, self.step_done, self.changed)
 
     @workflow.run
     async def run(self, start: RunInput) -> RunView:
@@ -124,27 +118,25 @@ class ProcedureRun:
             started = workflow.now()
             self.roster.step_started(step, started)
             self.publish()
-            early = step.has_bridge and workflow.patched(PINS_BEFORE_CHECK)
             if step.has_bridge:
-                await self.alerter.run_step(
-                    step, started, partial(self.post_objective, step) if early else None
-                )
+                await self.alerting.run_step(step, started, at_deadline=partial(self.post_objective, step))
             else:
                 await self.run_in_batches(step, started)
             previous_reached = self.roster.step_ended(step, workflow.now())
             self.publish()
-            if step.has_bridge and not early:
-                self.post_objective(step)
         self.roster.steps_done()
 
     def post_objective(self, step: StepPlan) -> None:
         """The step's message after its objective or deadline (the PIN to everyone): sent unless
         the run is ending."""
         if step.post_objective and self.end_request is None:
-            self.alerter.background(self.alerter.send_post_objective(step))
+            self.alerting.run.background(self.alerting.messages.send_post_objective(step))
 
-    def step_done(self, step: StepPlan) -> bool:
-        return self.end_request is not None or self.roster.objective_met(step)
+    def step_done(self, step: StepPlan) -> str | None:
+        """Why the step wants no more alerts, or None."""
+        if self.end_request is not None:
+            return "the run was ended first"
+        return "the step's objective was reached first" if self.roster.objective_met(step) else None
 
     async def run_in_batches(self, step: StepPlan, started: datetime) -> None:
         """Hand the step's destinations to batch workflows, wait for the objective (their
@@ -164,7 +156,7 @@ class ProcedureRun:
                     plan=plan,
                     parent_id=workflow.info().workflow_id,
                     started_at=started,
-                    calls=self.alerter.calls,
+                    calls=self.alerting.calls.queue,
                     lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
                 ),
                 id=batch_id,
@@ -173,7 +165,7 @@ class ProcedureRun:
             )
             self.roster.batch_started(step, batch_id, len(chunk))
         self.publish()
-        await self.alerter.wait_until(started + step.deadline, f"step {step.number}: deadline", step)
+        await self.alerting.until(started + step.deadline, f"step {step.number}: deadline", step)
         if self.roster.objective_met(step):
             await asyncio.gather(*(self.signal_batch(b, "stop") for b in self.batches_of(step)))
         with contextlib.suppress(asyncio.TimeoutError):
@@ -196,20 +188,18 @@ class ProcedureRun:
     async def keep_bridge_open(self, start: RunInput) -> None:
         """Until `end` or the maximum duration; continues as new when the history grows long."""
         closes_at = self.roster.started_at + self.plan.max_duration
-        checks = workflow.patched(RECONCILE)
         while self.end_request is None and workflow.now() < closes_at:
-            wait = closes_at - workflow.now()
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
                     lambda: self.end_request is not None or self.history_is_long(),
-                    timeout=min(wait, BRIDGE_CHECK_EVERY) if checks else wait,
+                    timeout=min(closes_at - workflow.now(), BRIDGE_CHECK_EVERY),
                     timeout_summary="bridge open until ended",
                 )
-            if checks and self.end_request is None:
-                await self.alerter.reconcile()
+            if self.end_request is None:
+                await self.alerting.carrier.reconcile()
             if self.end_request is None and self.history_is_long():
                 await workflow.wait_condition(
-                    lambda: self.alerter.idle() and workflow.all_handlers_finished()
+                    lambda: self.alerting.run.idle() and workflow.all_handlers_finished()
                 )
                 if self.end_request is None:
                     workflow.continue_as_new(start.model_copy(update={"carried": self.roster.state}))
@@ -233,10 +223,10 @@ class ProcedureRun:
         )
         self.roster.end(workflow.now(), request.reason, request.by, request.channel)
         self.publish()
-        if room is None or not await self.alerter.end_conference(room):
+        if room is None or not await self.alerting.carrier.end_conference(room):
             ringing += live
         await asyncio.gather(
-            *(self.alerter.hang_up(call_sid) for call_sid in ringing),
+            *(self.alerting.carrier.hang_up(call_sid) for call_sid in ringing),
             *(self.signal_batch(batch_id, "close") for batch_id in self.batches_of()),
             self.unregister_callers(),
         )
@@ -273,9 +263,8 @@ class ProcedureRun:
     def changed(self) -> None:
         """After any change of the roster: give anyone who dropped out of the bridge the way
         back at once (once per drop), and show the run."""
-        if workflow.patched(WAY_BACK):
-            for person_id in self.roster.take_drops():
-                self.alerter.background(self.way_back(person_id))
+        for person_id in self.roster.take_drops():
+            self.alerting.run.background(self.way_back(person_id))
         self.publish()
 
     async def way_back(self, person_id: str) -> None:
@@ -283,11 +272,11 @@ class ProcedureRun:
         or a call back, as the procedure says."""
         contact = self.plan.person(person_id)
         if self.plan.after_drop == "call":
-            await self.call_again(contact)
+            await self.alerting.moderation.call_again(contact)
         elif self.plan.after_drop == "sms" and contact.mobile:
             step = next(s for s in self.plan.steps if s.has_bridge and person_id in s.destinations)
             message = Outgoing(subject=self.plan.title, body=self.plan.drop_message)
-            await self.alerter.send(contact, "sms", contact.mobile, message, step, "rejoin")
+            await self.alerting.messages.send(contact, "sms", contact.mobile, message, step, "rejoin")
 
     def publish(self) -> None:
         """Show the run in the Web UI: current details (rendered by `keep_details_fresh`) and
@@ -318,11 +307,10 @@ class ProcedureRun:
     @workflow.signal
     async def call_progress(self, event: CallProgress) -> None:
         """A carrier status callback, relayed by the callback server."""
-        drops = workflow.patched(DROP_WHEN_CALL_ENDS)
-        unwanted_call = self.roster.call_progress(event, workflow.now(), drop_if_in_bridge=drops)
+        unwanted_call = self.roster.call_progress(event, workflow.now())
         self.changed()
         if unwanted_call:
-            await self.alerter.hang_up(unwanted_call)
+            await self.alerting.carrier.hang_up(unwanted_call)
 
     @workflow.signal
     def bridge_event(self, event: BridgeUpdate) -> None:
@@ -383,66 +371,13 @@ class ProcedureRun:
         """A moderator's mute, unmute or remove of someone in the bridge, or "call again now"
         for someone not in it; recorded with who did it. Returns what was done."""
         self.updates += 1
-        self.roster.moderated(action, workflow.now())
-        self.publish()
-        person = self.plan.person(action.person_id) if self.plan.knows(action.person_id) else None
-        name = person.name if person else action.person_id
-        if action.kind == "call_again":
-            assert person is not None, "the validator refuses guests"
-            self.alerter.background(self.call_again(person))
-            return f"calling {name} again"
-        room = self.roster.state.conference_sid
-        assert room is not None, "the validator checked they are in the bridge"
-        legs = self.roster.live_legs(action.person_id)
-        for leg in legs:
-            if action.kind == "remove":
-                await self.alerter.bridge_action(
-                    CarrierActivities.remove_from_bridge, BridgeLeg(conference_sid=room, call_sid=leg)
-                )
-            else:
-                muted = MuteLeg(conference_sid=room, call_sid=leg, muted=action.kind == "mute")
-                await self.alerter.bridge_action(CarrierActivities.mute, muted)
-        return {"mute": f"{name} muted", "unmute": f"{name} unmuted", "remove": f"{name} removed"}[
-            action.kind
-        ]
+        return await self.alerting.moderation.act(action)
 
     @moderate.validator
     def validate_moderate(self, action: ModeratorAction) -> None:
-        if self.end_request is not None or self.roster.ended:
-            raise ValueError("this run has ended")
-        if not self.plan.has_bridge:
-            raise ValueError("this run has no bridge")
-        if action.person_id not in self.roster.state.people:
-            raise ValueError(f"no one with id {action.person_id!r} in this run")
-        in_bridge = bool(self.roster.live_legs(action.person_id))
-        if action.kind == "call_again":
-            if in_bridge:
-                raise ValueError("already in the bridge")
-            if not self.plan.knows(action.person_id) or not self.plan.person(action.person_id).numbers():
-                raise ValueError("no phone number to call")
-        elif not in_bridge or self.roster.state.conference_sid is None:
-            raise ValueError("not in the bridge on a phone call")
-
-    async def call_again(self, person: Contact) -> None:
-        """Call them now into the bridge, in the account's next call slot, on the phone they
-        last answered (else their work, mobile or home phone)."""
-        step = next(s for s in self.plan.steps if s.has_bridge and person.id in s.destinations)
-        tries = sum("again" in a.attempt_id for a in self.roster.person(person.id).attempts)
-        alert = Alert(
-            step.number,
-            person,
-            -1,
-            call_again_medium(self.roster.person(person.id), person),
-            timedelta(0),
-            tag=f"again{tries + 1}",
-        )
-        closes_at = self.roster.started_at + self.plan.max_duration
-        await self.alerter.place_calls(
-            step,
-            [alert],
-            closes_at,
-            lambda a: not self.roster.ended and not self.roster.live_legs(a.contact.id),
-        )
+        refusal = "this run has ended" if self.end_request else self.alerting.moderation.refusal(action)
+        if refusal is not None:
+            raise ValueError(refusal)
 
     @workflow.query
     def attempt_calls(self, attempt_id: str) -> AttemptCalls:
@@ -452,13 +387,3 @@ class ProcedureRun:
     @workflow.query
     def view(self) -> RunView:
         return self.roster.view()
-
-
-def call_again_medium(person: PersonView, contact: Contact) -> VoiceMedium:
-    """The phone they last answered on, else their work, mobile or home phone."""
-    answered = [a.medium for a in person.attempts if a.outcome == "answered"]
-    if answered:
-        return answered[-1]
-    if contact.voice_pro:
-        return "voice_pro"
-    return "voice_mobile" if contact.mobile else "voice_home"

@@ -19,6 +19,7 @@ from functools import partial
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from domain.call_queue import CallQueue
@@ -27,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.roster import Roster, RosterState
     from domain.run_view import RunView
     from rendering.webui import current_details
-    from workflows.alerting import Alerter
+    from workflows.step_timeline import StepTimeline
 
 BATCH_SIZE = 200
 REPORT_EVERY = timedelta(seconds=5)
@@ -56,7 +57,7 @@ class BatchSummary(BaseModel):
     counted: int
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class StepBatch:
     @workflow.init
     def __init__(self, batch: BatchInput) -> None:
@@ -69,7 +70,7 @@ class StepBatch:
         self.stopped = False
         self.closing = False
         self.details_stale = True
-        self.alerter = Alerter(batch.plan, self.roster, batch.calls, self.step_done, self.publish)
+        self.alerting = StepTimeline(batch.plan, self.roster, batch.calls, self.step_done, self.publish)
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchSummary:
@@ -78,12 +79,12 @@ class StepBatch:
         self.roster.step_started(step, batch.started_at)
         self.publish()
         reports = asyncio.create_task(self.report_progress())
-        await self.alerter.run_step(step, batch.started_at)
+        await self.alerting.run_step(step, batch.started_at)
         self.roster.step_ended(step, workflow.now())
         self.publish()
         await reports
         if step.post_objective and not self.closing:
-            self.alerter.background(self.alerter.send_post_objective(step))
+            self.alerting.run.background(self.alerting.messages.send_post_objective(step))
         with contextlib.suppress(asyncio.TimeoutError):
             await workflow.wait_condition(
                 lambda: self.closing,
@@ -97,8 +98,13 @@ class StepBatch:
             workflow_id=workflow.info().workflow_id, size=len(step.destinations), counted=self.reached()
         )
 
-    def step_done(self, step: StepPlan) -> bool:
-        return self.stopped or self.closing or self.reached() == len(step.destinations)
+    def step_done(self, step: StepPlan) -> str | None:
+        """Why this batch wants no more alerts, or None."""
+        if self.closing:
+            return "the run was ended first"
+        if self.stopped:
+            return "the step's objective was reached first"
+        return "everyone in this batch was reached" if self.reached() == len(step.destinations) else None
 
     def reached(self) -> int:
         return self.roster.count(self.step)
@@ -147,7 +153,7 @@ class StepBatch:
         unwanted_call = self.roster.call_progress(event, workflow.now())
         self.publish()
         if unwanted_call:
-            await self.alerter.hang_up(unwanted_call)
+            await self.alerting.carrier.hang_up(unwanted_call)
 
     @workflow.signal
     def acknowledged(self, event: Acknowledgement) -> None:

@@ -22,7 +22,7 @@ from console.state import ConsoleState, console_of
 from domain.capacity import StepLoad
 from domain.contacts import load_contacts
 from domain.errors import InvalidLaunch
-from launching import LaunchRequest, OverCapacity, check_capacity, launch, prepare, red_button
+from launching import LaunchRequest, OverCapacity, calls_waiting, check_capacity, launch, prepare, red_button
 from procedures.definitions import Definitions, ProcedureDefinition
 
 routes = web.RouteTableDef()
@@ -152,7 +152,7 @@ async def review(request: web.Request) -> web.StreamResponse:
         plan = prepare(launch, settings, pin)
     except InvalidLaunch as exc:
         return form_page(request, page, filled, place(page.procedure, filled, exc.problems), status=422)
-    loads = check_capacity(plan, settings, force=True)
+    loads = check_capacity(plan, settings, True, await calls_waiting(console_of(request).client, settings))
     return confirmation(request, page, filled, [person.name for person in plan.people], loads)
 
 

@@ -1,0 +1,107 @@
+"""Converging to the carrier's truth when callbacks are lost. Callbacks tell a run how its calls
+go; a callback server down, or a worker killed, loses some (Twilio does not send them again).
+So at each round and at the deadline, and whenever a call's callback is overdue past its ring
+time, the run asks the carrier: calls still ringing or answered, and who is in its bridge. Also
+the carrier clean-ups (hang up, end the bridge), tried for two minutes without failing the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calls import CarrierActivities, CarrierQuestion
+    from domain.events import CarrierTruth
+    from workflows.activity_policies import CARRIER_RETRY, HEARTBEAT, failure_message
+    from workflows.run_context import RunContext
+
+RING_GRACE = timedelta(seconds=3)
+"""Past a call's ring time, how long its final callback may take before we ask the carrier (a
+call can also wait a second in the carrier's queue before it rings)."""
+
+
+class CarrierCheck:
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    async def reconcile(self) -> None:
+        """Ask the carrier what lost callbacks would have told: calls still ringing past their
+        ring time (or answered, not known to have ended), and who is in the bridge. A local
+        activity: a read, with no task-queue round trip before the round it serves."""
+        roster = self.run.roster
+        if not roster.called_anyone():
+            return
+        question = CarrierQuestion(
+            calls=roster.calls_to_check(workflow.now(), RING_GRACE),
+            room=workflow.info().workflow_id
+            if self.run.plan.has_bridge and roster.parent_id is None
+            else None,
+        )
+        if not question.calls and question.room is None:
+            return
+        asked_at = workflow.now()
+        try:
+            truth: CarrierTruth = await workflow.execute_local_activity_method(
+                CarrierActivities.carrier_truth,
+                question,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=1),
+                retry_policy=CARRIER_RETRY,
+                summary="ask the carrier what callbacks may have missed",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
+            return
+        for call_sid in roster.carrier_truth(truth, asked_at, workflow.now()):
+            self.run.background(self.hang_up_quietly(call_sid))
+        self.run.publish()
+
+    async def wait_for_any(self, settled: Callable[[], bool]) -> None:
+        """Until `settled()`; if a call's callback is overdue meanwhile, the carrier is asked (a
+        lost callback must not hold back someone's next medium). A call whose placing was in
+        doubt (a worker lost while dialling) may only now get its ID: from then on its callback
+        can be overdue too, so the wait starts again with that deadline."""
+        check_at = self.run.roster.next_check(workflow.now(), RING_GRACE)
+        timeout = max(check_at - workflow.now(), timedelta(seconds=1)) if check_at else None
+
+        def settled_or_new_check() -> bool:
+            return settled() or self.run.roster.next_check(workflow.now(), RING_GRACE) != check_at
+
+        try:
+            await workflow.wait_condition(
+                settled_or_new_check, timeout=timeout, timeout_summary="callback overdue"
+            )
+        except TimeoutError:
+            await self.reconcile()
+
+    async def hang_up_quietly(self, call_sid: str) -> None:
+        await self.hang_up(call_sid)
+
+    async def hang_up(self, call_sid: str) -> bool:
+        return await self.clean_up(CarrierActivities.hang_up, call_sid, "hang up")
+
+    async def end_conference(self, conference_sid: str) -> bool:
+        return await self.clean_up(CarrierActivities.end_conference, conference_sid, "end the bridge")
+
+    async def clean_up(self, action: Callable[[Any, str], Awaitable[None]], sid: str, summary: str) -> bool:
+        """Tried for two minutes, then given up on without failing the run: whether it worked
+        is the carrier's callbacks' to tell."""
+        try:
+            await workflow.execute_activity_method(
+                action,
+                sid,
+                start_to_close_timeout=timedelta(seconds=20),
+                schedule_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=CARRIER_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("%s %s failed: %s", summary, sid, failure_message(err))
+            return False
+        return True

@@ -1,0 +1,41 @@
+"""What the parts of a run's workflow share (the step's timeline, calls, messages, checks with
+the carrier, moderation): its frozen plan, its roster, its background work, and whether the
+carrier has refused our account."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.plan import RunPlan
+    from domain.roster import Roster
+
+
+@dataclass
+class RunContext:
+    plan: RunPlan
+    roster: Roster
+    publish: Callable[[], None]
+    """Shows a change of the roster (Web UI details, search attributes, the way back)."""
+    carrier_refused: bool = False
+    """Our credentials or caller ID were refused: no call or SMS can work until someone fixes
+    them, so none is tried (email still goes out)."""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Rounds, calls and messages run as tasks, so the timeline never waits for a slow carrier
+    or mail server; kept so a run can wait for them before continuing as new."""
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(work))
+
+    def idle(self) -> bool:
+        return all(task.done() for task in self.tasks)
+
+    def refused_by_carrier(self, message: str) -> None:
+        """Said loudly, once, on the run: every screen shows its problems."""
+        self.carrier_refused = True
+        self.roster.problem(f"the carrier refused our configuration: {message}")
