@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from activities.caller_index import callers_of, register_callers
 from config import Settings
 from directory import pin_lease_id
+from domain.call_queue import PRIORITY
 from domain.capacity import StepLoad, capacity
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
@@ -346,9 +347,10 @@ def check_capacity(plan: RunPlan, settings: Settings, force: bool, waiting: int 
     return loads
 
 
-async def calls_waiting(client: Client, settings: Settings) -> int:
-    """Calls waiting for their turn on the account now (the calls queue's backlog, as the server
-    counts it): a launch's calls come after them. 0 when the server does not say."""
+async def calls_waiting(client: Client, settings: Settings, priority: int = max(PRIORITY.values())) -> int:
+    """Calls waiting for their turn on the account now that go before a call of `priority` (the
+    calls queue's backlog at that priority key or before, as the server counts it): a launch's
+    calls come after them. 0 when the server does not say."""
     try:
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -360,7 +362,11 @@ async def calls_waiting(client: Client, settings: Settings) -> int:
         )
     except RPCError:
         return 0
-    return int(described.stats.approximate_backlog_count)
+    return sum(
+        int(stats.approximate_backlog_count)
+        for key, stats in described.stats_by_priority_key.items()
+        if key <= priority
+    )
 
 
 async def launch(client: Client, settings: Settings, request: LaunchRequest) -> Launched:
@@ -369,7 +375,8 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     checked = prepare(
         request, settings, pin="0" * settings.pin_digits if bridge else None
     )  # refuse before any PIN
-    loads = check_capacity(checked, settings, request.force, await calls_waiting(client, settings))
+    ahead = await calls_waiting(client, settings, PRIORITY[checked.steps[0].objective])
+    loads = check_capacity(checked, settings, request.force, ahead)
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
     plan = prepare(request, settings, pin, run_id)
     names = ", ".join(p.name for p in plan.people[:5])

@@ -92,10 +92,13 @@ async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig
     )
 
 
-async def keep_calls_paced(client: Client, calls: CallQueue) -> None:
+async def keep_calls_paced(client: Client, calls: CallQueue) -> bool:
     """Tell the server the account's rate: calls of its fairness key start at most
-    `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE.
-    The operator's equivalent is in deploy/README.md (`temporal task-queue config set`)."""
+    `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE. The
+    operator's equivalent is in deploy/README.md (`temporal task-queue config set`). False where
+    the server keeps no task-queue rates (the time-skipping test server): each worker then keeps
+    the rate for itself. Any other refusal stops the worker: unpaced calls would flood the
+    carrier's queue past every deadline."""
     request = UpdateTaskQueueConfigRequest(
         namespace=client.namespace,
         identity=client.identity,
@@ -107,8 +110,12 @@ async def keep_calls_paced(client: Client, calls: CallQueue) -> None:
     request.set_fairness_weight_overrides[calls.account] = calls.calls_per_second / UNKNOWN_ACCOUNT_RATE
     try:
         await client.workflow_service.update_task_queue_config(request)
-    except RPCError as exc:  # the time-skipping test server keeps no rates
-        log.warning("the Temporal server keeps no call rate for %s: %s", calls.task_queue, exc)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        log.warning("the Temporal server keeps no rate for %s: this worker keeps it alone", calls.task_queue)
+        return False
+    return True
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -164,12 +171,13 @@ async def running_workers(
         if runs_too:
             await serving.enter_async_context(runs)
         if calls_too:
-            await keep_calls_paced(client, config.call_queue())
+            by_server = await keep_calls_paced(client, config.call_queue())
             await serving.enter_async_context(
                 Worker(
                     client,
                     task_queue=config.call_queue().task_queue,
                     activities=[carrier_activities.place_call],
+                    max_task_queue_activities_per_second=None if by_server else config.calls_per_second,
                     max_concurrent_activities=CALL_SLOTS,
                     activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
                     max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

@@ -4,8 +4,10 @@ request; call progress comes back later as signed callbacks, never by waiting he
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -18,7 +20,6 @@ from activities.message_batches import (
     BatchProgress,
     MessageOutcome,
     finish,
-    may_have_been_sent,
     progress_so_far,
 )
 from callbacks import urls
@@ -52,9 +53,6 @@ class PlaceCall(BaseModel):
     """When the workflow decided to call: the lower bound when looking for an earlier try's call."""
     not_after: datetime
     """The step's deadline: a call that could only start later is not placed at all."""
-    earlier: Literal["none", "not-placed", "maybe-placed"] = "none"
-    """What the previous try of this attempt came to (a burst gives each call one try; the run
-    tries again in a later slot): one that may have placed the call is looked for first."""
 
 
 class SendSms(BaseModel):
@@ -85,6 +83,29 @@ class MuteLeg(BridgeLeg):
     muted: bool
 
 
+@dataclass(frozen=True)
+class EarlierTry:
+    """What a try knows of the tries before it, from their last heartbeat."""
+
+    may_exist: bool
+    """An earlier try may have placed the call: look for it before dialling."""
+    since: datetime
+    recorded: bool
+    """The earlier try recorded when it began dialling: a lone call since then is its own."""
+
+
+def earlier_try(attempt: int, details: Sequence[Any], queued_at: datetime) -> EarlierTry:
+    """The first try dials; a try after one the carrier surely refused (`NOT_PLACED`) too; after
+    one that recorded when it began dialling, look since then; after one that recorded nothing,
+    look since the call was queued, and adopt nothing."""
+    last = details[0] if details else None
+    if attempt == 1 or last == NOT_PLACED:
+        return EarlierTry(False, queued_at, False)
+    if isinstance(last, dict) and DIALLING in last:
+        return EarlierTry(True, datetime.fromisoformat(last[DIALLING]) - ADOPT_MARGIN, True)
+    return EarlierTry(True, queued_at, False)
+
+
 def as_application_error(exc: CarrierError) -> ApplicationError:
     return ApplicationError(
         str(exc),
@@ -94,8 +115,11 @@ def as_application_error(exc: CarrierError) -> ApplicationError:
     )
 
 
-DIALLING = "dialling"
-"""Heartbeat detail of a try that is asking the carrier: if its worker dies, the call may exist."""
+DIALLING = "dialling since"
+"""Heartbeat detail of a try asking the carrier, with when it began: if its worker dies, the
+call may exist, made since then."""
+ADOPT_MARGIN = timedelta(seconds=2)
+"""The carrier's clock and the worker's may differ, and its dates have one-second precision."""
 NOT_PLACED = "not placed"
 """Heartbeat detail of a try the carrier surely refused (a 429, a refused connection): the next
 try dials at once. Any other earlier try (an answer lost, a worker killed) may have placed its
@@ -116,38 +140,39 @@ class CarrierActivities:
         placed it looks for that call first. A call being dialled when its run withdraws it is
         finished, and its ID goes back to the run: it is ringing."""
         info = activity.info()
-        may_exist = info.attempt > 1 and NOT_PLACED not in info.heartbeat_details
+        earlier = earlier_try(info.attempt, info.heartbeat_details, request.queued_at)
+        dialling = {DIALLING: datetime.now(UTC).isoformat()}
         try:
-            async with heartbeating(lambda: DIALLING):
-                try:
-                    return await self._in_flight.once("call", lambda: self._place(request, may_exist))
-                except asyncio.CancelledError:
-                    return await self._in_flight.once("call", lambda: self._place(request, may_exist))
+            async with heartbeating(lambda: dialling):
+                return await self._in_flight.once("call", lambda: self._place(request, earlier), finish=True)
         except CarrierError as exc:
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
 
-    async def _place(self, request: PlaceCall, may_exist: bool) -> str:
-        """One call: refused past its deadline; a call an earlier try may have placed is looked
-        for first. Raises CarrierError (what to do about it) or ApplicationError (refused)."""
-        if datetime.now(UTC) >= request.not_after:
-            raise ApplicationError("the step's deadline passed before the call could start", type="TooLate")
+    async def _place(self, request: PlaceCall, earlier: EarlierTry) -> str:
+        """One call: a call an earlier try may have placed is looked for first; refused past its
+        deadline. Raises CarrierError (what to do about it) or ApplicationError (refused)."""
         run_id = activity.info().workflow_id
         assert run_id, "calls are placed for a run's workflow"
         call = self._outbound(request, run_id)
         try:
-            earlier = await self._earlier_try(request, run_id) if may_exist else None
-            call_sid = earlier or await self._carrier.place_call(call)
+            found = await self._earlier_call(request, run_id, earlier) if earlier.may_exist else None
+            if found:
+                return found
+            if datetime.now(UTC) >= request.not_after:
+                raise ApplicationError(
+                    "the step's deadline passed before the call could start", type="TooLate"
+                )
+            call_sid = await self._carrier.place_call(call)
         except CarrierError as exc:
             activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
                 1, {"kind": exc.kind.value}
             )
             raise
-        if not earlier:
-            activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
-                1, {"objective": request.objective}
-            )
+        activity.metric_meter().create_counter("rallycall_calls_placed", "Outbound calls placed").add(
+            1, {"objective": request.objective}
+        )
         return call_sid
 
     def _outbound(self, request: PlaceCall, run_id: str) -> OutboundCall:
@@ -175,26 +200,30 @@ class CarrierActivities:
             ),
         )
 
-    async def _earlier_try(self, request: PlaceCall, run_id: str) -> str | None:
+    async def _earlier_call(self, request: PlaceCall, run_id: str, earlier: EarlierTry) -> str | None:
         """The call an earlier try made, whose answer was lost: the run knows it if its
-        `initiated` callback came; else the one call to the number from our caller ID since the
-        attempt was queued that no other attempt of the run owns (its callbacks may all have been
-        lost: a call waiting in the account's queue is told `initiated` only when dialled). None
-        when no call was made. Two such calls (another run calling the same person in the same
-        seconds) cannot be told apart: never adopt either, never dial twice."""
+        `initiated` callback came; else, when that try recorded when it began dialling, the one
+        call to the number from our caller ID since then that no other attempt of the run owns
+        (its callbacks may all have been lost: a call waiting in the account's queue is told
+        `initiated` only when dialled), or the one since it was queued that is in the run's own
+        bridge. None when no call was made. Two such calls, or one in a window the earlier try
+        did not record and outside the bridge (another run may have called the same person
+        then), cannot be told apart: never adopt, never dial twice."""
         if self._client is None:
             raise ApplicationError(
                 "no Temporal client to ask the run", type="CallOutcomeUnknown", non_retryable=True
             )
         handle = self._client.get_workflow_handle(run_id)
         known: AttemptCalls = await handle.query(
-            "attempt_calls", request.attempt_id, result_type=AttemptCalls
+            "attempt_calls", request.attempt_id, result_type=AttemptCalls, rpc_timeout=timedelta(seconds=10)
         )
         if known.mine:
             return known.mine
-        found = set(await self._carrier.calls_to(request.to, request.caller_id, request.queued_at))
+        found = set(await self._carrier.calls_to(request.to, request.caller_id, earlier.since))
         unexplained = sorted(found - set(known.others))
-        if len(unexplained) == 1:
+        if len(unexplained) == 1 and (
+            earlier.recorded or await self._in_our_bridge(request, run_id, unexplained[0])
+        ):
             return unexplained[0]
         if unexplained:
             raise ApplicationError(
@@ -203,6 +232,15 @@ class CarrierActivities:
                 non_retryable=True,
             )
         return None
+
+    async def _in_our_bridge(self, request: PlaceCall, run_id: str, call_sid: str) -> bool:
+        """A call in this run's own conference room is this run's, whatever window it came in
+        (the room is named after the run): a lone call the earlier try left no record of, that
+        its person answered, is adopted."""
+        if request.objective != "conference":
+            return False
+        _, members = await self._carrier.bridge_members(run_id)
+        return call_sid in members
 
     @activity.defn
     async def hang_up(self, call_id: str) -> None:
@@ -260,14 +298,14 @@ class CarrierActivities:
         """Text each message, FETCHES_AT_ONCE at a time. A number refused, or our account
         refused, is an outcome; a carrier that cannot take them now fails the try, and the next
         sends the rest."""
-        progress = progress_so_far()
+        progress, may_have_been_sent = progress_so_far()
         limit = asyncio.Semaphore(FETCHES_AT_ONCE)
         refused: list[CarrierError] = []
         not_sent: list[int] = []
 
         async def text(index: int, request: SendSms) -> None:
             _, body = request.message.rendered()
-            since = request.requested_at if may_have_been_sent(progress, index) else None
+            since = request.requested_at if may_have_been_sent(index) else None
             async with limit:
                 if refused:
                     not_sent.append(index)

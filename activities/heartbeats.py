@@ -13,7 +13,7 @@ from temporalio import activity
 
 EVERY = 1.0
 """Seconds between heartbeats while an activity waits on the network: well inside the
-heartbeat timeouts the workflows set (5 s and more)."""
+heartbeat timeout the workflows set (10 s)."""
 
 
 @contextlib.asynccontextmanager
@@ -31,5 +31,3 @@ async def heartbeating(details: Callable[[], Any] = lambda: None) -> AsyncIterat
         yield
     finally:
         ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker

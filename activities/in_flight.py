@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -22,30 +23,48 @@ KEPT_FOR = 600.0
 KEPT_AT_MOST = 50_000
 
 
+@dataclass
+class Work:
+    started: float
+    attempt: int
+    """The try that started it: only a later try does failed work again."""
+    future: asyncio.Future[Any]
+
+
 class InFlight:
     def __init__(self) -> None:
-        self._work: OrderedDict[str, tuple[float, asyncio.Future[Any]]] = OrderedDict()
+        self._work: OrderedDict[str, Work] = OrderedDict()
 
-    async def once(self, part: str, work: Callable[[], Awaitable[T]]) -> T:
-        """`work()` for this part of the running activity, unless an earlier try of it in this
-        process did it or is doing it: then its outcome (or its error). The work goes on if the
-        try that started it is cancelled, so a later try can take its outcome."""
+    async def once(self, part: str, work: Callable[[], Awaitable[T]], *, finish: bool = False) -> T:
+        """`work()` for this part of the running activity, unless a try of it in this process
+        did it or is doing it: then that outcome. Failed work is done again only by a later
+        try. The work goes on if the try that started it is cancelled; with `finish`, that try
+        waits for it and returns its outcome all the same (a call being dialled is ringing)."""
         self._forget_old()
         info = activity.info()
         key = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{part}"
         found = self._work.get(key)
-        if found is None or (found[1].done() and found[1].exception() is not None):
-            found = (time.monotonic(), asyncio.ensure_future(work()))
+        failed = found is not None and found.future.done() and not _succeeded(found.future)
+        if found is None or (failed and found.attempt < info.attempt):
+            found = Work(time.monotonic(), info.attempt, asyncio.ensure_future(work()))
             self._work[key] = found
-        result: T = await asyncio.shield(found[1])
+            self._work.move_to_end(key)
+        try:
+            result: T = await asyncio.shield(found.future)
+        except asyncio.CancelledError:
+            if not finish or found.future.cancelled():
+                raise
+            result = await found.future
         return result
 
     def _forget_old(self) -> None:
         now = time.monotonic()
-        while self._work:
-            key, (started, task) = next(iter(self._work.items()))
-            if len(self._work) <= KEPT_AT_MOST and (now - started < KEPT_FOR or not task.done()):
+        for key, work in list(self._work.items()):
+            if len(self._work) <= KEPT_AT_MOST and now - work.started < KEPT_FOR:
                 return
-            if not task.done():
-                return
-            del self._work[key]
+            if work.future.done():
+                del self._work[key]
+
+
+def _succeeded(future: asyncio.Future[Any]) -> bool:
+    return not future.cancelled() and future.exception() is None

@@ -1,6 +1,7 @@
-"""Email over SMTP with aiosmtplib. The Message-ID is derived from the activity's identity (and a
-message's place in its batch), so a retry after a crash carries the same ID and mail systems
-(and our local mailbox) drop the copy."""
+"""Email over SMTP with aiosmtplib. The Message-ID is derived from the activity's identity and a
+message's place in its batch, so the one email a worker's death can leave in doubt goes again
+with the same ID (some mail systems then drop the copy; a recipient whose system does not sees
+it twice, and the chaos drill counts it so)."""
 
 from __future__ import annotations
 
@@ -88,9 +89,9 @@ class MailActivities:
     async def send_email_batch(self, batch: EmailBatch) -> list[MessageOutcome]:
         """Send the messages over MAIL_CONNECTIONS connections at once. An address refused for
         good is an outcome; a login refused settles them all; a server that is down, or drops
-        a connection, fails the try, and the next sends the rest (the same Message-IDs: a copy
-        is dropped)."""
-        progress = progress_so_far()
+        a connection, fails the try, and the next sends the rest (a message under way when the
+        try stopped goes again, with the same Message-ID)."""
+        progress, _ = progress_so_far()  # a message that may have gone keeps its Message-ID
         pending = [i for i in range(len(batch.messages)) if i not in progress.settled]
         problems: list[str] = []
         lanes = [pending[lane::MAIL_CONNECTIONS] for lane in range(MAIL_CONNECTIONS)]

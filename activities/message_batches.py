@@ -4,13 +4,16 @@ message made that thousands of activity tasks (measured: 100 conferences of 10, 
 messages, the last one 19 s late), where a batch is one task and, for email, one connection.
 
 Each message is recorded in the try's heartbeat as it starts and as it is settled (the worker
-sends heartbeats at least every 200 ms). A try that could not send everything fails (a retryable
-error); the next try, or one taking over from a dead worker, sends only the rest, and for a
-message that was under way when the previous try stopped, looks first (SMS) or sends it with the
-same Message-ID (email). So a retry sends again only what was in flight when a worker died.
+sends a heartbeat within 200 ms). A try that could not send everything fails (a retryable
+error); the next try, or one taking over from a dead worker, sends only the rest. For an SMS
+that was under way when the previous try stopped (after a dead worker: any not surely unsent),
+it looks first; an email goes again with the same Message-ID. In one worker process a try never
+sends what an earlier try there sends or sent (`activities.in_flight`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 from temporalio import activity
@@ -39,9 +42,13 @@ class BatchProgress(BaseModel):
     not_sent: list[int] = Field(default_factory=list)
     started: list[int] = Field(default_factory=list)
     """Messages a try began sending: unsettled, the server may have them."""
+    ended: bool = False
+    """The try ended by itself (it failed, having recorded everything): its `started` is whole.
+    A try whose worker died may have begun messages its last heartbeat did not carry."""
 
     def begin(self, index: int) -> None:
-        self.started.append(index)
+        if index not in self.started:
+            self.started.append(index)
         if index in self.not_sent:  # what a previous try surely did not send, this one may
             self.not_sent.remove(index)
         activity.heartbeat(self.model_dump(mode="json"))
@@ -51,18 +58,21 @@ class BatchProgress(BaseModel):
         activity.heartbeat(self.model_dump(mode="json"))
 
 
-def progress_so_far() -> BatchProgress:
-    """What earlier tries of this activity settled (nothing on the first try)."""
+def progress_so_far() -> tuple[BatchProgress, Callable[[int], bool]]:
+    """What earlier tries of this activity settled (nothing on the first try), and which
+    unsettled messages they may have sent: those they began and did not surely fail to send;
+    after a try whose worker died, any they did not surely fail to send."""
     details = activity.info().heartbeat_details
-    if not details:
-        return BatchProgress()
-    return BatchProgress.model_validate(details[0])
+    progress = BatchProgress.model_validate(details[0]) if details else BatchProgress()
+    whole, started, not_sent = progress.ended, set(progress.started), set(progress.not_sent)
+    progress.ended = False
 
+    def may_have_been_sent(index: int) -> bool:
+        if not details or index in not_sent:
+            return False
+        return index in started or not whole
 
-def may_have_been_sent(progress: BatchProgress, index: int) -> bool:
-    """Whether an earlier try may have sent this unsettled message: it began, and did not end
-    surely unsent (its answer lost, or its worker died)."""
-    return index in progress.started and index not in progress.not_sent
+    return progress, may_have_been_sent
 
 
 def finish(progress: BatchProgress, count: int, unavailable: str, why: str) -> list[MessageOutcome]:
@@ -70,6 +80,7 @@ def finish(progress: BatchProgress, count: int, unavailable: str, why: str) -> l
     tried again (`unavailable` is the retryable error type)."""
     missing = count - len(progress.settled)
     if missing:
+        progress.ended = True
         activity.heartbeat(progress.model_dump(mode="json"))
         raise ApplicationError(f"{missing} of {count} messages not sent yet: {why}", type=unavailable)
     return [progress.settled[index] for index in range(count)]

@@ -1,12 +1,14 @@
 """Can the account's call rate reach everyone in time? Checked at launch, before anything starts.
 
-The check replays each step the way the run will alert, in the worst case where nobody
-answers: the Temporal server starts the account's calls one after another at its calls per
-second, after the calls already waiting on the account (other runs'); a call rings its scheme's
-full ring timeout, and a person's next medium waits until their previous call has rung out. A
-step is *in time* when every alert starts when its scheme says, give or take its own round's
-pace, and before the step's deadline. Otherwise the launch is refused (unless forced) with these
-figures.
+The check replays each step's calls the way the run will place them, in the worst case where
+nobody answers: the Temporal server starts the account's calls one after another at its calls
+per second (on a calls queue of one partition), the first step's after the calls already
+waiting on the account at that priority or before (other runs'); a call rings its scheme's full
+ring timeout, and a person's next call waits until their previous one has rung out. A step is
+*in time* when every call starts before its deadline and no later than its own round's pace
+allows plus a tenth of the step's time (other runs' calls may go first: a few seconds late is
+in time, half a round is not). Otherwise the launch is refused (unless forced) with these
+figures. SMS and email wait for no turn and are not counted.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ class RoundLoad:
     last_start: timedelta | None = None
     """When its last call would start, from the step's start."""
     delayed: int = 0
-    """Alerts starting later than the scheme says, beyond their own round's pace."""
+    """Calls starting later than their own round's pace allows, beyond the tolerance."""
     not_alerted: int = 0
-    """Alerts the deadline cuts off."""
+    """Calls the deadline cuts off."""
 
 
 @dataclass
@@ -74,8 +76,12 @@ class StepLoad:
 
 def capacity(plan: RunPlan, calls_per_second: float, waiting: int = 0) -> list[StepLoad]:
     """Every step with a scheme time the account's call rate cannot keep (empty: all in time).
-    `waiting`: calls already waiting on the account; they go first."""
-    loads = [step_load(plan, step, calls_per_second, waiting) for step in plan.steps]
+    `waiting`: calls already waiting on the account that go before the first step's; later steps
+    start minutes on, when those have long gone."""
+    loads = [
+        step_load(plan, step, calls_per_second, waiting if index == 0 else 0)
+        for index, step in enumerate(plan.steps)
+    ]
     return [load for load in loads if not load.in_time]
 
 
@@ -97,10 +103,12 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float, waiting: i
     for queue in per_person.values():
         queue.sort(key=lambda alert: alert.after)
     # (when ready, launch order, person, which alert): ready at its scheme time, or when the
-    # person's previous call has rung out if that is later
+    # person's previous call has rung out if that is later (a call that never starts holds
+    # their next one until the deadline)
     ready = [(queue[0].after, n, cid, 0) for n, (cid, queue) in enumerate(per_person.items()) if queue]
     heapq.heapify(ready)
     next_turn = pace * waiting
+    tolerance = step.deadline / 10
     own_calls = dict.fromkeys(rounds, 0)
     """Each round's calls so far: alone, its k-th call would start k paces after the round."""
     while ready:
@@ -111,7 +119,8 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float, waiting: i
         if alert.is_call:
             start = max(at, next_turn)
             if start >= step.deadline:
-                load_round.not_alerted += 1  # not placed: their next medium still comes
+                load_round.not_alerted += 1
+                settled = step.deadline  # never started: it holds their next call until then
             else:
                 next_turn = start + pace
                 load_round.calls += 1
@@ -119,7 +128,7 @@ def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float, waiting: i
                 settled = start + plan.scheme_for(step, alert.contact).ring_timeout
                 alone = alert.after + pace * own_calls[alert.after]
                 own_calls[alert.after] += 1
-                load_round.delayed += start > alone
+                load_round.delayed += start > alone + tolerance
         if index + 1 < len(per_person[cid]):
             following = per_person[cid][index + 1]
             heapq.heappush(ready, (max(following.after, settled), n, cid, index + 1))

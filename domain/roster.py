@@ -206,6 +206,14 @@ class Roster:
             return False
         return latest.outcome != "answered" or latest.ended_at is not None or self.reached(step, contact_id)
 
+    def ringing(self, step: StepPlan, contact_id: str) -> bool:
+        """Whether a call of theirs for the step is at the carrier and has not rung out (one
+        still waiting for its turn is not)."""
+        attempts = [
+            a for a in self.state.people[contact_id].attempts if _step_of(a.attempt_id) == step.number
+        ]
+        return bool(attempts) and attempts[-1].placed_at is not None and not self.settled(step, contact_id)
+
     def attempt_queued(self, alert: Alert, number: str, at: datetime) -> CallAttempt:
         assert alert.medium in ("voice_pro", "voice_home", "voice_mobile")
         attempt = CallAttempt(attempt_id=alert.attempt_id, medium=alert.medium, number=number, queued_at=at)
@@ -239,6 +247,7 @@ class Roster:
         if found is None:
             return None
         person, attempt = found
+        attempt.placed_after_all()
         self.call_placed(attempt.attempt_id, event.call_sid, at)
         if event.error_code:
             attempt.error = f"carrier error {event.error_code}"

@@ -66,6 +66,12 @@ class CallAttempt(BaseModel):
         self.outcome_at = at
         self.error = error or self.error
 
+    def placed_after_all(self) -> None:
+        """Recorded not placed, and the carrier reports it: a try whose answer was lost placed it
+        before its retries stopped. What the carrier says from here on counts."""
+        if self.outcome == "not-placed" and self.placed_at is None:
+            self.outcome, self.outcome_at, self.error = "pending", None, None
+
 
 class Notification(BaseModel):
     channel: Channel

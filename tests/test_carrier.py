@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.calls import NOT_PLACED, CarrierActivities, PlaceCall
+from activities.calls import DIALLING, NOT_PLACED, CarrierActivities, PlaceCall, earlier_try
 from callbacks.server import serve
 from callbacks.urls import bridge_for
 from carrier.port import CarrierError, FailureKind, OutboundCall
@@ -141,3 +141,16 @@ async def test_a_retry_beside_a_try_still_running_in_this_worker_takes_its_call(
     env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[])
     assert await env.run(activities.place_call, request) == first
     assert len(sim.simulator.calls) == 1
+
+
+def test_a_retry_adopts_a_lone_call_only_since_the_earlier_try_began_dialling() -> None:
+    """The earlier try recorded when it began dialling: a lone call since then is its own. It
+    recorded nothing (its worker died first): look since the call was queued, adopt nothing."""
+    queued = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    began = queued + timedelta(minutes=3)
+    assert not earlier_try(1, [], queued).may_exist, "the first try dials"
+    assert not earlier_try(2, [NOT_PLACED], queued).may_exist, "after a sure refusal: dial"
+    recorded = earlier_try(2, [{DIALLING: began.isoformat()}], queued)
+    assert recorded.may_exist and recorded.recorded and began - timedelta(seconds=3) < recorded.since < began
+    blind = earlier_try(2, [], queued)
+    assert blind.may_exist and not blind.recorded and blind.since == queued

@@ -118,7 +118,7 @@ async def test_a_slow_carrier_never_delays_the_timeline(
         assert bruno_home.medium == "voice_home" and bruno_home.placed_at
         placed = bruno_home.placed_at - report.started_at
         assert timedelta(seconds=2) <= placed < timedelta(seconds=4), (
-            "bruno's home call at +2 s, in the account's next burst (alice's retries take bursts too), "
+            "bruno's home call at +2 s, in the account's next turn (alice's retries wait for turns too), "
             "before the +4 s deadline: her retries never hold the round back"
         )
         assert alice(report).attempts[0].call_sid is None, "while alice's work call is still being retried"

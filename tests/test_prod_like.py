@@ -32,9 +32,9 @@ from tests.support import SCENARIO, confcall_in_seconds, eventually
 from watch import read_view
 
 TIMELINE = confcall_in_seconds(home_after=3, deadline=26)
-"""Room for the kill: the killed worker's sticky workflow tasks (the run's, and the call pacer's)
-wait out their schedule-to-start timeout (10 s by default) before the other worker takes them,
-and the home round must still come before the deadline."""
+"""Room for the kill: the killed worker's sticky workflow tasks wait out their schedule-to-start
+timeout (3 s) and its activities their heartbeat timeout (10 s) before the other worker takes
+them, and the home round must still come before the deadline."""
 WORK = ["+41215550101", "+41215550102", "+41215550103"]
 HOME = ["+41215550112", "+41215550113", "+41215550114"]
 """Bruno (no answer at work), Chloé (busy at work), Dan (no work phone); Alice answered at work."""

@@ -156,3 +156,13 @@ def test_an_unheard_call_a_machine_answered_or_one_we_heard_of_is_no_drop() -> N
     )
     book.carrier_truth(truth, T0, T0)
     assert book.take_drops() == [], "a machine is nobody; an answer we heard without a join is no drop"
+
+
+def test_a_call_recorded_not_placed_that_the_carrier_reports_counts_after_all() -> None:
+    """A try's answer was lost, its retries stopped (withdrawn, or the deadline), and the call
+    rang all the same: its callbacks make the row tell what happened, not "not called"."""
+    book = roster()
+    attempt = book.attempt_queued(WORK_CALL, "+41215550101", T0)
+    book.not_placed(attempt.attempt_id, "the run ended before its turn", T0)
+    book.call_progress(CallProgress(attempt_id=attempt.attempt_id, call_sid="CA1", status="in-progress"), T0)
+    assert (attempt.outcome, attempt.call_sid, attempt.error) == ("answered", "CA1", None)

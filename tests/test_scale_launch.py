@@ -92,6 +92,15 @@ def test_250_at_one_call_per_second_cannot_keep_the_red_button_in_time(people: P
     assert capacity(plan, 250) == [], "at 250 calls/s everyone is called on time"
 
 
+def test_a_few_calls_of_other_runs_ahead_still_leave_a_launch_in_time(people: Path) -> None:
+    """Three people at 1 call/s behind 5 calls of other runs: 5 s late, within a tenth of the
+    two-minute step; behind 15, a work call would start 15 s late: refused."""
+    plan = prepare(red_button_for(people, 3), settings(calls_per_second=1), pin="123456")
+    assert capacity(plan, 1, waiting=5) == []
+    (late,) = capacity(plan, 1, waiting=15)
+    assert late.rounds[0].delayed == 3 and "and 15 calls of other runs waiting" in late.describe()
+
+
 async def test_the_cli_refuses_with_the_figures_and_force_launches_with_a_warning(
     dev_env: WorkflowEnvironment, tmp_path: Path, people: Path
 ) -> None:

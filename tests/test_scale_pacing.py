@@ -117,7 +117,7 @@ async def test_two_runs_on_two_workers_call_in_order_and_before_the_deadline(
             rang_out = dialled(by_number[pop.work(n)]) + timedelta(seconds=RING)
             assert dialled(by_number[pop.home(n)]) >= rang_out, f"person {n}: home call while work still rang"
     home_calls = [n for n in range(people) if pop.home(n) in by_number]
-    assert home_calls, "some home calls found a slot before the deadline"
+    assert home_calls, "some home calls got a turn before the deadline"
 
     unplaced = []
     for run, report in zip((first, second), reports, strict=True):
@@ -131,7 +131,7 @@ async def test_two_runs_on_two_workers_call_in_order_and_before_the_deadline(
             assert attempt.number not in by_number, "recorded not placed, and the carrier never saw it"
             unplaced.append(attempt.error)
     assert NO_TURN in unplaced, (
-        "two runs at 2 calls/s cannot call everyone by the deadline: some calls had no slot"
+        "two runs at 2 calls/s cannot call everyone by the deadline: some calls had no turn"
     )
 
 

@@ -3,28 +3,30 @@ the carrier account's, kept by the Temporal server for every worker at once
 (`domain.call_queue`): the server starts a call in its turn, ahead of calls of lower priority,
 or never, since its schedule-to-start deadline is its step's. A call no longer wanted while it
 waits (its person reached, the step's objective met, the run ended) is withdrawn before it
-starts. Every call not placed says why on its person's row and counts in the
-`rallycall_calls_not_placed` metric: nobody the scheme wanted is left out silently.
+starts; one already being dialled then is hung up once placed. Every call not placed says why
+on its person's row and counts in the `rallycall_calls_not_placed` metric: nobody the scheme
+wanted is left out silently.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CarrierActivities, PlaceCall
     from domain.call_queue import PRIORITY, CallQueue
     from domain.contacts import masked_text
     from domain.plan import Alert, StepPlan
-    from domain.run_view import MEDIUM_LABELS
+    from domain.run_view import MEDIUM_LABELS, CallAttempt
     from workflows.activity_policies import CARRIER_RETRY, HEARTBEAT, error_type, failure_message
     from workflows.run_context import RunContext
 
@@ -36,39 +38,94 @@ NO_TURN = "no turn at the account's call rate before the deadline (or no calls w
 BEFORE_ITS_TURN = "the deadline came while their previous call was still waiting or ringing"
 """A person's next medium, never asked for: the deadline came first."""
 CARRIER_REFUSED = "the carrier refused our configuration"
+RETRYABLE = frozenset({"CarrierUnavailable"})
 
-Withdrawal = Callable[[Alert], str | None]
-"""Why a call waiting for its turn is no longer wanted (None: it still is)."""
+Withdrawal = Callable[[list[Alert]], list[str | None]]
+"""Why each of these calls waiting for its turn is no longer wanted (None: it still is). For a
+batch at once: what the step's state says is worked out once, not once per call."""
 
 
 class Calls:
-    def __init__(self, run: RunContext, queue: CallQueue) -> None:
+    def __init__(self, run: RunContext, queue: CallQueue, hang_up: Callable[[str], Awaitable[bool]]) -> None:
         self.run = run
         self.queue = queue
+        self.hang_up = hang_up
+        self.placing = 0
+        """Calls being placed now: the run waits for them before it closes."""
 
-    async def place(
-        self, step: StepPlan, alerts: list[Alert], deadline: datetime, withdrawn: Withdrawal
-    ) -> None:
-        """Each call in its turn, until `deadline`; every attempt is on the roster from now."""
+    async def all_placed(self) -> None:
+        """Until no call is being placed: a run that ends waits for the calls being dialled (it
+        hangs them up once placed), at most one try's time."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.placing == 0, timeout=CALL_TIME, timeout_summary="calls being dialled"
+            )
+
+    def queue_up(self, alerts: list[Alert]) -> list[CallAttempt]:
+        """Put the calls on the roster at once (the person's next medium waits for them)."""
         now = workflow.now()
         attempts = [self.run.roster.attempt_queued(a, a.address or "", now) for a in alerts]
         self.run.publish()
-        await asyncio.gather(
-            *(
-                self.place_one(step, alert, attempt.attempt_id, deadline, withdrawn)
-                for alert, attempt in zip(alerts, attempts, strict=True)
-            )
-        )
+        return attempts
 
-    async def place_one(
-        self, step: StepPlan, alert: Alert, attempt_id: str, deadline: datetime, withdrawn: Withdrawal
+    async def place(
+        self,
+        step: StepPlan,
+        alerts: list[Alert],
+        attempts: list[CallAttempt],
+        deadline: datetime,
+        withdrawn: Withdrawal,
     ) -> None:
-        reason = self.why_not(alert, withdrawn)
-        if reason is not None:
-            self.not_placed(attempt_id, reason)
-            return
+        """Each call in its turn, until `deadline`. One watcher for the batch withdraws those no
+        longer wanted (measured: a condition per call cost 22 ms a pass at 500 calls waiting)."""
+        reasons = self.why_not(alerts, withdrawn)
+        handles: dict[str, ActivityHandle[str]] = {}
+        for alert, attempt, reason in zip(alerts, attempts, reasons, strict=True):
+            if reason is not None:
+                self.not_placed(attempt.attempt_id, reason)
+            else:
+                handles[attempt.attempt_id] = self.start(step, alert, attempt.attempt_id, deadline)
+        waiting = {a.attempt_id: alert for alert, a in zip(alerts, attempts, strict=True)}
+        by_id = {a.attempt_id: a for a in attempts}
+        withdrawals: dict[str, str] = {}
+
+        def unplaced() -> list[str]:
+            """Calls still waiting for their turn. One the carrier already has (a callback told
+            us: its person may have answered it) is not withdrawn."""
+            return [
+                aid
+                for aid, handle in handles.items()
+                if not handle.done() and aid not in withdrawals and by_id[aid].placed_at is None
+            ]
+
+        self.placing += len(handles)
+        try:
+            outcomes = asyncio.gather(
+                *(self.settle(attempt_id, handle, withdrawals) for attempt_id, handle in handles.items())
+            )
+            while not outcomes.done():
+                await workflow.wait_condition(
+                    lambda: (
+                        outcomes.done()
+                        or any(
+                            r is not None for r in self.why_not([waiting[a] for a in unplaced()], withdrawn)
+                        )
+                    )
+                )
+                current = unplaced()
+                for aid, reason in zip(
+                    current, self.why_not([waiting[a] for a in current], withdrawn), strict=True
+                ):
+                    if reason is not None:
+                        withdrawals[aid] = reason
+                        handles[aid].cancel()  # not started: it never will; being dialled: it finishes
+            await outcomes
+        finally:
+            self.placing -= len(handles)
+
+    def start(self, step: StepPlan, alert: Alert, attempt_id: str, deadline: datetime) -> ActivityHandle[str]:
         left = max(deadline - workflow.now(), timedelta(seconds=1))
-        placing = workflow.start_activity_method(
+        return workflow.start_activity_method(
             CarrierActivities.place_call,
             PlaceCall(
                 attempt_id=attempt_id,
@@ -93,24 +150,29 @@ class Calls:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}",
         )
-        await workflow.wait_condition(lambda: placing.done() or self.why_not(alert, withdrawn) is not None)
-        if not placing.done():
-            placing.cancel()  # not started: it never will; being dialled: it finishes
+
+    async def settle(self, attempt_id: str, handle: ActivityHandle[str], withdrawals: dict[str, str]) -> None:
+        """The call's outcome on the roster; a call placed after it was withdrawn (it was being
+        dialled) is hung up: its person was reached, or the run ended."""
         try:
-            call_sid = await placing
+            call_sid = await handle
         except (ActivityError, asyncio.CancelledError) as err:
-            self.not_started(attempt_id, err, self.why_not(alert, withdrawn))
+            self.not_started(attempt_id, err, withdrawals.get(attempt_id))
         else:
             self.run.roster.call_placed(attempt_id, call_sid, workflow.now())
+            if attempt_id in withdrawals or self.run.roster.ended:
+                await self.hang_up(call_sid)
         self.run.publish()
 
     def not_attempted(self, alert: Alert, reason: str) -> None:
         """A call the step ended before it could be asked for: on the roster, not placed."""
-        attempt = self.run.roster.attempt_queued(alert, alert.address or "", workflow.now())
+        (attempt,) = self.queue_up([alert])
         self.not_placed(attempt.attempt_id, reason)
 
-    def why_not(self, alert: Alert, withdrawn: Withdrawal) -> str | None:
-        return CARRIER_REFUSED if self.run.carrier_refused else withdrawn(alert)
+    def why_not(self, alerts: list[Alert], withdrawn: Withdrawal) -> list[str | None]:
+        if self.run.carrier_refused:
+            return [CARRIER_REFUSED] * len(alerts)
+        return withdrawn(alerts) if alerts else []
 
     def not_started(
         self, attempt_id: str, err: ActivityError | asyncio.CancelledError, withdrawal: str | None
@@ -122,6 +184,8 @@ class Calls:
         cause = err.cause
         if no_turn(err):
             self.not_placed(attempt_id, NO_TURN)
+        elif withdrawal is not None and (isinstance(cause, ActivityTimeout) or error_type(err) in RETRYABLE):
+            self.not_placed(attempt_id, withdrawal)  # its retries stopped when it was withdrawn
         elif isinstance(cause, ActivityTimeout):
             last = failure_message(err) if cause.cause is None else str(cause.cause)
             self.failed(attempt_id, f"not placed before the deadline: the carrier kept failing ({last})")
@@ -150,7 +214,8 @@ def no_turn(err: ActivityError) -> bool:
 
 def count_not_placed(kind: str) -> None:
     """`deadline` (no turn before it: the account's rate, or no calls worker), `withdrawn` (no
-    longer wanted: reached, objective met, run ended), `failed` (the carrier refused it)."""
+    longer wanted: reached, the objective met, the run ended, the carrier refused our account),
+    `failed` (the carrier refused the call, or kept failing)."""
     workflow.metric_meter().create_counter(
         "rallycall_calls_not_placed", "Calls an alert scheme wanted and did not place"
     ).add(1, {"reason": kind})

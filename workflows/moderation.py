@@ -92,12 +92,13 @@ class Moderation:
         medium = call_again_medium(roster.person(person.id), person)
         alert = Alert(step.number, person, -1, medium, timedelta(0), tag=f"again{tries + 1}")
 
-        def withdrawn(alert: Alert) -> str | None:
+        def withdrawn(alerts: list[Alert]) -> list[str | None]:
             if roster.ended:
-                return "the run ended before its turn"
-            return "already in the bridge" if roster.live_legs(alert.contact.id) else None
+                return ["the run ended before its turn"] * len(alerts)
+            return ["already in the bridge" if roster.live_legs(a.contact.id) else None for a in alerts]
 
-        await self.calls.place(step, [alert], roster.started_at + plan.max_duration, withdrawn)
+        attempts = self.calls.queue_up([alert])
+        await self.calls.place(step, [alert], attempts, roster.started_at + plan.max_duration, withdrawn)
 
 
 def call_again_medium(person: PersonView, contact: Contact) -> VoiceMedium:

@@ -223,6 +223,7 @@ class ProcedureRun:
         )
         self.roster.end(workflow.now(), request.reason, request.by, request.channel)
         self.publish()
+        await self.alerting.calls.all_placed()
         if room is None or not await self.alerting.carrier.end_conference(room):
             ringing += live
         await asyncio.gather(

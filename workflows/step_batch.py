@@ -93,6 +93,7 @@ class StepBatch:
             )
         self.roster.end(workflow.now(), "the run closed")
         self.publish()
+        await self.alerting.calls.all_placed()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return BatchSummary(
             workflow_id=workflow.info().workflow_id, size=len(step.destinations), counted=self.reached()

@@ -52,9 +52,9 @@ class StepTimeline:
     ) -> None:
         self.run = RunContext(plan, roster, publish)
         self.done = done
-        self.calls = Calls(self.run, calls)
-        self.messages = Messages(self.run)
         self.carrier = CarrierCheck(self.run)
+        self.calls = Calls(self.run, calls, self.carrier.hang_up)
+        self.messages = Messages(self.run)
         self.moderation = Moderation(self.run, self.calls)
 
     async def run_step(
@@ -82,14 +82,15 @@ class StepTimeline:
             await self.carrier.reconcile()
 
     async def alert_whoever_is_not_reached(self, step: StepPlan, round_: Round, deadline: datetime) -> None:
-        """This round's medium for each person not reached yet, as soon as their previous call
-        has rung out (a lost callback is asked of the carrier, not waited for)."""
+        """This round's medium for each person not reached yet: a call once their previous call
+        has rung out (a lost callback is asked of the carrier, not waited for), a message once no
+        call of theirs is ringing (a call still waiting for its turn does not hold it back)."""
         roster = self.run.roster
         waiting = list(round_.alerts)
         while waiting and not self.over(step):
-            ready = [a for a in waiting if roster.settled(step, a.contact.id)]
+            ready = [a for a in waiting if self.ready(step, a)]
             if not ready:
-                await self.carrier.wait_for_any(partial(self.any_settled, step, waiting))
+                await self.carrier.wait_for_any(partial(self.any_ready, step, waiting))
                 continue
             waiting = [a for a in waiting if a not in ready]
             due = [a for a in ready if a.address and not roster.reached(step, a.contact.id)]
@@ -98,8 +99,19 @@ class StepTimeline:
                     self.run.background(self.messages.send_alert(step, alert))
             calls = [a for a in due if a.is_call]
             if calls:
-                self.run.background(self.calls.place(step, calls, deadline, partial(self.withdrawn, step)))
+                attempts = self.calls.queue_up(calls)  # now: the next round sees them
+                self.run.background(
+                    self.calls.place(step, calls, attempts, deadline, partial(self.withdrawn, step))
+                )
         self.account_for(step, tuple(waiting))
+
+    def ready(self, step: StepPlan, alert: Alert) -> bool:
+        roster = self.run.roster
+        return (
+            roster.settled(step, alert.contact.id)
+            if alert.is_call
+            else not roster.ringing(step, alert.contact.id)
+        )
 
     def account_for(self, step: StepPlan, alerts: tuple[Alert, ...]) -> None:
         """Calls the scheme wanted that the step ended before (its deadline, its objective, the
@@ -110,15 +122,12 @@ class StepTimeline:
             if alert.is_call and alert.address and not roster.reached(step, alert.contact.id):
                 self.calls.not_attempted(alert, why)
 
-    def withdrawn(self, step: StepPlan, alert: Alert) -> str | None:
-        """Why the scheme no longer wants a call that waits for its turn (None: it does)."""
-        if self.run.roster.ended:
-            return RUN_ENDED
-        if self.run.roster.reached(step, alert.contact.id):
-            return REACHED
-        if why := self.done(step):
-            return why
-        return NO_TURN if self.run.roster.step_over(step) else None
+    def withdrawn(self, step: StepPlan, alerts: list[Alert]) -> list[str | None]:
+        """Why the scheme no longer wants each of these calls waiting for their turn (None: it
+        does). The step's own state is read once for all of them."""
+        roster = self.run.roster
+        common = RUN_ENDED if roster.ended else self.done(step) or (NO_TURN if self.past(step) else None)
+        return [REACHED if roster.reached(step, a.contact.id) else common for a in alerts]
 
     async def until(self, moment: datetime, summary: str, step: StepPlan) -> None:
         """Wait for `moment`, or until the step is done, whichever comes first."""
@@ -129,11 +138,16 @@ class StepTimeline:
                     lambda: self.done(step) is not None, timeout=remaining, timeout_summary=summary
                 )
 
-    def any_settled(self, step: StepPlan, alerts: list[Alert]) -> bool:
-        return self.over(step) or any(self.run.roster.settled(step, a.contact.id) for a in alerts)
+    def any_ready(self, step: StepPlan, alerts: list[Alert]) -> bool:
+        return self.over(step) or any(self.ready(step, a) for a in alerts)
 
     def over(self, step: StepPlan) -> bool:
-        return self.done(step) is not None or self.run.roster.step_over(step)
+        return self.done(step) is not None or self.past(step)
+
+    def past(self, step: StepPlan) -> bool:
+        """Past the step's deadline (its end is recorded a last carrier check later)."""
+        deadline = self.run.roster.state.steps[step.number].deadline_at
+        return self.run.roster.step_over(step) or (deadline is not None and workflow.now() >= deadline)
 
 
 def what_is_due(round_: Round) -> str:

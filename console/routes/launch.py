@@ -19,6 +19,7 @@ from console.launches import Done
 from console.pages import render
 from console.reading import definitions_for_page
 from console.state import ConsoleState, console_of
+from domain.call_queue import PRIORITY
 from domain.capacity import StepLoad
 from domain.contacts import load_contacts
 from domain.errors import InvalidLaunch
@@ -152,7 +153,8 @@ async def review(request: web.Request) -> web.StreamResponse:
         plan = prepare(launch, settings, pin)
     except InvalidLaunch as exc:
         return form_page(request, page, filled, place(page.procedure, filled, exc.problems), status=422)
-    loads = check_capacity(plan, settings, True, await calls_waiting(console_of(request).client, settings))
+    ahead = await calls_waiting(console_of(request).client, settings, PRIORITY[plan.steps[0].objective])
+    loads = check_capacity(plan, settings, True, ahead)
     return confirmation(request, page, filled, [person.name for person in plan.people], loads)
 
 
