@@ -36,6 +36,11 @@ async def read_view(client: Client, workflow_id: str, *, with_batches: bool = Tr
         try:
             view = await handle.query(ProcedureRun.view, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as exc:
+            if exc.status == RPCStatusCode.FAILED_PRECONDITION:
+                raise NoWorker(
+                    f"run {workflow_id} cannot answer right now: its last workflow task failed and "
+                    "Temporal is retrying it (the worker's log says why)"
+                ) from exc
             if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
                 raise
             attributes = description.typed_search_attributes

@@ -9,11 +9,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     UpdateTaskQueueConfigRequest,
@@ -50,7 +53,19 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=200)
 """An activity's progress (each message of a batch) reaches the server within this: a try that
 takes over from a dead worker re-sends nothing the server heard of (the SDK's default waits up
 to 80% of the heartbeat timeout)."""
+CONFIG_TRIES = 6
+"""Tries at the calls queue's rates before the worker gives up (about 6 s in all)."""
+REFUSALS = frozenset(
+    {
+        RPCStatusCode.PERMISSION_DENIED,
+        RPCStatusCode.UNAUTHENTICATED,
+        RPCStatusCode.NOT_FOUND,
+        RPCStatusCode.UNIMPLEMENTED,
+    }
+)
+"""Answers no retry changes: the worker stops and says why."""
 log = logging.getLogger("rallycall.worker")
+T = TypeVar("T")
 
 
 async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig | None:
@@ -60,21 +75,21 @@ async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig
     with no current build yet (its first start) gets this one; later builds become current when
     the operator says so (deploy/README.md). None where the server has no Worker Versioning
     (the time-skipping test server): workers are then unversioned."""
-    try:
-        described = await client.workflow_service.describe_worker_deployment(
-            DescribeWorkerDeploymentRequest(
-                namespace=client.namespace, deployment_name=config.deployment_name
+
+    async def current_build() -> str:
+        try:
+            described = await client.workflow_service.describe_worker_deployment(
+                DescribeWorkerDeploymentRequest(
+                    namespace=client.namespace, deployment_name=config.deployment_name
+                )
             )
-        )
-        current = described.worker_deployment_info.routing_config.current_deployment_version.build_id
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.UNIMPLEMENTED:
-            log.warning("this Temporal server has no Worker Versioning: workers are unversioned")
-            return None
-        if exc.status != RPCStatusCode.NOT_FOUND:
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return ""
             raise
-        current = ""
-    if not current:
+        return str(described.worker_deployment_info.routing_config.current_deployment_version.build_id)
+
+    async def make_this_build_current() -> None:
         await client.workflow_service.set_worker_deployment_current_version(
             SetWorkerDeploymentCurrentVersionRequest(
                 namespace=client.namespace,
@@ -84,7 +99,16 @@ async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig
                 allow_no_pollers=True,
             )
         )
-        log.info("build %s is the current build of %s", config.build_id, config.deployment_name)
+
+    try:
+        if not await retrying("reading the worker deployment", current_build):
+            await retrying("making this build current", make_this_build_current)
+            log.info("build %s is the current build of %s", config.build_id, config.deployment_name)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        log.warning("this Temporal server has no Worker Versioning: workers are unversioned")
+        return None
     return WorkerDeploymentConfig(
         version=WorkerDeploymentVersion(config.deployment_name, config.build_id),
         use_worker_versioning=True,
@@ -97,8 +121,8 @@ async def keep_calls_paced(client: Client, calls: CallQueue) -> bool:
     `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE. The
     operator's equivalent is in deploy/README.md (`temporal task-queue config set`). False where
     the server keeps no task-queue rates (the time-skipping test server): each worker then keeps
-    the rate for itself. Any other refusal stops the worker: unpaced calls would flood the
-    carrier's queue past every deadline."""
+    the rate for itself. Any other refusal stops the worker before it serves anything: unpaced
+    calls would flood the carrier's queue past every deadline."""
     request = UpdateTaskQueueConfigRequest(
         namespace=client.namespace,
         identity=client.identity,
@@ -107,15 +131,51 @@ async def keep_calls_paced(client: Client, calls: CallQueue) -> bool:
     )
     request.update_fairness_key_rate_limit_default.rate_limit.requests_per_second = UNKNOWN_ACCOUNT_RATE
     request.update_fairness_key_rate_limit_default.reason = "rallycall: an unknown carrier account's rate"
-    request.set_fairness_weight_overrides[calls.account] = calls.calls_per_second / UNKNOWN_ACCOUNT_RATE
+    weight = calls.calls_per_second / UNKNOWN_ACCOUNT_RATE
+    request.set_fairness_weight_overrides[calls.account] = weight
+
+    async def set_rate() -> None:
+        if not await rate_is_set(client, calls, weight):
+            await client.workflow_service.update_task_queue_config(request)
+
     try:
-        await client.workflow_service.update_task_queue_config(request)
+        await retrying(f"setting the rate of {calls.task_queue}", set_rate)
     except RPCError as exc:
         if exc.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         log.warning("the Temporal server keeps no rate for %s: this worker keeps it alone", calls.task_queue)
         return False
     return True
+
+
+async def retrying(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """A setup call to the server, tried again on a transient error (measured in `make chaos`:
+    two workers starting together, one got "Expected exactly one row to be updated" writing the
+    queue's config), up to CONFIG_TRIES; a refusal no retry changes is raised at once."""
+    for attempt in range(CONFIG_TRIES):
+        try:
+            return await call()
+        except RPCError as exc:
+            if exc.status in REFUSALS or attempt + 1 == CONFIG_TRIES:
+                raise
+            log.warning("%s failed, trying again: %s", what, exc)
+            await asyncio.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable: the last try raises")
+
+
+async def rate_is_set(client: Client, calls: CallQueue, weight: float) -> bool:
+    """The queue already has the rates this worker would set (a restart writes nothing)."""
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=calls.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            report_config=True,
+        )
+    )
+    config = described.config
+    default = config.fairness_keys_rate_limit_default.rate_limit.requests_per_second
+    return default == UNKNOWN_ACCOUNT_RATE and config.fairness_weight_overrides.get(calls.account) == weight
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -145,7 +205,8 @@ async def running_workers(
     carrier_activities = CarrierActivities(carrier, config.public_url, client)
     mail = MailActivities(smtp)
     index = CallerIndexActivities(client, config.task_queue, config.pin_secret)
-    versions = await deployment(client, config)
+    versions = await deployment(client, config)  # both checks before any worker starts: a refusal
+    by_server = await keep_calls_paced(client, config.call_queue()) if calls_too else True  # exits
     runs = Worker(
         client,
         task_queue=config.task_queue,
@@ -171,7 +232,6 @@ async def running_workers(
         if runs_too:
             await serving.enter_async_context(runs)
         if calls_too:
-            by_server = await keep_calls_paced(client, config.call_queue())
             await serving.enter_async_context(
                 Worker(
                     client,

@@ -46,6 +46,7 @@ from watch import read_view
 from workflows.procedure_run import ProcedureRun
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / ".data" / "bench-logs"
 PENDING_ACTIVITIES_LIMIT = 2_000
 
 
@@ -132,11 +133,17 @@ def late(moment: datetime, mark: datetime) -> float:
     return (moment - mark).total_seconds()
 
 
+def worker_log(h: Harness) -> Any:
+    """Where a worker of the bench logs, kept after the run for the investigation."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return (LOGS / f"worker-{h.settings.task_queue}.log").open("ab")
+
+
 @contextlib.asynccontextmanager
 async def worker_process(h: Harness) -> AsyncIterator[Callable[[], int]]:
     """`worker.py` in a process of its own for this harness; yields a probe of its peak RSS (KiB)."""
     process = subprocess.Popen(  # noqa: ASYNC220 (started once; its end is awaited below)
-        [sys.executable, "worker.py"], cwd=ROOT, env=h.worker_environment(), stderr=subprocess.DEVNULL
+        [sys.executable, "worker.py"], cwd=ROOT, env=h.worker_environment(), stderr=worker_log(h)
     )
 
     def peak_rss() -> int:

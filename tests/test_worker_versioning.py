@@ -29,7 +29,8 @@ async def build_of(h: Harness, run: Bridged) -> str:
 
 async def made_current(client: Client, config: Settings) -> bool:
     """What the operator runs (`temporal worker deployment set-current-version`), refused until
-    the new build's workers poll every task queue the current one does."""
+    the new build's workers poll (the build is unknown before) every task queue the current
+    one does."""
     try:
         await client.workflow_service.set_worker_deployment_current_version(
             SetWorkerDeploymentCurrentVersionRequest(
@@ -40,7 +41,7 @@ async def made_current(client: Client, config: Settings) -> bool:
             )
         )
     except RPCError as exc:
-        assert exc.status == RPCStatusCode.FAILED_PRECONDITION, exc
+        assert exc.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.NOT_FOUND), exc
         return False
     return True
 
