@@ -61,8 +61,22 @@ async def read_view(client: Client, workflow_id: str, *, with_batches: bool = Tr
 
 
 async def batch_view(client: Client, workflow_id: str) -> RunView:
+    """A batch's people. A batch whose worker is busy past the query timeout, or whose last
+    workflow task failed, is NoWorker like its run: a view read again later, not a traceback."""
     handle = client.get_workflow_handle_for(StepBatch.run, workflow_id)
-    return await handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT)
+    try:
+        return await handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        if exc.status not in (
+            RPCStatusCode.FAILED_PRECONDITION,
+            RPCStatusCode.CANCELLED,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+        ):
+            raise
+        raise NoWorker(
+            f"batch {workflow_id} did not answer within {QUERY_TIMEOUT.seconds} s (its workers are "
+            "busy or down, or its last workflow task failed): read the run again in a moment"
+        ) from exc
 
 
 def with_people_of(view: RunView, batches: list[RunView]) -> RunView:

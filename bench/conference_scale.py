@@ -102,7 +102,7 @@ def table(results: list[scale.Result]) -> list[str]:
 
 async def run(only: list[str], small: bool) -> list[scale.Result]:
     """Each scenario in turn, its figures printed as soon as measured; one that does not finish
-    (what it waited for never came) is a MISS row, and the others still run."""
+    (what it waited for never came, or an error) is a MISS row, and the others still run."""
     scenarios = SMALL if small else FULL
     env = await start_dev_env()
     results = []
@@ -111,9 +111,9 @@ async def run(only: list[str], small: bool) -> list[scale.Result]:
             with tempfile.TemporaryDirectory() as folder:
                 try:
                     result = await scenarios[key](env.client, Path(folder))
-                except AssertionError as exc:
+                except Exception as exc:  # one scenario's failure is its MISS row
                     result = scale.Result(f"({key})")
-                    result.add("did not finish", str(exc)[:200], "finishes", False)
+                    result.add("did not finish", f"{type(exc).__name__}: {exc}"[:200], "finishes", False)
             results.append(result)
             print("\n".join(table([result])), flush=True)
     finally:

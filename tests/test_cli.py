@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from directory import pin_lease_id
 from launching import launch, red_button
 from tests.support import DEFINITIONS, ROOT, Harness, eventually, harness, run_starter
+from watch import NoWorker, batch_view
 
 
 async def starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str]:
@@ -143,6 +144,22 @@ async def test_status_says_so_when_no_worker_is_running(
         await cli_setup.client.get_workflow_handle(pin_lease_id(launched.pin, orphan.pin_secret)).terminate(
             "test over"
         )
+
+
+async def test_a_batch_that_does_not_answer_reads_as_no_worker_not_a_traceback(
+    dev_env: WorkflowEnvironment, cli_setup: Harness
+) -> None:
+    """A 5,000-person step's batches on a saturated worker answer their query late: `status`
+    must say so and be read again (the bench crashed here on a raw RPC timeout)."""
+    orphan = f"no-worker-{uuid.uuid4().hex[:6]}"
+    batch = await cli_setup.client.start_workflow(
+        "StepBatch", id=f"batch-{uuid.uuid4().hex[:6]}", task_queue=orphan
+    )
+    try:
+        with pytest.raises(NoWorker, match="did not answer within 5 s"):
+            await batch_view(cli_setup.client, batch.id)
+    finally:
+        await batch.terminate("test over")
 
 
 async def test_procedure_list_show_and_launch_with_who_and_where(
