@@ -129,6 +129,18 @@ def mail_count(h: Harness) -> int:
     return len(list(h.mailbox.folder.glob("*.eml"))) if h.mailbox.folder.exists() else 0
 
 
+def add_sent_twice(result: Result, h: Harness) -> None:
+    """What a recipient would see twice, from the outside world's records: an SMS with the same
+    text to a number already sent it (the carrier's journal), an email whose Message-ID the
+    mailbox had already taken (every DATA counts, the duplicate's file does not)."""
+    texts = Counter((e["to"], e["body"]) for e in h.carrier_entries("sms"))
+    sms = sum(n - 1 for n in texts.values())
+    emails = h.mailbox.handler.deliveries - mail_count(h)
+    result.add(
+        "sent twice (SMS / emails, carrier and mailbox)", f"{sms} / {emails}", "0 / 0", sms == emails == 0
+    )
+
+
 def late(moment: datetime, mark: datetime) -> float:
     return (moment - mark).total_seconds()
 
@@ -303,6 +315,7 @@ async def conference_timeline(
         "<= 2.0 s late",
         last_mail <= 2.0,
     )
+    add_sent_twice(result, h)
     reached_api = late(max(at(c) for c in ours if c["to"].startswith(pop.work(0)[:5])), began)
     result.add("(b) launch to last work call at the API: rallycall", f"{reached_api:.2f} s")
     result.add("(b) the same calls by a plain asyncio loop (twilio SDK)", f"{plain.seconds:.2f} s")
@@ -450,6 +463,7 @@ async def many_conferences(
     )
     queued = max((c.get("queue_ms") or 0 for c in calls), default=0)
     result.add("longest wait in the carrier's queue", f"{queued / 1000:.2f} s")
+    add_sent_twice(result, h)
     result.add(
         "worker peak RSS (largest)", f"{peak_kib / 1024:.0f} MiB", "<= 250 MB", peak_kib * 1024 <= 250e6
     )
@@ -491,6 +505,7 @@ async def information_step(client: Client, tmp: Path, people: int = 5_000) -> Re
         f"{people}",
         len(view.people) == delivered == people,
     )
+    add_sent_twice(result, h)
     result.add(
         f"largest history (run + {len(ids) - 1} batches)",
         f"{events} events, {size / 1024:.0f} KiB",

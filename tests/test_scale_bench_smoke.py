@@ -13,7 +13,7 @@ from bench import scale
 from bench.conference_scale import table
 
 CORRECTNESS = ("PINs unique", "calls in any 1 s", "status accounts for", "largest history", "most pending",
-               "callers admitted")  # fmt: skip
+               "callers admitted", "sent twice")  # fmt: skip
 
 
 def assert_correct(result: scale.Result) -> None:
