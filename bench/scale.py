@@ -241,7 +241,9 @@ async def conference_timeline(
     """(a) the red button's timeline as the carrier and the mailbox saw it; (b) the same work
     calls placed by a plain asyncio loop over the twilio SDK against the same simulator. The
     first `answering_at_work` people answer at work; with `home_window`, every home call is
-    dialled within that many seconds of its mark (the goal at 1 call/s)."""
+    dialled within that many seconds of its mark (the goal at 1 call/s). (b) is measured only
+    where the account's rate does not pace the round (it fits in a second): below that, both
+    wait for the carrier, and the plain loop's calls would sit in its queue ahead of ours."""
     result = Result(
         f"{name} {people}-person conference, {people - answering_at_work} work phones unanswered, "
         f"{calls_per_second:g} calls/s"
@@ -255,7 +257,8 @@ async def conference_timeline(
     )
     definitions = red_button(home_after, deadline, timedelta(seconds=ring_seconds + 1))
     async with harness(client, tmp, contacts, scenario, calls_per_second) as h:
-        plain = await plain_loop(h, [pop.work(n) for n in range(people)])
+        compared = calls_per_second >= people
+        plain = await plain_loop(h, [pop.work(n) for n in range(people)]) if compared else None
         async with worker_process(h):
             await eventually(lambda: polled(h), bool, 30)
             began = datetime.now(UTC)
@@ -269,7 +272,7 @@ async def conference_timeline(
             report = await h.roster(launched)
             await end(h, launched.workflow_id)
     started = report.steps[0].started_at or report.started_at
-    ours = [c for c in h.carrier_entries("call") if c["sid"] not in plain.sids]
+    ours = [c for c in h.carrier_entries("call") if plain is None or c["sid"] not in plain.sids]
     work = [dialled(c) for c in ours if c["to"].startswith(pop.work(0)[:5])]
     home = [dialled(c) for c in ours if c["to"].startswith(pop.home(0)[:5])]
     queued = max((c.get("queue_ms") or 0 for c in ours), default=0)
@@ -316,6 +319,8 @@ async def conference_timeline(
         last_mail <= 2.0,
     )
     add_sent_twice(result, h)
+    if plain is None:
+        return result
     reached_api = late(max(at(c) for c in ours if c["to"].startswith(pop.work(0)[:5])), began)
     result.add("(b) launch to last work call at the API: rallycall", f"{reached_api:.2f} s")
     result.add("(b) the same calls by a plain asyncio loop (twilio SDK)", f"{plain.seconds:.2f} s")
