@@ -18,6 +18,8 @@ from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+"""How a query that no worker answered within QUERY_TIMEOUT fails."""
 
 
 class NoWorker(Exception):
@@ -41,7 +43,7 @@ async def read_view(client: Client, workflow_id: str, *, with_batches: bool = Tr
                     f"run {workflow_id} cannot answer right now: its last workflow task failed and "
                     "Temporal is retrying it (the worker's log says why)"
                 ) from exc
-            if exc.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+            if exc.status not in NO_ANSWER:
                 raise
             attributes = description.typed_search_attributes
             raise NoWorker(
@@ -67,11 +69,7 @@ async def batch_view(client: Client, workflow_id: str) -> RunView:
     try:
         return await handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
-        if exc.status not in (
-            RPCStatusCode.FAILED_PRECONDITION,
-            RPCStatusCode.CANCELLED,
-            RPCStatusCode.DEADLINE_EXCEEDED,
-        ):
+        if exc.status not in (RPCStatusCode.FAILED_PRECONDITION, *NO_ANSWER):
             raise
         raise NoWorker(
             f"batch {workflow_id} did not answer within {QUERY_TIMEOUT.seconds} s (its workers are "
