@@ -13,6 +13,7 @@ from callbacks.dial_in import ENDED_GOODBYE, PROMPT, RETRY, TOO_MANY_GOODBYE, WR
 from carrier.simulator import Scenario
 from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import NumberPlan
+from directory import conference_with_pin
 from domain.events import EndRequest
 from domain.run_view import RunView
 from tests.support import FAST, SCENARIO, Harness, eventually, harness
@@ -158,3 +159,22 @@ async def test_machine_on_the_work_phone_falls_back_to_home(
             "the machine leg is hung up"
         )
         await end(h, launched.workflow_id)
+
+
+async def test_pin_is_never_shared_by_two_running_conferences(
+    line: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the dev server: ending a run withdraws its queued calls, and the time-skipping server
+    wedges a run that cancels an activity in the workflow task where it completed (sdk-java#2391,
+    seen here with one core busy); Temporal's own server takes that race."""
+    h = line
+    first = await h.launch("alice")
+    draws = iter([int(first.pin), int(first.pin), 424242])
+    monkeypatch.setattr("launching.secrets.randbelow", lambda _: next(draws))
+    second = await h.launch("bruno")
+    assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
+    assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
+    assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
+    for launched in (first, second):
+        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
+        await h.handle(launched).result()

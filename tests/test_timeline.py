@@ -209,21 +209,5 @@ async def test_maximum_duration_ends_the_conference(
     assert not any(p.in_conference for p in final.people)
 
 
-async def test_pin_is_never_shared_by_two_running_conferences(
-    conference_setup: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    h = conference_setup
-    first = await h.launch("alice")
-    draws = iter([int(first.pin), int(first.pin), 424242])
-    monkeypatch.setattr("launching.secrets.randbelow", lambda _: next(draws))
-    second = await h.launch("bruno")
-    assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
-    assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
-    assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
-    for launched in (first, second):
-        await h.handle(launched).execute_update(ProcedureRun.end, EndRequest())
-        await h.handle(launched).result()
-
-
 def placed_at_least(count: int, calls: list[str]) -> bool:
     return len(calls) >= count
