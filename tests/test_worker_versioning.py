@@ -59,6 +59,9 @@ async def test_a_run_stays_on_its_build_while_new_runs_go_to_the_current_one(
         smtp = smtp_settings(h.settings, h.mailbox.port)
         async with running_workers(h.client, old, carrier, smtp):  # a new deployment's first build
             first = await h.launch("alice", "bruno", definitions=LONGER)
+            # pinned once its first workflow task completes: a run whose first task is still
+            # waiting when the new build becomes current starts, and stays, on the new build
+            await eventually(lambda: build_of(h, first), lambda build: build == "1.0")
             async with running_workers(other, new, carrier, smtp):
                 await eventually(lambda: made_current(h.client, new), bool, 15)
                 second = await h.launch("chloe", definitions=FAST)
