@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     """`ID:BASE64KEY,...` (32-byte AES keys, `python -m codec new-key ID`): every payload stored in
     Temporal is encrypted with the first, and decrypted with any listed (rotation)."""
 
+    accept_unsealed_payloads: bool = False
+    """Read payloads that are not encrypted as they are. Only for histories written before
+    encryption was turned on: otherwise anyone who can write to Temporal can forge a signal."""
+
     @field_validator("encryption_keys")
     @classmethod
     def _keys_are_usable(cls, value: SecretStr) -> SecretStr:
@@ -197,7 +201,7 @@ def data_converter(config: Settings) -> DataConverter:
     encrypted attributes (they would otherwise stay in clear)."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=AesGcmCodec(config.encryption_key_ring),
+        payload_codec=AesGcmCodec(config.encryption_key_ring, config.accept_unsealed_payloads),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

@@ -2,14 +2,24 @@
 and emails of a run, and even which type a payload holds.
 
 Each encrypted payload names its key in clear (`encryption-key-id`), so keys can rotate: the
-first key encrypts, every listed key decrypts. Payloads without the encryption marker (histories
-written before encryption) pass through unchanged.
+first key encrypts, every listed key decrypts. What a payload holds is bound to how it is
+labelled: the key ID is the cipher's associated data (relabelled, it does not open), the inner
+payload's own encoding and metadata are inside the ciphertext, and only the one outer encoding
+this codec writes is ever opened.
+
+A payload this codec did not seal is refused: whoever can write to Temporal without the key
+could otherwise send a run a forged `end`, `rejoin` or bridge event. The SDK gets an inert
+payload in its place, which its converter cannot read, so a forged signal is dropped and a
+forged update rejected while the run goes on (raising here would fail the run's workflow task
+over and over). `accept_unsealed` lets histories written before encryption be read; it is off
+unless RALLYCALL_ACCEPT_UNSEALED_PAYLOADS says otherwise.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -20,7 +30,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+log = logging.getLogger("rallycall.codec")
+
 ENCODING = b"binary/encrypted"
+REFUSED = b"binary/refused-unsealed"
+"""The encoding of what stands in for a refused payload: no converter reads it."""
 KEY_ID = "encryption-key-id"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -33,6 +47,10 @@ class BadKeys(ValueError):
 
 class UndecryptablePayload(ValueError):
     """A payload encrypted with a key we do not hold, or altered since it was encrypted."""
+
+
+class UnsealedPayload(UndecryptablePayload):
+    """A payload this codec did not seal (clear text, or an encoding it does not write)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -78,17 +96,25 @@ def new_key(key_id: str) -> str:
 class AesGcmCodec(PayloadCodec):
     """Encrypts every payload with the first key; decrypts with whichever key a payload names."""
 
-    def __init__(self, keys: Sequence[EncryptionKey]) -> None:
+    def __init__(self, keys: Sequence[EncryptionKey], accept_unsealed: bool = False) -> None:
         if not keys:
             raise BadKeys("no key to encrypt with")
         self._current = keys[0].key_id
         self._ciphers = {key.key_id: AESGCM(key.secret) for key in keys}
+        self._accept_unsealed = accept_unsealed
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(payload) for payload in payloads]
+        return [self._open(payload) for payload in payloads]
+
+    def _open(self, payload: Payload) -> Payload:
+        try:
+            return self.decrypt(payload)
+        except UnsealedPayload as exc:
+            log.warning("refused: %s", exc)
+            return Payload(metadata={"encoding": REFUSED})
 
     def encrypt(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)
@@ -97,8 +123,16 @@ class AesGcmCodec(PayloadCodec):
         return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id}, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCODING:
-            return payload
+        """The payload as it was before `encrypt`; raises UnsealedPayload for one it did not
+        seal (unless unsealed payloads are accepted), UndecryptablePayload for a wrong key."""
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding != ENCODING:
+            if self._accept_unsealed:
+                return payload
+            raise UnsealedPayload(
+                f"a payload that was not encrypted (encoding {encoding.decode(errors='replace')!r}): "
+                "forged, or written before encryption (RALLYCALL_ACCEPT_UNSEALED_PAYLOADS)"
+            )
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

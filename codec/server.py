@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from aiohttp import hdrs, web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.converter import PayloadCodec
 
-from codec.aes import UndecryptablePayload
+from codec.aes import AesGcmCodec, UndecryptablePayload
 
 log = logging.getLogger("rallycall.codec")
 
@@ -34,14 +33,14 @@ def ui_origins(ui_port: int) -> list[str]:
     return [f"http://localhost:{ui_port}", f"http://{LOOPBACK}:{ui_port}"]
 
 
-def build_app(codec: PayloadCodec, origins: Collection[str]) -> web.Application:
+def build_app(codec: AesGcmCodec, origins: Collection[str]) -> web.Application:
     """`origins`: the Web UI's origins; a browser page of any other origin gets 403."""
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_route("*", "/{path:.*}", CodecEndpoint(codec, frozenset(origins)).handle)
     return app
 
 
-async def serve(codec: PayloadCodec, origins: Collection[str], port: int = 0) -> tuple[web.AppRunner, str]:
+async def serve(codec: AesGcmCodec, origins: Collection[str], port: int = 0) -> tuple[web.AppRunner, str]:
     """Listen on loopback (`port` 0: any free one); gives the runner to clean up and the URL."""
     runner = web.AppRunner(build_app(codec, origins), access_log=None)
     await runner.setup()
@@ -51,7 +50,7 @@ async def serve(codec: PayloadCodec, origins: Collection[str], port: int = 0) ->
 
 
 class CodecEndpoint:
-    def __init__(self, codec: PayloadCodec, origins: frozenset[str]) -> None:
+    def __init__(self, codec: AesGcmCodec, origins: frozenset[str]) -> None:
         self._codec = codec
         self._origins = origins
         self._actions: dict[str, Callable[[Sequence[Payload]], Awaitable[list[Payload]]]] = {
@@ -78,12 +77,12 @@ class CodecEndpoint:
         return self._with_cors(web.Response(text=json.dumps(answer), content_type="application/json"), origin)
 
     async def _decode_each(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """One payload under a key we no longer hold must not hide the rest of a page: it is
-        returned as it came (the UI shows it encoded), and logged by key ID."""
+        """One payload under a key we no longer hold (or one we never sealed) must not hide the
+        rest of a page: it is returned as it came (the UI shows it as it is), and logged."""
         decoded = []
         for payload in payloads:
             try:
-                decoded += await self._codec.decode([payload])
+                decoded.append(self._codec.decrypt(payload))
             except UndecryptablePayload as exc:
                 log.warning("left encoded: %s", exc)
                 decoded.append(payload)

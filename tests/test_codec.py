@@ -19,7 +19,17 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
-from codec.aes import ENCODING, KEY_ID, AesGcmCodec, BadKeys, EncryptionKey, new_key, parse_keys
+from codec.aes import (
+    ENCODING,
+    KEY_ID,
+    REFUSED,
+    AesGcmCodec,
+    BadKeys,
+    EncryptionKey,
+    UnsealedPayload,
+    new_key,
+    parse_keys,
+)
 from codec.server import serve, ui_origins
 from config import DEV_ENCRYPTION_KEYS, Settings, data_converter, production_problems
 from domain.events import RejoinRequest
@@ -67,10 +77,31 @@ async def test_tampered_payloads_do_not_decode() -> None:
             await codec.decode([bad])
 
 
-async def test_payloads_written_before_encryption_pass_through() -> None:
+async def test_a_payload_the_codec_did_not_seal_is_refused() -> None:
     codec = AesGcmCodec([NEW])
+    [sealed] = await codec.encode([plain("Bruno Keller")])
+    forged = [plain("end the conference"), Payload(metadata={"encoding": b"binary/null"})]
+    relabelled = Payload(metadata={**sealed.metadata, "encoding": b"json/plain"}, data=sealed.data)
+    for payload in (*forged, relabelled):
+        with pytest.raises(UnsealedPayload, match="not encrypted"):
+            codec.decrypt(payload)
+    assert await codec.decode([*forged, sealed]) == [
+        Payload(metadata={"encoding": REFUSED}),
+        Payload(metadata={"encoding": REFUSED}),
+        plain("Bruno Keller"),
+    ], "the SDK gets an inert payload in place of each refused one, the sealed one opened"
+    with pytest.raises(KeyError, match="Unknown payload encoding binary/refused-unsealed"):
+        data_converter(Settings(_env_file=None)).payload_converter.from_payloads(
+            [Payload(metadata={"encoding": REFUSED})]
+        )
+
+
+async def test_payloads_written_before_encryption_pass_through_when_accepted() -> None:
+    codec = AesGcmCodec([NEW], accept_unsealed=True)
     payloads = [plain("written before encryption"), Payload(metadata={"encoding": b"binary/null"})]
     assert await codec.decode(payloads) == payloads
+    converter = data_converter(Settings(_env_file=None, accept_unsealed_payloads=True))
+    assert await converter.decode([plain("old")], [str]) == ["old"]
 
 
 def test_key_lists_are_checked_without_showing_the_key() -> None:
@@ -171,12 +202,14 @@ def from_json(body: dict[str, list[dict[str, object]]]) -> list[Payload]:
 async def test_the_codec_server_decodes_for_the_web_ui(codec_url: str) -> None:
     [sealed] = await AesGcmCodec([OLD]).encode([plain("Chloé Rochat")])
     unknown = Payload(metadata={"encoding": ENCODING, KEY_ID: b"lost"}, data=b"\0" * 40)
+    unsealed = plain("never encrypted")
     headers = {"Origin": UI, "X-Namespace": "default"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{codec_url}/decode", json=as_json(sealed, unknown), headers=headers) as resp:
+        page = as_json(sealed, unknown, unsealed)
+        async with http.post(f"{codec_url}/decode", json=page, headers=headers) as resp:
             assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == UI
-            assert from_json(await resp.json()) == [plain("Chloé Rochat"), unknown], (
-                "a payload under a lost key comes back as it was; the others are decoded"
+            assert from_json(await resp.json()) == [plain("Chloé Rochat"), unknown, unsealed], (
+                "a payload under a lost key or never sealed comes back as it was; the others are decoded"
             )
         async with http.post(f"{codec_url}/some/prefix/encode", json=as_json(plain("x"))) as resp:
             [encoded] = from_json(await resp.json())
