@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: run stack prod-like wheel test lint bench chaos clean
 
+# The embedded stack, prod-like, the bench and the drill run on the published dev secrets:
+# declared development (unset, RALLYCALL_ENVIRONMENT means production, which refuses them).
+DEV := RALLYCALL_ENVIRONMENT=development
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -14,13 +18,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)  ## the demo conference on the embedded stack, followed live (Ctrl-C to stop)
-	$(BIN)/python -m stack --demo
+	$(DEV) $(BIN)/python -m stack --demo
 
 stack: $(STAMP)  ## the embedded stack alone, in the foreground
-	$(BIN)/python -m stack
+	$(DEV) $(BIN)/python -m stack
 
 prod-like: $(STAMP)  ## the production topology, each piece its own process (deploy/README.md)
-	$(BIN)/python -m stack.prod_like
+	$(DEV) $(BIN)/python -m stack.prod_like
 
 wheel: $(STAMP)  ## the installable package (pip install dist/rallycall-*.whl gives the rallycall command)
 	rm -rf build  # setuptools would ship stale copies of removed modules from there
@@ -37,10 +41,10 @@ lint: $(STAMP)
 	$(BIN)/mypy .
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.conference_scale
+	$(DEV) $(BIN)/python -m bench.conference_scale
 
 chaos: $(STAMP)  ## the chaos drill: four conferences on the prod-like topology broken on purpose (~12 min; README)
-	$(BIN)/python -m stack.chaos
+	$(DEV) $(BIN)/python -m stack.chaos
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache build dist

@@ -11,8 +11,9 @@ import importlib.metadata
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RALLYCALL_", env_file=".env", extra="ignore", hide_input_in_errors=True
     )  # an error must not print the secret it is about
+
+    environment: Literal["production", "development"] = "production"
+    """`development` on the embedded stack, `make prod-like` and the tests, where the dev secrets
+    are fine; unset means production, where every entry point refuses them."""
 
     data_dir: Path = Path(".data")
     task_queue: str = "rallycall"
@@ -165,10 +170,11 @@ class Settings(BaseSettings):
 
 
 def production_problems(config: Settings) -> list[str]:
-    """Against the real Twilio (no RALLYCALL_TWILIO_API_URL), the embedded stack's dev secrets
-    would let anyone forge callbacks, name PIN leases or sign console sessions: each one left
-    at its dev value is a problem naming the variable to set."""
-    if config.twilio_api_url:
+    """In production, the embedded stack's dev secrets (published in this repository) would let
+    anyone forge callbacks, name PIN leases, sign console sessions or read every payload: each one
+    left at its dev value is a problem naming the variable to set. Whatever else is set (a
+    Twilio stand-in's URL included): production is declared by RALLYCALL_ENVIRONMENT, not guessed."""
+    if config.environment == "development":
         return []
     checks = [
         ("TWILIO_AUTH_TOKEN", config.twilio_auth_token == DEV_AUTH_TOKEN, "your Twilio account's auth token"),
@@ -180,13 +186,33 @@ def production_problems(config: Settings) -> list[str]:
 
 
 def refuse_dev_secrets(config: Settings, what: str) -> None:
-    """Entry points call this before serving: a clear refusal, exit code 2."""
+    """Entry points call this before connecting to anything: a clear refusal, exit code 2."""
     problems = production_problems(config)
     if problems:
-        print(f"{what}: refusing to start against the real Twilio:", file=sys.stderr)
+        print(f"{what}: refusing to start in production (RALLYCALL_ENVIRONMENT={config.environment}):",
+              file=sys.stderr)  # fmt: skip
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
+        print("  (on the embedded stack, `make prod-like` and in tests: RALLYCALL_ENVIRONMENT=development)",
+              file=sys.stderr)  # fmt: skip
         raise SystemExit(2)
+
+
+def checked_settings(what: str) -> Settings:
+    """The settings of an entry point, checked before it connects to anything: a setting that
+    does not parse, or a dev secret in production, ends it with exit code 2 and what to fix."""
+    try:
+        config = settings()
+    except ValidationError as exc:
+        print(f"{what}: invalid settings:", file=sys.stderr)
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = field if field.isupper() else f"RALLYCALL_{field.upper()}"
+            message = error["msg"].removeprefix("Value error, ").removeprefix(f"{name}: ")
+            print(f"  - {name}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    refuse_dev_secrets(config, what)
+    return config
 
 
 def uses_dev_key(config: Settings) -> bool:

@@ -4,10 +4,17 @@ when there is a bridge, start.
 
 Nothing reaches Temporal until every check has passed, so a refused launch leaves no trace
 and a started one never depends on files that may change while it runs.
+
+One launch per intent: a launch with an idempotency key (the console's confirmation form, the
+CLI's --idempotency-key) gets a workflow ID derived from it, and Temporal refuses a second start
+of that ID, running or ended (ID conflict policy FAIL, reuse policy REJECT_DUPLICATE). The
+second launch then answers with the run already started, its PIN read from that run's input, so
+a confirmation sent to two console replicas, or before and after a restart, calls people once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +33,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.caller_index import callers_of, register_callers
 from config import Settings
@@ -73,6 +80,8 @@ class LaunchRequest:
     max_duration: timedelta = DEFAULT_MAX_DURATION
     force: bool = False
     """Launch even when the account's call rate cannot keep the schemes' times."""
+    idempotency_key: str | None = None
+    """The same key (for the same procedure) launches once: a repeat gets the run it started."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class Launched:
     dial_in_number: str
     over_capacity: list[StepLoad] = field(default_factory=list)
     """Steps launched with --force although the call rate cannot keep their times."""
+    already: bool = False
+    """This launch's idempotency key had already started this run: nothing new was started."""
 
 
 class OverCapacity(InvalidLaunch):
@@ -110,9 +121,19 @@ def red_button(procedure: ProcedureDefinition, schemes: SchemeBook, destinations
     return LaunchRequest(procedure=procedure, schemes=schemes, fields=fields, **options)  # type: ignore[arg-type]
 
 
-def new_run_id(procedure: ProcedureDefinition, now: datetime) -> str:
+MAX_KEY_LENGTH = 200
+
+
+def new_run_id(procedure: ProcedureDefinition, now: datetime, idempotency_key: str | None = None) -> str:
+    """A fresh ID with the launch's time; with a key, the same ID for every launch of it (the
+    key hashed: it may be a ticket number or anything a launcher chose)."""
     kind = "conference" if procedure.has_conference() else procedure.name
-    return f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    if idempotency_key is None:
+        return f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    if not idempotency_key.strip() or len(idempotency_key) > MAX_KEY_LENGTH:
+        raise InvalidLaunch([f"the idempotency key must be 1 to {MAX_KEY_LENGTH} characters"])
+    digest = hashlib.sha256(f"{procedure.name}\0{idempotency_key}".encode()).hexdigest()
+    return f"{kind}-key-{digest[:20]}"
 
 
 def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id: str = "") -> RunPlan:
@@ -369,8 +390,39 @@ async def calls_waiting(client: Client, settings: Settings, priority: int = max(
     )
 
 
+async def frozen_plan(client: Client, run_id: str) -> RunPlan | None:
+    """The plan a run was started with (running or ended), from its own input; None when no
+    run has this ID. Raises ValueError for a workflow that is not a run."""
+    try:
+        async for event in client.get_workflow_handle(run_id).fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [start] = await client.data_converter.decode(payloads, [RunInput])
+            return start.plan  # type: ignore[no-any-return]
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return None
+
+
+async def launched_before(client: Client, settings: Settings, run_id: str) -> Launched | None:
+    """The run an idempotency key already started, as its launch said it: the PIN and number
+    from its own input. None when there is none."""
+    plan = await frozen_plan(client, run_id)
+    if plan is None:
+        return None
+    if plan.has_bridge:  # idempotent: a first launch that failed after its start left none
+        await register_callers(client, settings.task_queue, settings.pin_secret,
+                               callers_of(plan, run_id, datetime.now(UTC)))  # fmt: skip
+    return Launched(workflow_id=run_id, pin=plan.pin, dial_in_number=plan.dial_in_number, already=True)
+
+
 async def launch(client: Client, settings: Settings, request: LaunchRequest) -> Launched:
-    run_id = new_run_id(request.procedure, datetime.now(UTC))
+    run_id = new_run_id(request.procedure, datetime.now(UTC), request.idempotency_key)
+    if request.idempotency_key is not None:
+        before = await launched_before(client, settings, run_id)
+        if before is not None:
+            return before
     bridge = request.procedure.has_conference()
     checked = prepare(
         request, settings, pin="0" * settings.pin_digits if bridge else None
@@ -388,6 +440,8 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
             RunInput(plan=plan, calls=settings.call_queue()),
             id=run_id,
             task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=summary[:200],
             static_details=plan.welcome or None,
             search_attributes=TypedSearchAttributes(
@@ -401,9 +455,13 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
                 ]
             ),
         )
-    except BaseException:
+    except BaseException as exc:
         if plan.pin_lease_id:
             await client.get_workflow_handle(plan.pin_lease_id).terminate("run did not start")
+        if isinstance(exc, WorkflowAlreadyStartedError) and request.idempotency_key is not None:
+            before = await launched_before(client, settings, run_id)  # the same key, a moment sooner
+            if before is not None:
+                return before
         raise
     if plan.has_bridge:
         callers = callers_of(plan, run_id, datetime.now(UTC))

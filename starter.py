@@ -2,7 +2,7 @@
 conference call among them). The launch logic itself is in `launching.py`.
 
     python starter.py conference --contacts FILE --to ID_OR_E164 [--to ...] [--welcome TEXT]
-                                 [--record] [--json] [--wait] [--force]
+                                 [--record] [--json] [--wait] [--force] [--idempotency-key KEY]
     python starter.py status WORKFLOW_ID [--json]
     python starter.py rejoin --pin PIN --from E164 [WORKFLOW_ID]
     python starter.py end WORKFLOW_ID [--reason TEXT]
@@ -31,7 +31,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from config import connect_temporal, settings, ui_url
+from config import checked_settings, connect_temporal, settings, ui_url
 from directory import conference_with_pin
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
@@ -77,6 +77,7 @@ async def conference(client: Client, args: argparse.Namespace) -> None:
         launched_by=args.launched_by,
         channel=args.channel,
         force=args.force,
+        idempotency_key=args.idempotency_key,
     )
     await launch_and_report(client, request, args)
 
@@ -94,9 +95,13 @@ async def launch_and_report(client: Client, request: LaunchRequest, args: argpar
     if args.json:
         dump({"workflow_id": launched.workflow_id, "pin": launched.pin,
               "dial_in_number": launched.dial_in_number, "ui_url": link,
-              "over_capacity": [asdict(load) for load in launched.over_capacity]})  # fmt: skip
+              "over_capacity": [asdict(load) for load in launched.over_capacity],
+              "already_launched": launched.already})  # fmt: skip
     else:
-        say(f"{request.procedure.title}: {launched.workflow_id} launched")
+        if launched.already:
+            say(f"{request.procedure.title}: {launched.workflow_id} was already launched with this key")
+        else:
+            say(f"{request.procedure.title}: {launched.workflow_id} launched")
         for load in launched.over_capacity:
             say(f"  WARNING (--force) {load.describe()}")
         if launched.pin:
@@ -146,6 +151,7 @@ async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
         launched_by=args.launched_by,
         channel=args.channel,
         force=args.force,
+        idempotency_key=args.idempotency_key,
     )
     await launch_and_report(client, request, args)
 
@@ -228,6 +234,10 @@ def launching_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--force", action="store_true", help="launch even if the call rate cannot keep the schemes' times"
     )
+    command.add_argument(
+        "--idempotency-key", metavar="KEY",
+        help="launch once per KEY (e.g. the incident's ticket): a repeat prints the run already started",
+    )  # fmt: skip
 
 
 def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -285,8 +295,11 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
 
 async def run(args: argparse.Namespace) -> int:
     command: Callable[[Client | None, argparse.Namespace], Awaitable[None]] = args.run
+    needs_temporal = getattr(args, "needs_temporal", True)
+    if needs_temporal:
+        checked_settings(getattr(args, "prog", "starter.py"))  # dev secrets in production: refused
     try:
-        client = await connect_temporal() if getattr(args, "needs_temporal", True) else None
+        client = await connect_temporal() if needs_temporal else None
     except RuntimeError as exc:
         fail(args, f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
         return 1
@@ -318,6 +331,7 @@ def main(
     argv: list[str] | None = None, prog: str = "starter.py", services: Mapping[str, str] | None = None
 ) -> None:
     args = parser(prog, services).parse_args(argv)
+    args.prog = prog
     code = asyncio.run(run(args))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -31,7 +31,7 @@ from activities.calls import CarrierActivities
 from activities.mail import MailActivities, SmtpSettings
 from carrier.port import Carrier
 from carrier.twilio import TwilioCarrier
-from config import Settings, connect_temporal, refuse_dev_secrets, settings
+from config import Settings, checked_settings, connect_temporal
 from domain.call_queue import UNKNOWN_ACCOUNT_RATE, CallQueue
 from workflows.caller_index import CallerIndex
 from workflows.dial_in_guard import DialInGuard
@@ -249,8 +249,7 @@ async def running_workers(
 
 async def main(serve: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = settings()
-    refuse_dev_secrets(config, "worker")
+    config = checked_settings("worker")
     client = await connect_temporal(config.metrics_addr)
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     # SIGTERM, as a rolling upgrade sends it: shut down cleanly, so the server moves our runs at once

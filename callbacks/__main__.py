@@ -11,13 +11,12 @@ import signal
 
 from callbacks.server import build_app, serve
 from carrier.twilio import TwilioCarrier
-from config import connect_temporal, refuse_dev_secrets, settings
+from config import checked_settings, connect_temporal
 
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = settings()
-    refuse_dev_secrets(config, "callback server")
+    config = checked_settings("callback server")
     client = await connect_temporal()
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     runner = await serve(build_app(carrier, client, config), config.callback_host, config.callback_port)

@@ -19,7 +19,7 @@ import sys
 from codec.aes import AesGcmCodec, BadKeys, new_key
 from codec.server import serve as serve_codec
 from codec.server import ui_origins
-from config import settings
+from config import checked_settings, settings
 
 DEFAULT_PORT = 8234
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    checked_settings("codec server")
     try:
         asyncio.run(serve(args.port, args.origin or ui_origins(settings().ui_port)))
     except OSError as exc:

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from config import connect_temporal, refuse_dev_secrets, settings
+from config import checked_settings, connect_temporal, settings
 from console.auth import ROLES, AccountError, Users
 
 log = logging.getLogger("rallycall.console")
@@ -25,8 +25,7 @@ async def run_console() -> None:
     from console.app import build_app, listen_address, serve  # the server, not needed to manage accounts
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = settings()
-    refuse_dev_secrets(config, "console")
+    config = checked_settings("console")
     client = await connect_temporal()
     runner = await serve(build_app(client, config), *listen_address(config))
     log.info("console on %s, reached at %s; accounts in %s", config.console_addr, config.console_url,

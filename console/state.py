@@ -1,5 +1,6 @@
 """What every handler of one console shares: the Temporal client, the settings, the accounts,
-the session codec, the page renderer and the launches in progress."""
+the session codec and the page renderer. No launch is kept here: a launch's idempotency key
+and Temporal make it one run across replicas and restarts (`console/routes/launch.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from temporalio.client import Client
 
 from config import Settings
 from console.auth import Users
-from console.launches import Launches
 from console.sessions import SessionCodec
 
 
@@ -21,7 +21,6 @@ class ConsoleState:
     settings: Settings
     users: Users
     codec: SessionCodec
-    launches: Launches = field(default_factory=Launches)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the console stops, so live streams end instead of holding the shutdown."""
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from carrier.simulator.client import place_inbound_call
-from config import EXAMPLES, Settings, settings, ui_url
+from config import EXAMPLES, Settings, checked_settings, ui_url
 from launching import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
 from stack.embedded import RunningStack, running_stack
@@ -58,6 +58,7 @@ def banner(stack: RunningStack, config: Settings) -> None:
             "embedded stack only)")  # fmt: skip
     else:
         say("                    sign in with your account (python -m console users add|remove|list)")
+    say("  CLI in another terminal: export RALLYCALL_ENVIRONMENT=development (the stack's dev secrets)")
 
 
 async def running_demo(client: Client) -> str | None:
@@ -106,7 +107,7 @@ async def main() -> None:
     parser.add_argument("--demo", action="store_true", help="launch and follow the demo conference")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = settings()
+    config = checked_settings("embedded stack")  # its dev secrets are fine in development only
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)

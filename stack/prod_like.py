@@ -4,9 +4,10 @@
                                                   ├─> callback server 1 ─┐
                                                   └─> callback server 2 ─┼─> Temporal dev server
     mailbox (the outside SMTP server) <── worker 1, worker 2 ────────────┤   (standing in for a
-                                                          console ────────┘    cluster)
+                                          console 1, console 2 ────────┘    cluster)
 
-The callback servers share nothing in memory: what they know lives in Temporal. Every piece is
+The callback servers and the consoles share nothing in memory: what they know lives in Temporal
+(and the consoles' accounts in one users file). Every piece is
 told where the others are through the environment only, as a deployment would tell it, and runs
 in the data folder (so no `.env` of the checkout leaks in). `make prod-like` runs it until
 Ctrl-C; `tests/test_prod_like.py` kills a worker and a callback server under a live conference.
@@ -60,7 +61,9 @@ class Topology:
     simulator_port: int
     proxy_port: int
     callback_ports: tuple[int, ...]
-    console_port: int
+    console_ports: tuple[int, ...]
+    """The console replicas; people and call-me links use the first (no balancer in front:
+    the stand-in proxy buffers whole responses, which the live pages' streams cannot use)."""
     codec_port: int
     workers: int = 2
     calls_per_second: float = 1.0
@@ -73,6 +76,7 @@ class Topology:
         *,
         workers: int = 2,
         callback_servers: int = 2,
+        consoles: int = 2,
         calls_per_second: float = 1.0,
     ) -> Topology:
         return cls(
@@ -84,7 +88,7 @@ class Topology:
             simulator_port=free_port(),
             proxy_port=free_port(),
             callback_ports=tuple(free_port() for _ in range(callback_servers)),
-            console_port=free_port(),
+            console_ports=tuple(free_port() for _ in range(consoles)),
             codec_port=free_port(),
             workers=workers,
             calls_per_second=calls_per_second,
@@ -105,7 +109,11 @@ class Topology:
 
     @property
     def console_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.console_port}"
+        return self.console_urls[0]
+
+    @property
+    def console_urls(self) -> list[str]:
+        return [f"http://{LOOPBACK}:{port}" for port in self.console_ports]
 
     @property
     def codec_url(self) -> str:
@@ -148,6 +156,7 @@ class Topology:
             **inherited,
             "PYTHONUNBUFFERED": "1",
             "TEMPORAL_ADDRESS": self.temporal_address,
+            "RALLYCALL_ENVIRONMENT": "development",  # the simulator and the embedded dev secrets
             "RALLYCALL_DATA_DIR": str(config.data_dir),
             "RALLYCALL_TASK_QUEUE": config.task_queue,
             "RALLYCALL_PUBLIC_URL": config.public_url,
@@ -235,12 +244,14 @@ def workers(topology: Topology, client: Client) -> list[Piece]:
 
 
 def consoles(topology: Topology) -> list[Piece]:
-    """The console, in a version that has one."""
+    """The console replicas, in a version that has a console."""
     if not rallycall_cli.runnable("console"):
         return []
-    address = f"{LOOPBACK}:{topology.console_port}"
-    healthy = health.http_ok(f"{topology.console_url}/healthz")
-    return [rallycall(topology, "console", "console", healthy=healthy, RALLYCALL_CONSOLE_ADDR=address)]
+    return [
+        rallycall(topology, f"console-{n}", "console", RALLYCALL_CONSOLE_ADDR=f"{LOOPBACK}:{port}",
+                  healthy=health.http_ok(f"http://{LOOPBACK}:{port}/healthz"))
+        for n, port in enumerate(topology.console_ports, start=1)
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -304,12 +315,12 @@ def banner(running: ProdLike) -> list[str]:
         "mailbox": f"smtp://{LOOPBACK}:{topology.smtp_port} -> {topology.mail_dir}/",
         "simulator": f"{topology.simulator_url}, journal {topology.journal}",
         "proxy": f"{topology.public_url} (RALLYCALL_PUBLIC_URL)",
-        "console": topology.console_url,
         "codec": f"{topology.codec_url} (the Web UI decrypts through it)",
     }
     where |= {
         f"callbacks-{n}": f"http://{LOOPBACK}:{port}" for n, port in enumerate(topology.callback_ports, 1)
     }
+    where |= {f"console-{n}": url for n, url in enumerate(topology.console_urls, 1)}
     lines = ["rallycall prod-like topology is up (Ctrl-C stops it)"]
     lines += [
         f"  {name:<12} pid {supervisor[name].pid:<8} {where.get(name, '')}" for name in supervisor.names()

@@ -3,6 +3,7 @@ against the carrier simulator, and the callback server relaying its signed callb
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from stack.dev_server import start_dev_env
 from tests.support import CONTACTS, time_skipping_env
+
+os.environ["RALLYCALL_ENVIRONMENT"] = "development"
+"""The tests run on the embedded dev secrets, as `make stack` does; the tests of production's
+refusals start their processes without it."""
 
 
 @pytest.fixture

@@ -40,12 +40,60 @@ async def cli_setup(dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file:
         yield h
 
 
+async def test_one_idempotency_key_is_one_launch_from_the_cli_and_from_two_launchers_at_once(
+    dev_env: WorkflowEnvironment, cli_setup: Harness
+) -> None:
+    h = cli_setup
+    launch_alice = ("conference", "--contacts", str(h.contacts_file), "--to", "alice", "--json")
+    first = await starter_json(dev_env, h, *launch_alice, "--idempotency-key", "INC-4711")
+    again = await starter_json(dev_env, h, *launch_alice, "--idempotency-key", "INC-4711")
+    assert (first["already_launched"], again["already_launched"]) == (False, True)
+    assert (again["workflow_id"], again["pin"]) == (first["workflow_id"], first["pin"]), "the first run"
+    code, output = await starter(dev_env, h, *launch_alice[:-1], "--idempotency-key", "INC-4711")
+    assert code == 0 and "was already launched with this key" in output
+
+    red = DEFINITIONS.procedure("conference-call")
+    request = red_button(red, DEFINITIONS.schemes, ["bruno"], "", contacts_file=h.contacts_file,
+                         idempotency_key="form-key-1")  # fmt: skip
+    replicas = await asyncio.gather(*(launch(h.client, h.settings, request) for _ in range(2)))
+    assert replicas[0].workflow_id == replicas[1].workflow_id and replicas[0].pin == replicas[1].pin
+    assert sorted(launched.already for launched in replicas) == [False, True]
+
+    ours = {first["workflow_id"], replicas[0].workflow_id}
+
+    async def runs() -> list[str]:  # visibility: written a moment after the start
+        return [r.id async for r in h.client.list_workflows('WorkflowType="ProcedureRun"') if r.id in ours]
+
+    assert len(await eventually(runs, lambda found: len(found) >= 2)) == 2, "one run per key"
+
+    async def held() -> list[str]:
+        leases = []
+        async for lease in h.client.list_workflows('WorkflowType="PinLease" AND ExecutionStatus="Running"'):
+            described = await h.client.get_workflow_handle(lease.id).describe()
+            if await described.memo_value("conference", type_hint=str) == replicas[0].workflow_id:
+                leases.append(lease.id)
+        return leases
+
+    own = [pin_lease_id(replicas[0].pin or "", h.settings.pin_secret)]
+    assert await eventually(held, lambda leases: leases == own, seconds=10) == own, (
+        "the PIN the losing launch drew is released: only the run's own stays held"
+    )
+    await asyncio.sleep(2)  # a second run's calls would have reached the carrier by now
+    work_calls = [number for number in h.called_numbers() if number in ("+41215550101", "+41215550102")]
+    assert sorted(work_calls) == ["+41215550101", "+41215550102"], "each person called once at work"
+    code, output = await starter(dev_env, h, *launch_alice[:-1], "--idempotency-key", "")
+    assert code == 2 and "the idempotency key must be 1 to 200 characters" in output
+
+
 async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_setup: Harness) -> None:
     h = cli_setup
     contacts = str(h.contacts_file)
     launched = await starter_json(dev_env, h, "conference", "--contacts", contacts, "--to", "alice",
                                   "--to", "chloe", "--welcome", "Gas leak", "--json")  # fmt: skip
-    assert set(launched) == {"workflow_id", "pin", "dial_in_number", "ui_url", "over_capacity"}
+    assert set(launched) == {
+        "workflow_id", "pin", "dial_in_number", "ui_url", "over_capacity", "already_launched"
+    }  # fmt: skip
+    assert launched["already_launched"] is False
     assert launched["over_capacity"] == [], "three people at the test's call rate: all in time"
     assert launched["pin"].isdigit() and len(launched["pin"]) >= 6
     assert launched["dial_in_number"] == "+41215550100"

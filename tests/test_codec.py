@@ -142,17 +142,24 @@ def test_production_refuses_the_dev_key_under_any_id() -> None:
     dev_secret = DEV_ENCRYPTION_KEYS.split(":", 1)[1]
     own = new_key("2026")
     problems = {
-        "default": production_problems(Settings(_env_file=None)),
+        "default": production_problems(Settings(_env_file=None, environment="production")),
         "dev key kept for decryption": production_problems(
-            Settings(_env_file=None, encryption_keys=f"{own},old:{dev_secret}")
+            Settings(_env_file=None, environment="production", encryption_keys=f"{own},old:{dev_secret}")
         ),
-        "own key": production_problems(Settings(_env_file=None, encryption_keys=own)),
-        "simulator": production_problems(Settings(_env_file=None, twilio_api_url="http://127.0.0.1:9")),
+        "own key": production_problems(
+            Settings(_env_file=None, environment="production", encryption_keys=own)
+        ),
+        "simulator": production_problems(
+            Settings(_env_file=None, environment="production", twilio_api_url="http://127.0.0.1:9")
+        ),
+        "development": production_problems(Settings(_env_file=None, environment="development")),
     }
     refused = {
         case for case, found in problems.items() if any("RALLYCALL_ENCRYPTION_KEYS" in p for p in found)
     }
-    assert refused == {"default", "dev key kept for decryption"}
+    assert refused == {"default", "dev key kept for decryption", "simulator"}, (
+        "production is declared: a Twilio stand-in's URL does not turn the checks off"
+    )
 
 
 def start(command: list[str], **variables: str) -> subprocess.CompletedProcess[str]:

@@ -4,13 +4,18 @@ outside world's word: each call placed once, home calls only for those not reach
 PIN SMS and one email per person; every callback accepted by a callback server but the one the
 killed server may have had in hand, and `status` agrees with the carrier's room all the same.
 
+One confirmation sent to both console replicas at once starts one conference: the carrier calls
+each person once.
+
 Also the supervisor itself, on a throwaway HTTP server: a crash while starting is reported with
 the piece's log, and a killed piece restarts as a new process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -18,9 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
+from argon2 import PasswordHasher
 
+from console.auth import Users
 from launching import launch, red_button
 from localmail.server import read_eml
 from stack import health
@@ -103,6 +111,59 @@ async def test_a_conference_survives_a_killed_worker_and_callback_server(
         }, "status says who is really in the bridge"
         assert room, "those who answered are in the bridge"
         assert "duplicate delivery" not in running.supervisor.log("mailbox").read_text()
+
+
+async def form_token(http: aiohttp.ClientSession, url: str, name: str) -> str:
+    async with http.get(url) as page:
+        found = re.search(rf'name="{name}" value="([^"]+)"', await page.text())
+    assert found, f"no {name} on {url}"
+    return found[1]
+
+
+async def test_a_confirmation_sent_to_both_console_replicas_starts_one_conference(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO.model_dump(mode="json")))
+    topology = Topology.on_free_ports(tmp_path / "prod-like", scenario, workers=1, callback_servers=1,
+                                      calls_per_second=100)  # fmt: skip
+    topology.data_dir.mkdir(parents=True)
+    Users(topology.data_dir / "users.json", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)).add(
+        "lea", "launcher", "a long enough password"
+    )
+    first, second = topology.console_urls
+    browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # one session, either replica
+    async with prod_like(topology) as running, browser as http:
+        sign_in = {"csrf": await form_token(http, f"{first}/sign-in", "csrf"), "name": "lea",
+                   "password": "a long enough password"}  # fmt: skip
+        async with http.post(f"{first}/sign-in", data=sign_in) as signed:
+            assert signed.status == 200
+        form = {"csrf": await form_token(http, f"{first}/red-button", "csrf"), "c:Contacts.S001": "alice",
+                "f:body": "Two replicas"}  # fmt: skip
+        async with http.post(f"{first}/red-button", data=form) as review:
+            key = re.search(r'name="key" value="([^"]+)"', await review.text())
+        assert key, "the confirmation page carries the launch's key"
+
+        async def confirm(console: str) -> str:
+            async with http.post(f"{console}/red-button/launch", data={**form, "key": key[1]},
+                                 allow_redirects=False) as sent:  # fmt: skip
+                assert sent.status == 303, await sent.text()
+                return sent.headers["Location"]
+
+        locations = await asyncio.gather(confirm(first), confirm(second))
+        assert locations[0] == locations[1], "both replicas answer with the same run"
+        run_id = locations[0].removeprefix("/launched/")
+        async with http.get(f"{second}/launched/{run_id}") as page:
+            assert page.status == 200 and re.search(r'id="pin">\d{6}<', await page.text()), (
+                "the other replica shows the PIN: read from the run, not from a replica's memory"
+            )
+        runs = [r async for r in running.client.list_workflows('WorkflowType="ProcedureRun"')]
+        assert [r.id for r in runs] == [run_id], "one conference"
+
+        async def calls() -> list[dict[str, Any]]:
+            return journal(topology, "call")
+
+        await eventually(calls, lambda placed: len(placed) >= 1)
+        await asyncio.sleep(2)  # a second conference's calls would have come by now, at 100 calls/s
+        assert [entry["to"] for entry in journal(topology, "call")] == ["+41215550101"], "Alice called once"
 
 
 async def test_the_supervisor_reports_a_crash_while_starting_and_restarts_a_killed_piece(

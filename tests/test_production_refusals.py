@@ -1,6 +1,8 @@
-"""No dev secret in production: against the real Twilio (no RALLYCALL_TWILIO_API_URL), the
-worker, the callback server and the console refuse to start with the embedded stack's dev
-auth token, PIN secret or console secret, naming each variable to set."""
+"""No dev secret in production. Production is declared (RALLYCALL_ENVIRONMENT unset or
+`production`), not guessed: every entry point (the worker, the callback server, the console, the
+CLI, the codec server and the embedded stack itself) refuses to start with the embedded stack's
+dev auth token, PIN secret or console secret, naming each variable to set, before connecting to
+anything, whatever else is set."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ENTRY_POINTS = [["worker.py"], ["-m", "callbacks"], ["-m", "console"]]
+ENTRY_POINTS = [["worker.py"], ["-m", "callbacks"], ["-m", "console"],
+                ["starter.py", "status", "conference-x"], ["-m", "codec", "serve", "--port", "0"],
+                ["-m", "stack"]]  # fmt: skip
+NAMES = ["worker", "callbacks", "console", "cli", "codec", "stack"]
 
 
 def start(command: list[str], **variables: str) -> subprocess.CompletedProcess[str]:
@@ -23,10 +28,16 @@ def start(command: list[str], **variables: str) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.parametrize("command", ENTRY_POINTS, ids=["worker", "callbacks", "console"])
-def test_dev_secrets_are_refused_against_the_real_twilio(command: list[str]) -> None:
+@pytest.mark.parametrize("command", ENTRY_POINTS, ids=NAMES)
+def test_dev_secrets_are_refused_in_production_whatever_else_is_set(command: list[str]) -> None:
     refused = start(command)
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refusing to start in production" in refused.stderr
+    assert "cannot reach Temporal" not in refused.stdout + refused.stderr, "refused before connecting"
+    with_a_stand_in = start(command, RALLYCALL_TWILIO_API_URL="http://127.0.0.1:9")
+    assert with_a_stand_in.returncode == 2, "a Twilio stand-in's URL does not make it development"
+    declared = start(command, RALLYCALL_ENVIRONMENT="production")
+    assert declared.returncode == 2
     for variable in ("TWILIO_AUTH_TOKEN", "RALLYCALL_PIN_SECRET", "RALLYCALL_CONSOLE_SECRET"):
         assert f"{variable} is the embedded dev value" in refused.stderr, refused.stderr
     partly = start(command, TWILIO_AUTH_TOKEN="a-real-token", RALLYCALL_PIN_SECRET="s3cret-enough-for-a-test")
@@ -34,6 +45,15 @@ def test_dev_secrets_are_refused_against_the_real_twilio(command: list[str]) -> 
     assert "TWILIO_AUTH_TOKEN" not in partly.stderr and "RALLYCALL_PIN_SECRET" not in partly.stderr
 
 
-def test_the_embedded_defaults_are_fine_against_a_simulator() -> None:
-    against_simulator = start(["worker.py"], RALLYCALL_TWILIO_API_URL="http://127.0.0.1:9")
-    assert "refusing to start" not in against_simulator.stderr, "it goes on (and fails to reach Temporal)"
+def test_the_embedded_defaults_are_fine_in_development() -> None:
+    development = start(["worker.py"], RALLYCALL_ENVIRONMENT="development")
+    assert "refusing to start" not in development.stderr, "it goes on (and fails to reach Temporal)"
+    cli = start(["starter.py", "status", "conference-x"], RALLYCALL_ENVIRONMENT="development")
+    assert cli.returncode == 1 and "cannot reach Temporal" in cli.stdout + cli.stderr
+
+
+def test_an_environment_that_is_neither_is_refused_by_name() -> None:
+    refused = start(["worker.py"], RALLYCALL_ENVIRONMENT="prod")
+    assert refused.returncode == 2
+    assert "worker: invalid settings:" in refused.stderr
+    assert "RALLYCALL_ENVIRONMENT: Input should be 'production' or 'development'" in refused.stderr

@@ -113,6 +113,7 @@ class Site:
             **inherited,
             "PYTHONUNBUFFERED": "1",
             "TEMPORAL_ADDRESS": self.temporal_address,
+            "RALLYCALL_ENVIRONMENT": "development",
             "RALLYCALL_DATA_DIR": str(self.data_dir),
             "RALLYCALL_UI_PORT": str(self.ports["ui"]),
             "RALLYCALL_CALLBACK_ADDR": f"127.0.0.1:{self.ports['callbacks']}",

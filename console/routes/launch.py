@@ -3,10 +3,17 @@
 Each goes form, confirmation, launch, then the dial-in number and PIN. The checks and the
 launch are `launching.py`'s, the same as the CLI's, with channel `web` and the signed-in
 account as the launcher; a refusal comes back as the form, each problem beside its field.
+
+The confirmation form carries a one-time key, the launch's idempotency key: a second submit
+(a double click, a reload, a phone resending the form, the same form sent to another console
+replica or after a restart) gets the run the first one started. The console keeps no launch in
+memory: the launched page reads the run's dial-in number and PIN from Temporal.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,6 @@ from temporalio.service import RPCError
 
 from console.access import launchers_only, signed_in
 from console.forms import FilledForm, Placed, place
-from console.launches import Done
 from console.pages import render
 from console.reading import definitions_for_page
 from console.state import ConsoleState, console_of
@@ -23,7 +29,17 @@ from domain.call_queue import PRIORITY
 from domain.capacity import StepLoad
 from domain.contacts import load_contacts
 from domain.errors import InvalidLaunch
-from launching import LaunchRequest, OverCapacity, calls_waiting, check_capacity, launch, prepare, red_button
+from launching import (
+    Launched,
+    LaunchRequest,
+    OverCapacity,
+    calls_waiting,
+    check_capacity,
+    frozen_plan,
+    launch,
+    prepare,
+    red_button,
+)
 from procedures.definitions import Definitions, ProcedureDefinition
 
 routes = web.RouteTableDef()
@@ -94,10 +110,13 @@ def form_page(
     )
 
 
-def launch_request(request: web.Request, page: LaunchPage, filled: FilledForm) -> LaunchRequest:
+def launch_request(
+    request: web.Request, page: LaunchPage, filled: FilledForm, key: str | None = None
+) -> LaunchRequest:
     """The same request the CLI builds: `red_button` for the red button, the form otherwise."""
     settings = console_of(request).settings
     options: dict[str, Any] = {
+        "idempotency_key": key,
         "contacts_file": settings.contacts_file,
         "launched_by": signed_in(request).name,
         "channel": "web",
@@ -124,7 +143,7 @@ def confirmation(
         filled=filled,
         people=people,
         loads=loads,
-        key=console_of(request).launches.new_key(),
+        key=secrets.token_urlsafe(16),
     )
 
 
@@ -169,14 +188,11 @@ async def confirm_launch(request: web.Request) -> web.StreamResponse:
     if not isinstance(key, str) or not key:
         raise web.HTTPBadRequest(text="This launch form is incomplete: start again from the form.")
     filled = FilledForm.read(page.procedure, form)
-    user = signed_in(request).name
-
-    async def start() -> Done:
-        launched = await launch(console.client, console.settings, launch_request(request, page, filled))
-        return Done(launched, page.procedure.title)
-
+    # shielded: a launch goes on even if the browser that asked for it disconnects
+    intent = launch_request(request, page, filled, key)
+    started = asyncio.ensure_future(launch(console.client, console.settings, intent))
     try:
-        await console.launches.once(user, key, start)
+        launched = await asyncio.shield(started)
     except OverCapacity as exc:
         return confirmation(request, page, filled, [], exc.loads)
     except InvalidLaunch as exc:
@@ -184,17 +200,26 @@ async def confirm_launch(request: web.Request) -> web.StreamResponse:
     except (RPCError, RuntimeError) as exc:
         problem = f"The launch failed ({exc}). Look in the runs list before trying again."
         return form_page(request, page, filled, Placed([problem]), status=503)
-    raise web.HTTPSeeOther(f"/launched/{key}")
+    raise web.HTTPSeeOther(f"/launched/{launched.workflow_id}")
 
 
-@routes.get("/launched/{key}")
+@routes.get("/launched/{id}")
+@launchers_only
 async def launched(request: web.Request) -> web.StreamResponse:
-    done = console_of(request).launches.done(signed_in(request).name, request.match_info["key"])
-    if done is None:
-        raise web.HTTPNotFound(
-            text="This launch is not known here (the console may have restarted): find it in the runs list."
-        )
-    return render(request, "launched.html", done=done)
+    """The dial-in number and PIN of a run launched from the console, read from the run's own
+    input (any replica, any time after): for the accounts that may launch."""
+    console = console_of(request)
+    run_id = request.match_info["id"]
+    try:
+        plan = await frozen_plan(console.client, run_id)
+    except RPCError as exc:
+        raise web.HTTPServiceUnavailable(text=f"Temporal did not answer ({exc.message}): try again.") from exc
+    except ValueError:  # not a run's input: some other workflow's ID
+        plan = None
+    if plan is None:
+        raise web.HTTPNotFound(text="There is no launch with this ID: find it in the runs list.")
+    found = Launched(workflow_id=run_id, pin=plan.pin, dial_in_number=plan.dial_in_number)
+    return render(request, "launched.html", launched=found, title=plan.title)
 
 
 @routes.get("/procedures")
