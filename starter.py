@@ -39,7 +39,7 @@ from domain.events import EndRequest, RejoinRequest
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from rendering.terminal import status_lines
-from watch import NoWorker, Refused, follow, read_view
+from watch import NoWorker, Refused, follow, read_view, view_once_ended
 from workflows import search_attributes as sa
 from workflows.procedure_run import ProcedureRun
 
@@ -190,8 +190,7 @@ async def end(client: Client, args: argparse.Namespace) -> None:
     await handle.execute_update(
         ProcedureRun.end, EndRequest(reason=args.reason, by=getpass.getuser(), channel="cli")
     )
-    await handle.result()
-    view = await read_view(client, args.workflow_id)
+    view = await view_once_ended(client, args.workflow_id)  # the recording's link comes later
     dump(view.model_dump(mode="json"))
 
 

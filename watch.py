@@ -30,6 +30,22 @@ class Refused(Exception):
     """The run (or its absence) said no; a message for the user."""
 
 
+ENDED_WITHIN = 10.0
+"""Seconds `view_once_ended` waits for an ended run to say so (it does within a workflow task)."""
+
+
+async def view_once_ended(client: Client, workflow_id: str, within: float = ENDED_WITHIN) -> RunView:
+    """The view of a run just asked to end, as soon as it says it has ended: not when its
+    workflow completes, which may wait minutes for the carrier's recording."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        view = await read_view(client, workflow_id)
+        if view.state == "ended" or loop.time() >= deadline:
+            return view
+        await asyncio.sleep(0.1)
+
+
 async def read_view(client: Client, workflow_id: str, *, with_batches: bool = True) -> RunView:
     """The run's view; with its batches' people when it alerted through batches."""
     handle = client.get_workflow_handle_for(ProcedureRun.run, workflow_id)

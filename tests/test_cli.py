@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from directory import pin_lease_id
 from launching import launch, red_button
-from tests.support import DEFINITIONS, ROOT, Harness, eventually, harness, run_starter
+from tests.support import DEFINITIONS, ROOT, SCENARIO, Harness, eventually, harness, run_starter
 from watch import NoWorker, batch_view
 
 
@@ -83,6 +84,30 @@ async def test_one_idempotency_key_is_one_launch_from_the_cli_and_from_two_launc
     assert sorted(work_calls) == ["+41215550101", "+41215550102"], "each person called once at work"
     code, output = await starter(dev_env, h, *launch_alice[:-1], "--idempotency-key", "")
     assert code == 2 and "the idempotency key must be 1 to 200 characters" in output
+
+
+async def test_end_returns_once_the_run_has_ended_and_the_recording_follows(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    slow_recording = SCENARIO.model_copy(update={"recording_seconds": 6})
+    async with harness(dev_env.client, tmp_path, contacts_file, slow_recording) as h, h.worker():
+        launched = await h.launch("alice", record=True)
+        await eventually(lambda: h.roster(launched), lambda view: view.in_bridge == 1)
+        started = asyncio.get_running_loop().time()
+        ended = await starter_json(dev_env, h, "end", launched.workflow_id, "--reason", "drill over")
+        took = asyncio.get_running_loop().time() - started
+        assert ended["state"] == "ended" and ended["end_reason"] == "drill over" and ended["in_bridge"] == 0
+        assert ended["recording_url"] is None, "the carrier has not reported the recording yet"
+        description = await h.handle(launched).describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING, (
+            f"end returned after {took:.1f} s, while the run still waits for the recording"
+        )
+        report = await eventually(
+            lambda: starter_json(dev_env, h, "status", launched.workflow_id, "--json"),
+            lambda view: view["recording_url"] is not None,
+            seconds=20,
+        )
+        assert report["recording_url"].startswith("https://api.twilio.com/"), "the link reaches the report"
 
 
 async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_setup: Harness) -> None:

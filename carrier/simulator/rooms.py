@@ -7,6 +7,7 @@ Participants API request); later settings are ignored, as at Twilio. An ended ro
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,8 +162,11 @@ class Room:
 
 
 class Rooms:
-    def __init__(self, account_sid: str, webhooks: Webhooks) -> None:
+    def __init__(self, account_sid: str, webhooks: Webhooks, recording_seconds: float = 0.0) -> None:
         self.account_sid = account_sid
+        self.recording_seconds = recording_seconds
+        self._reporting: set[asyncio.Task[None]] = set()
+        """Recordings still being "processed": reported `recording_seconds` after their room ended."""
         self.live: dict[str, Room] = {}
         """Rooms not yet ended, by name."""
         self.by_sid: dict[str, Room] = {}
@@ -237,9 +241,17 @@ class Rooms:
             ended["CallSidEndingConference"] = room.ending.call_sid
         await self._tell(room, "conference-end", extra=ended)
         if room.settings.record and room.settings.recording_callback:
-            await self._webhooks.post(
-                room.settings.recording_callback, self._recording_params(room), "recording completed"
-            )
+            report = self._report_recording(room.settings.recording_callback, self._recording_params(room))
+            if self.recording_seconds:
+                task = asyncio.create_task(report)
+                self._reporting.add(task)
+                task.add_done_callback(self._reporting.discard)
+            else:
+                await report
+
+    async def _report_recording(self, url: str, params: dict[str, str]) -> None:
+        await asyncio.sleep(self.recording_seconds)
+        await self._webhooks.post(url, params, "recording completed")
 
     async def _tell(
         self,

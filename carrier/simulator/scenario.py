@@ -51,6 +51,9 @@ class Scenario(BaseModel):
     faults: dict[str, list[Fault]] = {}
     sms_undelivered: list[str] = []
     """Handsets that never get texts: their messages end `undelivered` with error 30003."""
+    recording_seconds: float = Field(default=0.0, ge=0)
+    """How long after a recorded conference ends its recording is reported (Twilio takes from
+    seconds to minutes, longer for long conferences)."""
 
     def with_account_rate(self, calls_per_second: float) -> Scenario:
         """This scenario, its account calling at `calls_per_second` unless it says otherwise."""

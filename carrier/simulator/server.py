@@ -48,7 +48,7 @@ class CarrierSimulator:
         self.faults = Faults(scenario.faults, self.journal)
         self.webhooks = Webhooks(auth_token, self.journal, self.faults)
         self._calls = Calls(account_sid, self.webhooks)
-        self._rooms = Rooms(account_sid, self.webhooks)
+        self._rooms = Rooms(account_sid, self.webhooks, scenario.recording_seconds)
         self._messages = Messages(account_sid, scenario, self.webhooks, self.journal)
         self._switch = Switch(self._calls, self._rooms)
         runtime = Runtime(self._calls, self._rooms, self._switch, self.webhooks)
