@@ -52,6 +52,7 @@ from domain.plan import (
     SchemePlan,
     StepPlan,
 )
+from key_checks import problems_with_workers
 from links import call_me_url
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
@@ -423,6 +424,9 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
         before = await launched_before(client, settings, run_id)
         if before is not None:
             return before
+    mismatched = await problems_with_workers(client, settings)
+    if mismatched:  # the run could not be read, or its PIN not checked: promise nothing
+        raise InvalidLaunch(mismatched)
     bridge = request.procedure.has_conference()
     checked = prepare(
         request, settings, pin="0" * settings.pin_digits if bridge else None

@@ -26,6 +26,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkerDeploymentConfig
 
+import key_checks
 from activities.caller_index import CallerIndexActivities
 from activities.calls import CarrierActivities
 from activities.mail import MailActivities, SmtpSettings
@@ -244,6 +245,9 @@ async def running_workers(
                     deployment_config=versions,
                 )
             )
+        if versions is not None:  # launchers compare their secrets with these before a launch
+            publishing = asyncio.create_task(key_checks.publish(client, config))
+            serving.callback(publishing.cancel)
         yield
 
 

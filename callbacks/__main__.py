@@ -8,16 +8,23 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from callbacks.server import build_app, serve
 from carrier.twilio import TwilioCarrier
 from config import checked_settings, connect_temporal
+from key_checks import problems_with_workers
 
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = checked_settings("callback server")
     client = await connect_temporal()
+    mismatched = await problems_with_workers(client, config)
+    if mismatched:  # its signals unreadable, or every right PIN refused: better not to serve
+        lines = ["callback server: refusing to start:", *(f"  - {problem}" for problem in mismatched)]
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2)
     carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
     runner = await serve(build_app(carrier, client, config), config.callback_host, config.callback_port)
     logging.getLogger("rallycall.callbacks").info(

@@ -104,7 +104,9 @@ def harness(
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def run_starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple[int, str, str]:
+async def run_starter(
+    env: WorkflowEnvironment, h: Harness, *args: str, env_vars: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """`starter.py` against the dev server at the harness's task queue and call rate: exit code,
     stdout, stderr."""
     variables = {
@@ -112,6 +114,7 @@ async def run_starter(env: WorkflowEnvironment, h: Harness, *args: str) -> tuple
         "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "RALLYCALL_TASK_QUEUE": h.settings.task_queue,
         "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
+        **(env_vars or {}),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
