@@ -8,11 +8,14 @@ payload's own encoding and metadata are inside the ciphertext, and only the one 
 this codec writes is ever opened.
 
 A payload this codec did not seal is refused: whoever can write to Temporal without the key
-could otherwise send a run a forged `end`, `rejoin` or bridge event. The SDK gets an inert
-payload in its place, which its converter cannot read, so a forged signal is dropped and a
-forged update rejected while the run goes on (raising here would fail the run's workflow task
-over and over). `accept_unsealed` lets histories written before encryption be read; it is off
-unless RALLYCALL_ACCEPT_UNSEALED_PAYLOADS says otherwise.
+could otherwise send a run a forged `end`, `rejoin` or bridge event. Temporal's own constants
+pass: the server writes a few payloads itself, in clear, such as `"ACTIVITY_ID_NOT_STARTED"` in
+the failure of an activity cancelled before it started (a call withdrawn before its turn); a
+bare constant cannot pass for any of our signals' or updates' arguments, which are objects.
+For a refused payload the SDK gets an inert one, which its converter cannot read, so a forged
+signal is dropped and a forged update rejected while the run goes on (raising here would fail
+the run's workflow task over and over). `accept_unsealed` lets histories written before
+encryption be read; it is off unless RALLYCALL_ACCEPT_UNSEALED_PAYLOADS says otherwise.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ KEY_ID = "encryption-key-id"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SERVER_CONSTANT = re.compile(rb'"[A-Z][A-Z0-9_]{0,63}"')
+"""What the server itself writes in clear: a JSON string of one upper-case name."""
 
 
 class BadKeys(ValueError):
@@ -93,6 +98,11 @@ def new_key(key_id: str) -> str:
     return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
 
 
+def server_constant(payload: Payload) -> bool:
+    plain_json = dict(payload.metadata) == {"encoding": b"json/plain"}
+    return plain_json and SERVER_CONSTANT.fullmatch(payload.data) is not None
+
+
 class AesGcmCodec(PayloadCodec):
     """Encrypts every payload with the first key; decrypts with whichever key a payload names."""
 
@@ -127,7 +137,7 @@ class AesGcmCodec(PayloadCodec):
         seal (unless unsealed payloads are accepted), UndecryptablePayload for a wrong key."""
         encoding = payload.metadata.get("encoding", b"")
         if encoding != ENCODING:
-            if self._accept_unsealed:
+            if self._accept_unsealed or server_constant(payload):
                 return payload
             raise UnsealedPayload(
                 f"a payload that was not encrypted (encoding {encoding.decode(errors='replace')!r}): "

@@ -80,16 +80,20 @@ async def test_tampered_payloads_do_not_decode() -> None:
 async def test_a_payload_the_codec_did_not_seal_is_refused() -> None:
     codec = AesGcmCodec([NEW])
     [sealed] = await codec.encode([plain("Bruno Keller")])
-    forged = [plain("end the conference"), Payload(metadata={"encoding": b"binary/null"})]
+    forged = [plain("end the conference"), Payload(metadata={"encoding": b"binary/null"}),
+              Payload(metadata={"encoding": b"json/plain"}, data=b'{"reason": "END"}'),
+              Payload(metadata={"encoding": b"json/plain", "x": b"1"}, data=b'"NOT_STARTED"')]  # fmt: skip
     relabelled = Payload(metadata={**sealed.metadata, "encoding": b"json/plain"}, data=sealed.data)
     for payload in (*forged, relabelled):
         with pytest.raises(UnsealedPayload, match="not encrypted"):
             codec.decrypt(payload)
-    assert await codec.decode([*forged, sealed]) == [
-        Payload(metadata={"encoding": REFUSED}),
-        Payload(metadata={"encoding": REFUSED}),
-        plain("Bruno Keller"),
+    assert await codec.decode([*forged, sealed]) == [Payload(metadata={"encoding": REFUSED})] * 4 + [
+        plain("Bruno Keller")
     ], "the SDK gets an inert payload in place of each refused one, the sealed one opened"
+    server_wrote = Payload(metadata={"encoding": b"json/plain"}, data=b'"ACTIVITY_ID_NOT_STARTED"')
+    assert await codec.decode([server_wrote]) == [server_wrote], (
+        "the server's own constants pass (the details of an activity cancelled before it started)"
+    )
     with pytest.raises(KeyError, match="Unknown payload encoding binary/refused-unsealed"):
         data_converter(Settings(_env_file=None)).payload_converter.from_payloads(
             [Payload(metadata={"encoding": REFUSED})]
