@@ -104,8 +104,20 @@ class Settings(BaseSettings):
     """Where people reach the console: the base of call-me links in SMS."""
     console_secret: str = DEV_CONSOLE_SECRET
     """Signs console sessions, CSRF tokens and call-me links."""
+    console_token: SecretStr | None = None
+    """A launcher's personal token (`python -m console users token NAME`): with it the CLI
+    launches, reads and ends runs through the console at RALLYCALL_CONSOLE_URL, holding no
+    other secret and needing no access to Temporal."""
     users_file: Path | None = None
     """Console accounts (argon2 password hashes): `python -m console users add|remove|list`."""
+    console_proxies: int = Field(0, ge=0)
+    """How many proxies in front of the console append the client's address to X-Forwarded-For;
+    0: the header is not trusted and the client's address is the connection's."""
+    sign_in_failures_per_account: int = Field(10, ge=1)
+    """Failed sign-ins to one account in 15 minutes after which its sign-ins are refused."""
+    sign_in_failures_per_address: int = Field(20, ge=1)
+    """Failed sign-ins from one client address (an IPv6 /64) in 15 minutes after which its
+    sign-ins are refused."""
 
     metrics_addr: str | None = None
     """Where `python worker.py` serves Prometheus metrics (e.g. 127.0.0.1:9464); unset: none."""

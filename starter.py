@@ -28,6 +28,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -36,8 +37,10 @@ from directory import conference_with_pin
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest, RejoinRequest
+from domain.run_view import RunView
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
+from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
 from rendering.terminal import status_lines
 from watch import NoWorker, Refused, follow, read_view, view_once_ended
 from workflows import search_attributes as sa
@@ -82,6 +85,69 @@ async def conference(client: Client, args: argparse.Namespace) -> None:
     await launch_and_report(client, request, args)
 
 
+THEIR_CONTACTS = "--contacts: through the console (RALLYCALL_CONSOLE_TOKEN), its contacts are used"
+Remote = Callable[[ConsoleApi, argparse.Namespace], Awaitable[None]]
+
+
+async def conference_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
+    """The red button through the console: its contacts, its definitions, the token's account."""
+    if args.contacts:
+        raise InvalidLaunch([THEIR_CONTACTS])
+    body = {"to": args.to or [], "welcome": args.welcome or "", "record": args.record or None,
+            "force": args.force, "idempotency_key": args.idempotency_key}  # fmt: skip
+    await launch_remote_and_report(api, body, args)
+
+
+async def procedure_launch_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
+    if args.contacts:
+        raise InvalidLaunch([THEIR_CONTACTS])
+    body = {"procedure": args.name, "fields": form_fields(args.field), "force": args.force,
+            "idempotency_key": args.idempotency_key}  # fmt: skip
+    await launch_remote_and_report(api, body, args)
+
+
+async def launch_remote_and_report(api: ConsoleApi, body: dict[str, Any], args: argparse.Namespace) -> None:
+    try:
+        answer = await api.launch(body)
+    except OverCapacityRemote as exc:
+        if args.json:
+            dump({key: exc.answer.get(key) for key in ("error", "message", "steps")})
+        raise
+    link = f"{api.url.rstrip('/')}/runs/{answer['workflow_id']}"
+    report_launch(answer["title"], answer["workflow_id"], answer["pin"], answer["dial_in_number"], link,
+                  answer["over_capacity"], answer["warnings"], answer["already_launched"], args)  # fmt: skip
+    if args.wait:  # launched all the same: say so, do not fail
+        print(f"--wait: not through the console's API yet; follow it at {link}", file=sys.stderr, flush=True)
+
+
+async def status_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
+    view = RunView.model_validate(await api.status(args.workflow_id))
+    print_view(view, args)
+
+
+async def end_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
+    dump(await api.end(args.workflow_id, args.reason))
+
+
+def report_launch(title: str, workflow_id: str, pin: str | None, dial_in_number: str, link: str,
+                  over_capacity: list[Any], warnings: list[str], already: bool,
+                  args: argparse.Namespace) -> None:  # fmt: skip
+    if args.json:
+        dump({"workflow_id": workflow_id, "pin": pin, "dial_in_number": dial_in_number, "ui_url": link,
+              "over_capacity": over_capacity, "already_launched": already})  # fmt: skip
+        return
+    if already:
+        say(f"{title}: {workflow_id} was already launched with this key")
+    else:
+        say(f"{title}: {workflow_id} launched")
+    for warning in warnings:
+        say(f"  WARNING (--force) {warning}")
+    if pin:
+        say(f"  dial-in number  {dial_in_number}")
+        say(f"  PIN             {pin}")
+    say(f"  Web UI          {link}")
+
+
 async def launch_and_report(client: Client, request: LaunchRequest, args: argparse.Namespace) -> None:
     try:
         launched = await launch(client, settings(), request)
@@ -91,23 +157,9 @@ async def launch_and_report(client: Client, request: LaunchRequest, args: argpar
                 {"error": "over_capacity", "message": str(exc), "steps": [asdict(load) for load in exc.loads]}
             )
         raise
-    link = ui_url(launched.workflow_id)
-    if args.json:
-        dump({"workflow_id": launched.workflow_id, "pin": launched.pin,
-              "dial_in_number": launched.dial_in_number, "ui_url": link,
-              "over_capacity": [asdict(load) for load in launched.over_capacity],
-              "already_launched": launched.already})  # fmt: skip
-    else:
-        if launched.already:
-            say(f"{request.procedure.title}: {launched.workflow_id} was already launched with this key")
-        else:
-            say(f"{request.procedure.title}: {launched.workflow_id} launched")
-        for load in launched.over_capacity:
-            say(f"  WARNING (--force) {load.describe()}")
-        if launched.pin:
-            say(f"  dial-in number  {launched.dial_in_number}")
-            say(f"  PIN             {launched.pin}")
-        say(f"  Web UI          {link}")
+    report_launch(request.procedure.title, launched.workflow_id, launched.pin, launched.dial_in_number,
+                  ui_url(launched.workflow_id), [asdict(load) for load in launched.over_capacity],
+                  [load.describe() for load in launched.over_capacity], launched.already, args)  # fmt: skip
     if args.wait:
         await follow(client, launched.workflow_id, say if not args.json else _silent)
 
@@ -137,12 +189,7 @@ async def procedure_show(client: Client | None, args: argparse.Namespace) -> Non
 
 async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
     definitions = load_definitions(settings().definitions_dir)
-    fields: dict[str, str] = {}
-    for item in args.field or []:
-        name, separator, value = item.partition("=")
-        if not separator:
-            raise InvalidLaunch([f"--field {item!r}: write NAME=VALUE"])
-        fields[name.strip()] = value
+    fields = form_fields(args.field)
     request = LaunchRequest(
         procedure=definitions.procedure(args.name),
         schemes=definitions.schemes,
@@ -156,12 +203,25 @@ async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
     await launch_and_report(client, request, args)
 
 
+def form_fields(items: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in items or []:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise InvalidLaunch([f"--field {item!r}: write NAME=VALUE"])
+        fields[name.strip()] = value
+    return fields
+
+
 def _silent(_: str) -> None:
     pass
 
 
 async def status(client: Client, args: argparse.Namespace) -> None:
-    view = await read_view(client, args.workflow_id)
+    print_view(await read_view(client, args.workflow_id), args)
+
+
+def print_view(view: RunView, args: argparse.Namespace) -> None:
     if args.json:
         dump(view.model_dump(mode="json"))
     else:
@@ -250,7 +310,7 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
     launch_cmd.add_argument("--welcome", help="spoken to each participant before joining")
     launch_cmd.add_argument("--record", action="store_true", help="record the conference")
     launching_options(launch_cmd)
-    launch_cmd.set_defaults(run=conference)
+    launch_cmd.set_defaults(run=conference, remote=conference_remote)
 
     procedure_cmd = commands.add_parser("procedure", help="list, show and launch procedures")
     procedure_commands = procedure_cmd.add_subparsers(dest="procedure_command", required=True)
@@ -265,12 +325,12 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
         "--field", action="append", metavar="NAME=VALUE", help="a launch form field (repeat)"
     )
     launching_options(run_cmd)
-    run_cmd.set_defaults(run=procedure_launch)
+    run_cmd.set_defaults(run=procedure_launch, remote=procedure_launch_remote)
 
     status_cmd = commands.add_parser("status", help="the roster of a conference")
     status_cmd.add_argument("workflow_id")
     status_cmd.add_argument("--json", action="store_true")
-    status_cmd.set_defaults(run=status)
+    status_cmd.set_defaults(run=status, remote=status_remote)
 
     rejoin_cmd = commands.add_parser("rejoin", help="dial in with the PIN (as the phone line does)")
     rejoin_cmd.add_argument("--pin", required=True)
@@ -281,7 +341,7 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
     end_cmd = commands.add_parser("end", help="end a conference; prints the final report")
     end_cmd.add_argument("workflow_id")
     end_cmd.add_argument("--reason", default="ended by the launcher")
-    end_cmd.set_defaults(run=end)
+    end_cmd.set_defaults(run=end, remote=end_remote)
 
     list_cmd = commands.add_parser("list", help="list conferences")
     list_cmd.add_argument("--json", action="store_true")
@@ -293,17 +353,11 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
 
 
 async def run(args: argparse.Namespace) -> int:
-    command: Callable[[Client | None, argparse.Namespace], Awaitable[None]] = args.run
-    needs_temporal = getattr(args, "needs_temporal", True)
-    if needs_temporal:
-        checked_settings(getattr(args, "prog", "starter.py"))  # dev secrets in production: refused
     try:
-        client = await connect_temporal() if needs_temporal else None
-    except RuntimeError as exc:
-        fail(args, f"error: cannot reach Temporal ({exc}); is the stack running (make stack)?")
+        await dispatch(args)
+    except ConsoleRefused as exc:
+        fail(args, f"error: {exc}")
         return 1
-    try:
-        await command(client, args)
     except InvalidLaunch as exc:
         fail(args, f"error: {exc}")
         return REFUSED_INPUT
@@ -323,7 +377,37 @@ async def run(args: argparse.Namespace) -> int:
             return REFUSED_BY_CONFERENCE
         fail(args, f"error: Temporal said {exc.status.name}: {exc.message}")
         return 1
+    except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+        fail(args, f"error: {exc}")
+        return 1
     return 0
+
+
+async def dispatch(args: argparse.Namespace) -> None:
+    """Through the console with a personal token when RALLYCALL_CONSOLE_TOKEN is set (no other
+    secret needed), else straight to Temporal with the stack's own secrets, checked first."""
+    name = getattr(args, "prog", "starter.py")
+    needs_temporal = getattr(args, "needs_temporal", True)
+    token = settings().console_token if needs_temporal else None
+    if token is not None:
+        remote: Remote | None = getattr(args, "remote", None)
+        if remote is None:
+            raise InvalidLaunch([f"{args.command}: needs Temporal; through the console "
+                                 "(RALLYCALL_CONSOLE_TOKEN) "
+                                 "only conference, procedure launch, status and end"])  # fmt: skip
+        problem = insecure_url(settings().console_url)
+        if problem and settings().environment == "production":
+            raise InvalidLaunch([problem])
+        await remote(ConsoleApi(settings().console_url, token.get_secret_value()), args)
+        return
+    command: Callable[[Client | None, argparse.Namespace], Awaitable[None]] = args.run
+    if needs_temporal:
+        checked_settings(name)  # dev secrets in production: refused before connecting
+    try:
+        client = await connect_temporal() if needs_temporal else None
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot reach Temporal ({exc}); is the stack running (make stack)?") from exc
+    await command(client, args)
 
 
 def main(

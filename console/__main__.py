@@ -4,6 +4,8 @@ server), on RALLYCALL_CONSOLE_ADDR; and its accounts:
     python -m console users add NAME --role viewer|launcher|procedure-manager|administrator
     python -m console users remove NAME
     python -m console users list
+    python -m console users revoke NAME     # signs NAME out everywhere (sessions and tokens)
+    python -m console users unlock NAME     # forgives NAME's failed sign-ins
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 
 from config import checked_settings, connect_temporal, settings
 from console.auth import ROLES, AccountError, Users
+from console.lockout import SignInFailures
 
 log = logging.getLogger("rallycall.console")
 
@@ -48,9 +51,24 @@ def new_password(from_stdin: bool) -> str:
 def manage_users(users: Users, args: argparse.Namespace) -> int:
     if args.users_command == "list":
         for account in users.accounts():
-            print(f"{account.name:<24} {account.role}")
+            tokens = ", ".join(f"{t.id} {t.label}".strip() for t in account.tokens)
+            print(f"{account.name:<24} {account.role:<18} {'tokens: ' + tokens if tokens else ''}".rstrip())
         if not users.accounts():
             print(f"no account yet in {users.path}")
+        return 0
+    if args.users_command in ("token", "revoke-token"):
+        return manage_tokens(users, args)
+    if args.users_command == "revoke":
+        if not users.revoke_sessions(args.name):
+            print(f"error: no account {args.name!r} in {users.path}")
+            return 2
+        revoked = users.revoke_tokens(args.name)  # a lost laptop: its CLI token goes too
+        print(f"signed {args.name} out everywhere: every session of the account has ended, "
+              f"and its {revoked} personal token(s) are revoked")  # fmt: skip
+        return 0
+    if args.users_command == "unlock":
+        forgiven = SignInFailures(users.path).unlock(args.name)
+        print(f"forgave {forgiven} failed sign-in(s) of {args.name}: the account can sign in again")
         return 0
     if args.users_command == "remove":
         if not users.remove(args.name):
@@ -67,6 +85,28 @@ def manage_users(users: Users, args: argparse.Namespace) -> int:
     return 0
 
 
+def manage_tokens(users: Users, args: argparse.Namespace) -> int:
+    """Personal tokens for the CLI through the console (RALLYCALL_CONSOLE_TOKEN)."""
+    try:
+        if args.users_command == "token":
+            record, token = users.new_token(args.name, args.label or "")
+            print(token)
+            print(f"token {record.id} for {args.name}: shown once; to be set as RALLYCALL_CONSOLE_TOKEN",
+                  file=sys.stderr)  # fmt: skip
+            return 0
+        if args.token_id is None and not args.all:
+            raise AccountError("name the token ID to revoke, or --all")
+        revoked = users.revoke_tokens(args.name, None if args.all else args.token_id)
+    except AccountError as exc:
+        print(f"error: {exc}")
+        return 2
+    if not revoked:
+        print(f"error: {args.name} has no token {args.token_id!r}")
+        return 2
+    print(f"revoked {revoked} token(s) of {args.name}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m console", description="rallycall's web console")
     commands = top.add_subparsers(dest="command")
@@ -78,7 +118,18 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     remove = users_commands.add_parser("remove", help="remove an account")
     remove.add_argument("name")
-    users_commands.add_parser("list", help="the accounts and their roles")
+    revoke_sessions = users_commands.add_parser("revoke", help="end all its sessions and tokens")
+    revoke_sessions.add_argument("name")
+    unlock = users_commands.add_parser("unlock", help="forgive an account's failed sign-ins (its lockout)")
+    unlock.add_argument("name")
+    users_commands.add_parser("list", help="the accounts, their roles and their tokens' IDs")
+    token = users_commands.add_parser("token", help="a new personal token for the CLI (printed once)")
+    token.add_argument("name")
+    token.add_argument("--label", help="where it is used, e.g. the laptop's name")
+    revoke = users_commands.add_parser("revoke-token", help="revoke a personal token (or --all of them)")
+    revoke.add_argument("name")
+    revoke.add_argument("token_id", nargs="?", metavar="TOKEN_ID")
+    revoke.add_argument("--all", action="store_true")
     return top
 
 

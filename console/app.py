@@ -15,8 +15,9 @@ from temporalio.client import Client
 from config import Settings
 from console.access import access_middleware
 from console.auth import Users
+from console.lockout import SignInFailures
 from console.pages import errors_middleware, refused_form, security_headers
-from console.routes import call_me, definitions, launch, report, runs, signin
+from console.routes import api, call_me, definitions, launch, report, runs, signin
 from console.sessions import SessionCodec, csrf_middleware, session_middleware
 from console.state import CONSOLE, ConsoleState
 
@@ -37,11 +38,12 @@ def build_app(client: Client, settings: Settings, users: Users | None = None) ->
             access_middleware(),
         ]
     )
+    users = users or Users(settings.users_path)
     state = ConsoleState(
-        client=client, settings=settings, users=users or Users(settings.users_path), codec=codec
+        client=client, settings=settings, users=users, codec=codec, failures=SignInFailures(users.path)
     )
     app[CONSOLE] = state
-    for module in (signin, launch, runs, report, call_me, definitions):
+    for module in (signin, launch, runs, report, call_me, definitions, api):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)
     app.on_shutdown.append(stop_streams)

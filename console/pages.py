@@ -130,9 +130,16 @@ def errors_middleware() -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400 or exc.content_type != "text/plain":
                 raise
+            if request.path.startswith("/api/"):  # a program reads it: JSON, in the handler's words
+                said = {"error": exc.reason.lower().replace(" ", "_"), "message": exc.text}
+                kept = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+                return web.json_response(said, status=exc.status, headers=kept)
             return error_page(request, exc)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
+            if request.path.startswith("/api/"):
+                failed = {"error": "internal", "message": "see the console's log"}
+                return web.json_response(failed, status=500)
             message = "The console failed to show this page. Reload to try again; if it fails again, tell "
             message += "the administrator (the error is in the console's log)."
             return render(request, "error.html", status=500, title="Something went wrong", message=message)

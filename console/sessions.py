@@ -33,20 +33,23 @@ class Session:
     user: str | None = None
     since: float = 0.0
     """When the user signed in (epoch seconds)."""
+    key: str = ""
+    """The account's session key at sign-in: once it changes (signed out everywhere, revoked, a
+    new password), this session is over."""
     flash: str | None = None
     """One message for the next page: what an action did, or why it was refused."""
     expired: bool = False
     """It was a signed-in session whose time ran out (not stored)."""
     changed: bool = False
 
-    def sign_in(self, user: str, now: float) -> None:
+    def sign_in(self, user: str, now: float, key: str = "") -> None:
         """A fresh CSRF token too: nothing learnt before signing in is worth anything after."""
         self.csrf = secrets.token_urlsafe(24)
-        self.user, self.since, self.changed = user, now, True
+        self.user, self.since, self.key, self.changed = user, now, key, True
 
     def sign_out(self) -> None:
         self.csrf = secrets.token_urlsafe(24)
-        self.user, self.since, self.changed = None, 0.0, True
+        self.user, self.since, self.key, self.changed = None, 0.0, "", True
 
     def say(self, message: str) -> None:
         self.flash, self.changed = message, True
@@ -66,7 +69,13 @@ class SessionCodec:
         self.clock = clock
 
     def dumps(self, session: Session) -> str:
-        data = {"c": session.csrf, "u": session.user, "s": session.since, "f": session.flash}
+        data = {
+            "c": session.csrf,
+            "u": session.user,
+            "s": session.since,
+            "k": session.key,
+            "f": session.flash,
+        }
         return str(self.serializer.dumps(data))
 
     def loads(self, cookie: str | None) -> Session:
@@ -80,7 +89,13 @@ class SessionCodec:
             return Session(changed=True, expired=bool(payload.get("u")))
         except BadSignature:
             return Session(changed=True)
-        session = Session(csrf=str(data["c"]), user=data["u"], since=float(data["s"]), flash=data["f"])
+        session = Session(
+            csrf=str(data["c"]),
+            user=data["u"],
+            since=float(data["s"]),
+            key=str(data.get("k", "")),
+            flash=data["f"],
+        )
         if session.user and self.clock() - session.since > self.lifetime.total_seconds():
             return Session(changed=True, expired=True)
         return session
@@ -132,7 +147,7 @@ def csrf_middleware(refused: Callable[[web.Request], web.StreamResponse]) -> Mid
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "POST":
+        if request.method == "POST" and not request.path.startswith("/api/"):  # API: bearer tokens, no cookie
             form = await request.post()
             token = form.get(CSRF_FIELD)
             expected = session_of(request).csrf

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from config import Settings
 from console.auth import Users
+from console.lockout import SignInFailures
 from console.sessions import SessionCodec
 
 
@@ -21,6 +22,8 @@ class ConsoleState:
     settings: Settings
     users: Users
     codec: SessionCodec
+    failures: SignInFailures
+    """Failed sign-ins, beside the users file: every replica sharing it counts the same."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the console stops, so live streams end instead of holding the shutdown."""
 

@@ -311,7 +311,7 @@ async def test_sign_in_in_the_browser_and_a_wrong_password(browser: Browser, sit
     await expect(page.locator("#sign-in-error")).to_have_text("Wrong name or password.")
     await sign_in(page, "lea")
     await expect(page).to_have_url(f"{site.url}/red-button")
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page.get_by_role("status")).to_have_text("You are signed out.")
     await page.context.close()
 
@@ -364,6 +364,8 @@ async def test_red_button_live_roster_moderation_end_and_report(browser: Browser
     assert room.participants[alice_work].muted, "muted at the carrier"
     await expect(page.locator("#run-moderation")).to_contain_text("mute Alice Martin, by lea (web)")
     await bruno.get_by_role("button", name="Remove Bruno Keller").click()
+    await expect(page.get_by_role("heading", name="Remove Bruno Keller from the conference?")).to_be_visible()
+    await page.get_by_role("button", name="Remove Bruno Keller now").click()
     await expect(page.locator(".flash")).to_have_text("Done: Bruno Keller removed.")
     await expect(bruno.locator(".state")).to_have_text("left the bridge")
     await expect(bruno.get_by_role("button", name="Call again now Bruno Keller")).to_be_visible()

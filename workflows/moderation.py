@@ -1,6 +1,8 @@
 """A moderator's hand on the bridge: mute, unmute and remove someone in it, or call someone not
 in it again now (the console's button, or their own call-me link). Recorded on the roster with
-who did it; carrier actions are tried for a minute and a failure is told to the moderator."""
+who did it; carrier actions are tried for a minute and a failure is told to the moderator. A
+person's own call-me link calls them at most `call_me.CALLS_PER_PERSON` times (refused by the
+validator, so nothing is written to history)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import BridgeLeg, CarrierActivities, MuteLeg
+    from domain import call_me
     from domain.contacts import Contact
     from domain.events import ModeratorAction
     from domain.plan import Alert, VoiceMedium
@@ -41,6 +44,9 @@ class Moderation:
         if action.kind == "call_again":
             if in_bridge:
                 return "already in the bridge"
+            used = call_me.calls_made(roster.state.moderation, action.person_id)
+            if action.by == call_me.LINK and used >= call_me.CALLS_PER_PERSON:
+                return call_me.SPENT
             if not plan.knows(action.person_id) or not plan.person(action.person_id).numbers():
                 return "no phone number to call"
         elif not in_bridge or roster.state.conference_sid is None:

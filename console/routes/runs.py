@@ -3,7 +3,7 @@ running run: end it, mute, unmute or remove someone in the bridge, call someone 
 
 Each action is a Temporal update recorded by the run with the signed-in account's name and the
 channel `web`; a refusal (the run's validator, or a run already over) comes back as a message
-on the page.
+on the page. Ending and removing someone ask first: a page to confirm, whose form says so.
 """
 
 from __future__ import annotations
@@ -101,12 +101,23 @@ async def moderate(request: web.Request) -> web.StreamResponse:
     kind, person = str(form.get("action", "")), str(form.get("person", ""))
     if kind not in get_args(Moderation) or not person:
         raise web.HTTPBadRequest(text="Unknown action.")
+    if kind == "remove" and form.get("confirm") != "yes":
+        return await remove_page(request, workflow_id, person)
     action = ModeratorAction(
         kind=cast(Moderation, kind), person_id=person, by=signed_in(request).name, channel="web"
     )
     handle = console_of(request).client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     session_of(request).say(await outcome(handle.execute_update(ProcedureRun.moderate, action), None))
     raise web.HTTPSeeOther(f"/runs/{workflow_id}#person-{quote(person)}")
+
+
+async def remove_page(request: web.Request, workflow_id: str, person_id: str) -> web.StreamResponse:
+    """The question before a removal; its form sends the same action with `confirm=yes`."""
+    view = await view_for_page(console_of(request).client, workflow_id)
+    person = next((p for p in view.people if p.id == person_id), None)
+    if person is None:
+        raise web.HTTPNotFound(text=f"No one with id {person_id!r} in this run.")
+    return render(request, "remove.html", view=view, person=person)
 
 
 async def outcome(update: Awaitable[Any], done: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Sign in, sign out, and the front door."""
+"""Sign in (limited per account and per client address: `console/lockout.py`), sign out here or
+everywhere, and the front door."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 
 from aiohttp import web
 
-from console.access import account_of
+from console.access import account_of, signed_in
+from console.lockout import client_address
 from console.pages import render
 from console.sessions import session_of
 from console.state import console_of
@@ -46,11 +48,20 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     target = safe_next(form.get("next"))
+    settings = console.settings
+    address = client_address(request, settings.console_proxies)
+    limits = (settings.sign_in_failures_per_account, settings.sign_in_failures_per_address)
+    lockout = await asyncio.to_thread(console.failures.attempt, name, address, *limits)
+    if lockout is not None:
+        page = render(request, "sign_in.html", status=429, next=target, name=name, error=lockout.message())
+        page.headers["Retry-After"] = str(lockout.retry_after)
+        return page
     account = await asyncio.to_thread(console.users.verify, name, password)
     if account is None:
         error = "Wrong name or password."
         return render(request, "sign_in.html", status=401, next=target, name=name, error=error)
-    session_of(request).sign_in(account.name, console.codec.now())
+    await asyncio.to_thread(console.failures.succeeded, name, address)
+    session_of(request).sign_in(account.name, console.codec.now(), account.session_key)
     raise web.HTTPSeeOther(target)
 
 
@@ -59,4 +70,15 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     session = session_of(request)
     session.sign_out()
     session.say("You are signed out.")
+    raise web.HTTPSeeOther("/sign-in")
+
+
+@routes.post("/sign-out-everywhere")
+async def sign_out_everywhere(request: web.Request) -> web.StreamResponse:
+    """Every session of this account ends, in every browser, on every replica."""
+    name = signed_in(request).name
+    await asyncio.to_thread(console_of(request).users.revoke_sessions, name)
+    session = session_of(request)
+    session.sign_out()
+    session.say(f"You are signed out everywhere: every browser signed in as {name} must sign in again.")
     raise web.HTTPSeeOther("/sign-in")

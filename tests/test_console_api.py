@@ -1,0 +1,119 @@
+"""The CLI on a launcher's laptop, holding a personal token and no other secret: it launches,
+reads and ends a conference through the console's API, as the token's account, in production
+mode (RALLYCALL_ENVIRONMENT unset) and with no route to Temporal. On the dev server, a real
+console and worker, the carrier simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from temporalio.testing import WorkflowEnvironment
+
+from console.app import build_app, serve
+from console.auth import Users
+from stack.ports import free_port
+from tests.support import ROOT, Harness, eventually, harness
+from workflows import search_attributes as sa
+
+
+@dataclass
+class Console:
+    url: str
+    users: Users
+    h: Harness
+
+
+@pytest.fixture
+async def console(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> AsyncIterator[Console]:
+    async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        settings = h.settings.model_copy(update={"contacts_file": contacts_file, "console_url": url})
+        users = Users(tmp_path / "users.json", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        users.add("lea", "launcher", "a long enough password")
+        users.add("vic", "viewer", "a long enough password")
+        runner = await serve(build_app(dev_env.client, settings, users), "127.0.0.1", port)
+        try:
+            yield Console(url, users, h)
+        finally:
+            await runner.cleanup()
+
+
+async def laptop(console: Console, token: str, *args: str, url: str | None = None) -> tuple[int, str]:
+    """`starter.py` with the token and the console's URL only: no key, no PIN secret, no
+    environment declared (production), and a Temporal address where nothing listens."""
+    variables = {
+        k: v for k, v in os.environ.items() if not k.startswith(("RALLYCALL_", "TWILIO_", "TEMPORAL_"))
+    }
+    variables |= {"RALLYCALL_CONSOLE_URL": url or console.url, "RALLYCALL_CONSOLE_TOKEN": token,
+                  "TEMPORAL_ADDRESS": "127.0.0.1:9", "RALLYCALL_DATA_DIR": "/nonexistent"}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
+async def test_a_laptop_with_only_a_token_launches_reads_and_ends_through_the_console(
+    console: Console,
+) -> None:
+    _, token = console.users.new_token("lea", "laptop")
+    code, output = await laptop(console, token, "conference", "--to", "alice", "--welcome", "Flood", "--json",
+                                "--idempotency-key", "INC-1")  # fmt: skip
+    assert code == 0, output
+    launched = json.loads(output)
+    assert launched["pin"].isdigit() and launched["already_launched"] is False
+    run_id = launched["workflow_id"]
+    described = await console.h.client.get_workflow_handle(run_id).describe()
+    attributes = described.typed_search_attributes
+    assert (attributes.get(sa.LAUNCHED_BY), attributes.get(sa.CHANNEL)) == ("lea", "cli"), "audited as lea"
+    await eventually(lambda: console.h.called_numbers(), lambda numbers: "+41215550101" in numbers)
+
+    code, output = await laptop(
+        console, token, "conference", "--to", "alice", "--json", "--idempotency-key", "INC-1"
+    )
+    assert code == 0 and json.loads(output)["workflow_id"] == run_id, (
+        "the key launches once through the API too"
+    )
+
+    code, output = await laptop(console, token, "status", run_id, "--json")
+    assert code == 0 and json.loads(output)["people"][0]["id"] == "alice"
+    code, output = await laptop(console, token, "end", run_id, "--reason", "drill over")
+    ended = json.loads(output)
+    assert code == 0 and ended["state"] == "ended" and ended["ended_by"] == "lea"
+    code, output = await laptop(console, token, "end", run_id)
+    assert code == 3, output
+
+
+async def test_the_console_api_refuses_what_the_browser_would(console: Console) -> None:
+    _, viewer = console.users.new_token("vic")
+    code, output = await laptop(console, viewer, "conference", "--to", "alice")
+    assert code == 1 and "the console refused: your role cannot launch" in output
+
+    record, token = console.users.new_token("lea")
+    code, output = await laptop(console, token, "conference", "--to", "zoe")
+    assert code == 2 and "unknown contact 'zoe'" in output, "a refused launch exits 2, as it does locally"
+    code, output = await laptop(console, token, "list")
+    assert code == 2 and "list: needs Temporal" in output
+    code, output = await laptop(
+        console, token, "conference", "--to", "alice", url="http://console.example.org"
+    )
+    assert code == 2 and "the token would cross the network in clear" in output
+
+    assert console.users.revoke_tokens("lea", record.id) == 1
+    code, output = await laptop(console, token, "status", "conference-x")
+    assert code == 1 and "unknown or revoked token" in output
+    code, output = await laptop(console, "rc_0000_forged", "status", "conference-x")
+    assert code == 1 and "unknown or revoked token" in output
