@@ -8,6 +8,11 @@ and a launch compares its own with the current build's before it reserves a PIN.
 
 A fingerprint is an HMAC of a fixed label under the secret: it tells whether two secrets are
 the same and nothing about either.
+
+The check is a guard, never an obstacle: Temporal rate-limits requests to a worker deployment
+(a burst of launches met "too many requests issued to Worker Deployment"), so a process asks at
+most once per CHECK_EVERY, concurrent launches share that one answer, and a check Temporal does
+not answer lets the launch go on (logged), as before the check existed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ ENTRY = "rallycall.secrets"
 """The metadata entry of a worker deployment version that holds its workers' fingerprints."""
 PUBLISH_FOR = 60.0
 """Seconds a worker keeps trying to publish (its version exists once its workers poll)."""
+CHECK_EVERY = 30.0
+"""Seconds one process trusts the current build's fingerprints before asking again."""
 
 
 class Fingerprints(BaseModel):
@@ -134,8 +141,24 @@ async def current_workers(client: Client, config: Settings) -> tuple[str, Finger
         return None
 
 
+_checked: dict[tuple[int, str], tuple[float, asyncio.Future[tuple[str, Fingerprints] | None]]] = {}
+"""Per client and deployment: when the current build's fingerprints were asked, and the answer."""
+
+
 async def problems_with_workers(client: Client, config: Settings) -> list[str]:
     """Why the current build's workers could not serve what this process would send; [] when
-    they could, or when no worker has said."""
-    found = await current_workers(client, config)
+    they could, when no worker has said, or when Temporal does not answer the question now."""
+    key = (id(client), config.deployment_name)
+    loop = asyncio.get_running_loop()
+    asked = _checked.get(key)
+    if asked is None or loop.time() - asked[0] > CHECK_EVERY or asked[1].get_loop() is not loop:
+        asked = (loop.time(), asyncio.ensure_future(current_workers(client, config)))
+        _checked[key] = asked
+    try:
+        found = await asyncio.shield(asked[1])
+    except RPCError as exc:
+        if _checked.get(key) is asked:
+            del _checked[key]  # ask again next time
+        log.warning("the workers' secret fingerprints unread (%s): launching unchecked", exc.message)
+        return []
     return mismatches(config, found[1], found[0]) if found else []
