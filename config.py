@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     build_id: str = Field(default_factory=lambda: release())
     """This code's version within the deployment: a run stays on the build it started on."""
 
-    pin_digits: int = Field(6, ge=6, le=12)
-    """Length of conference PINs: longer PINs make guessing slower (see the README's threat model)."""
+    pin_digits: int = Field(10, ge=6, le=12)
+    """Length of conference PINs: with 10 and the default limits, a guesser's chance into any of
+    1,000 running conferences in 4 h is at most 0.012 % (the README's threat model)."""
 
     dial_in_patience_s: float = Field(4.0, gt=0, le=10)
     """How long a PIN check is retried within one webhook before the caller is asked to hold."""

@@ -1,11 +1,17 @@
 """The dial-in line: a caller keys a PIN and is put into the run that holds it.
 
-    ask the guard       a number (or a run's numbers, or the whole line) with too many wrong
-                        PINs in ten minutes is turned away before any PIN is checked
-    find the run        by the PIN's lease; none: a wrong PIN, recorded with the guard and on
-                        the runs the caller's number belongs to (signals: no update spent);
-                        the lease of a run that has ended: "this conference has ended"
-    let them in         the run's `rejoin` update; they hear the welcome and join the bridge
+    at the prompt       the runs the caller's number belongs to are looked up (carried, sealed,
+                        in the PIN's URL); a number or the whole line with too many wrong PINs
+                        in ten minutes is turned away before any PIN is asked
+    their own runs      a run's people are checked by their runs, in one `rejoin` update: the
+                        run compares the PIN and counts a wrong one in the same step, and over
+                        its limits turns them away whatever they key
+    the line            any other PIN (a guest's, or a person's that is not their runs') is
+                        looked up by its lease and decided by the guard (`DialInGuard.check`,
+                        counted before its verdict); a right one then goes to its run
+
+A right PIN from a person's own number thus costs one update, and is never refused for the
+line's sake. The lease of a run that has ended says so: "this conference has ended".
 
 A problem on our side (Temporal unreachable, a worker down, ten updates already in flight) is
 never a wrong PIN: the caller hears "please hold" and the check is tried again, then, if it
@@ -20,7 +26,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -28,26 +34,30 @@ from typing import Any, Literal, TypeVar
 from cryptography.fernet import Fernet, InvalidToken
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from callbacks import urls
 from callbacks.relay import TRANSIENT
 from carrier.port import Carrier, InboundCall
-from directory import caller_key, conferences_of_caller, pin_holder
+from directory import PinHolder, caller_key, conferences_of_caller, pin_holder
 from domain.contacts import masked
-from domain.events import PinRefused, RejoinRequest, RejoinResult
+from domain.events import DialInLimits, RejoinRequest, RejoinResult
+from domain.pin_check import LIMIT_REACHED
 from workflows.dial_in_guard import (
+    TURNED_AWAY,
+    Attempt,
     DialInGuard,
     GuardLimits,
     GuardState,
     Question,
     Verdict,
-    WrongPin,
     guard_id,
 )
 from workflows.procedure_run import ProcedureRun
@@ -60,6 +70,8 @@ MAX_HOLDS = 3
 INLINE_PATIENCE = 4.0
 """Seconds to retry a check within one webhook before asking the caller to hold."""
 HOLD_TOKEN_TTL = 120
+CALL_TOKEN_TTL = 600
+"""The caller's runs, looked up at the prompt, are used for this long; then looked up again."""
 OFFER_FOR = 30.0
 """Seconds a check keeps offering the PIN to its run, even after the caller stopped waiting."""
 PROMPT = "Welcome to the conference line. Please enter your {digits} digit conference PIN."
@@ -76,6 +88,7 @@ LINE_PROBLEM_GOODBYE = (
     "Please call again in a few minutes. Goodbye."
 )
 ENDED_GOODBYE = "This conference has ended. Goodbye."
+LIMITS_BY_ERROR = {error: limit for limit, error in LIMIT_REACHED.items()}
 
 
 def update_id(request: RejoinRequest, tries: int) -> str | None:
@@ -122,26 +135,26 @@ class DialIn:
     async def answer(self, call: InboundCall) -> str:
         """A call to the dial-in number: ask for the PIN (unless the number is turned away)."""
         try:
-            verdict, _ = await self.within_patience(self.guard(call.caller))
+            verdict, runs = await self.within_patience(self.screen(call.caller))
         except (Transient, TimeoutError):
-            verdict = Verdict(allowed=True)  # the check after the digits asks again
+            verdict, runs = Verdict(allowed=True), None  # the check after the digits asks again
         if not verdict.allowed:
             return self.carrier.say_goodbye(self.refusal(verdict.reason))
         prompt = PROMPT.format(digits=self.pin_digits)
-        return self.carrier.ask_for_pin(urls.pin_url(self.public_url, 1), prompt, self.pin_digits)
+        return self.ask_for_pin(call, 1, runs, prompt)
 
-    async def check(self, call: InboundCall, tries: int, holds: int) -> str:
+    async def check(self, call: InboundCall, tries: int, holds: int, token: str = "") -> str:
         """Digits keyed at the prompt (or carried over a hold): into the bridge, another try,
-        hold, or goodbye."""
+        hold, or goodbye. `token` is the call's, from the URL: the caller's runs, if known."""
+        runs = callers_runs(self.secret, token, call.call_sid) if token else None
         try:
-            outcome = await self.within_patience(self.decide(call, tries))
+            outcome = await self.within_patience(self.decide(call, tries, runs))
         except (Transient, TimeoutError):
             if holds >= MAX_HOLDS:
                 log.warning("PIN check for %s given up after %d holds", masked(call.caller), holds)
                 return self.carrier.say_goodbye(LINE_PROBLEM_GOODBYE)
-            token = self.hold_token(call)
-            url = urls.pin_url(self.public_url, tries, hold=holds + 1, token=token)
-            return self.carrier.hold(HOLD, url)
+            held = hold_token(self.secret, call, runs)
+            return self.carrier.hold(HOLD, urls.pin_url(self.public_url, tries, hold=holds + 1, token=held))
         if outcome.kind == "admitted":
             assert outcome.run_id and outcome.result
             bridge = urls.bridge_for(
@@ -154,12 +167,17 @@ class DialIn:
             return self.carrier.say_goodbye(ENDED_GOODBYE)
         if tries >= MAX_TRIES:
             return self.carrier.say_goodbye(WRONG_PIN_GOODBYE)
-        return self.carrier.ask_for_pin(urls.pin_url(self.public_url, tries + 1), RETRY, self.pin_digits)
+        return self.ask_for_pin(call, tries + 1, runs, RETRY)
+
+    def ask_for_pin(self, call: InboundCall, tries: int, runs: list[str] | None, prompt: str) -> str:
+        token = seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
+        url = urls.pin_url(self.public_url, tries, token=token)
+        return self.carrier.ask_for_pin(url, prompt, self.pin_digits)
 
     async def within_patience(self, work: Coroutine[Any, Any, T]) -> T:
         """The caller is on the line: give up waiting after `patience`, without waiting for the
         work to notice (a Temporal call in flight may not stop at once). What it leaves running
-        is harmless: a rejoin retried later is the same update."""
+        is harmless: a rejoin or a guard's check retried later is the same update."""
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=self.patience)
         if not done:
@@ -173,56 +191,132 @@ class DialIn:
 
     # --- the decision ------------------------------------------------------------------------
 
-    async def decide(self, call: InboundCall, tries: int) -> Outcome:
-        verdict, runs = await self.guard(call.caller)
-        if not verdict.allowed:
-            log.warning("dial-in from %s turned away (%s limit)", masked(call.caller), verdict.reason)
-            return Outcome("refused", refused_by=verdict.reason)
+    async def decide(self, call: InboundCall, tries: int, runs: list[str] | None) -> Outcome:
+        """Their own runs first, then the line. What the caller hears never depends on a PIN
+        the limits did not let be checked: a person the line no longer checks hears "not valid"
+        for another run's PIN as for any wrong one, after the same steps."""
         if not call.digits:
-            return Outcome("wrong")
-        holder = await self.lookup(pin_holder(self.client, self.secret, call.digits))
+            return Outcome("wrong")  # nothing keyed, nothing compared: not counted
+        if runs is None:
+            runs = await self.runs_of(call.caller)
+        request = RejoinRequest(
+            pin=call.digits, from_number=call.caller, call_sid=call.call_sid, limits=self.run_limits
+        )
+        holder = await self.holder(call.digits) if len(runs) > 1 else None
+        if runs:
+            own = [holder.run_id] if holder and holder.run_id in runs else runs
+            answers = await asyncio.gather(*(self.offer(run_id, request, tries) for run_id in own))
+            for kind in ("admitted", "refused"):
+                decided = next((a for a in answers if a.kind == kind), None)
+                if decided is not None:
+                    if kind == "refused":
+                        log.warning("dial-in from %s turned away by %s (%s limit)",
+                                    masked(call.caller), decided.run_id, decided.refused_by)  # fmt: skip
+                    return decided
+            runs = [a.run_id for a in answers if a.kind == "wrong" and a.run_id]  # those still running
+        if holder is None:
+            holder = await self.holder(call.digits)
         if holder is not None and not holder.running:
             return Outcome("ended", holder.run_id)  # late, not guessing: not counted
-        if holder is None:
-            runs = runs if runs is not None else await self.runs_of(call.caller)
-            await self.record_wrong_pin(call.caller, runs)
-            verdict = await self.verdict(call.caller, runs)  # this one may have reached a limit
-            return Outcome("wrong") if verdict.allowed else Outcome("refused", refused_by=verdict.reason)
-        request = RejoinRequest(pin=call.digits, from_number=call.caller, call_sid=call.call_sid)
-        return await self.offer(holder.run_id, request, tries)
+        right = holder is not None and holder.run_id not in runs
+        verdict = await self.line_check(call, runs, right, tries)
+        if not verdict.allowed:
+            log.warning("dial-in from %s turned away (%s limit)", masked(call.caller), verdict.reason)
+            if runs and verdict.reason == "line":
+                return Outcome("wrong")  # their own runs have counted it; the line tells nothing more
+            return Outcome("refused", refused_by=verdict.reason)
+        if right:
+            assert holder is not None
+            return await self.offer(holder.run_id, request, tries)
+        log.info("wrong PIN from %s (%d run(s) of theirs counted it)", masked(call.caller), len(runs))
+        return Outcome("wrong")
+
+    @property
+    def run_limits(self) -> DialInLimits:
+        return DialInLimits(per_caller=self.limits.per_caller, per_run=self.limits.per_run)
 
     async def offer(self, run_id: str, request: RejoinRequest, tries: int) -> Outcome:
         """The run's answer; ten updates in flight (Temporal's limit per run) is retried."""
         handle = self.client.get_workflow_handle_for(ProcedureRun.run, run_id)
+
+        async def rejoin() -> RejoinResult:
+            return await handle.execute_update(
+                ProcedureRun.rejoin, request, id=update_id(request, tries), rpc_timeout=self.rpc_timeout
+            )
+
+        try:
+            result = await self.retried(rejoin, lambda: self.still_running(run_id))
+        except WorkflowUpdateFailedError as exc:
+            limit = LIMITS_BY_ERROR.get(error_type(exc) or "")
+            if limit is not None:
+                return Outcome("refused", run_id, refused_by=limit)
+            return Outcome("ended", run_id)  # the validator: the conference has ended
+        except Ended:
+            return Outcome("ended", run_id)
+        if result.accepted:
+            log.info("dial-in from %s admitted to %s", masked(request.from_number), run_id)
+            return Outcome("admitted", run_id, result)
+        if result.refused_by is not None:
+            return Outcome("refused", run_id, refused_by=result.refused_by)
+        return Outcome("wrong", run_id)
+
+    async def line_check(self, call: InboundCall, runs: list[str], right: bool, tries: int) -> Verdict:
+        """The guard's verdict on a PIN looked up, counted there first if it is wrong (the guard
+        is started with the first check after a quiet window)."""
+        attempt = Attempt(caller_key=caller_key(call.caller, self.secret), runs=runs, right=right)
+
+        async def check() -> Verdict:
+            start = WithStartWorkflowOperation(
+                DialInGuard.run,
+                GuardState(limits=self.limits),
+                id=guard_id(self.task_queue),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary="Dial-in guard: wrong PINs of the last ten minutes (keyed hashes)",
+            )
+            return await self.client.execute_update_with_start_workflow(
+                DialInGuard.check,
+                attempt,
+                start_workflow_operation=start,
+                id=f"pin-check-{call.call_sid}-{tries}",
+                rpc_timeout=self.rpc_timeout,
+            )
+
+        try:
+            return await self.retried(check)
+        except WorkflowUpdateFailedError as exc:
+            if error_type(exc) != TURNED_AWAY or not isinstance(exc.cause, ApplicationError):
+                raise Transient("the guard could not check the PIN") from exc
+            return Verdict(allowed=False, reason=exc.cause.message)
+
+    async def retried(
+        self, update: Callable[[], Awaitable[T]], gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> T:
+        """An update, again while Temporal says "not now" (ten in flight, a timeout, a workflow
+        closing); Transient when it keeps saying so, Ended when `gone` says the workflow ended."""
         delay = 0.02
         give_up = asyncio.get_running_loop().time() + OFFER_FOR
         while asyncio.get_running_loop().time() < give_up:
             try:
-                result = await handle.execute_update(
-                    ProcedureRun.rejoin, request, id=update_id(request, tries), rpc_timeout=self.rpc_timeout
-                )
-            except WorkflowUpdateFailedError:
-                return Outcome("ended", run_id)  # the validator: the conference has ended
+                return await update()
             except WorkflowUpdateRPCTimeoutOrCancelledError:
                 continue  # the same update again: the server keeps it by its ID
             except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND and not await self.still_running(run_id):
-                    return Outcome("ended", run_id)
+                if exc.status == RPCStatusCode.NOT_FOUND and gone is not None and await gone():
+                    raise Ended from exc
                 if exc.status not in TRANSIENT | {RPCStatusCode.NOT_FOUND}:
                     raise Transient(exc.status.name) from exc
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.5)
-                continue
-            if result.accepted:
-                log.info("dial-in from %s admitted to %s", masked(request.from_number), run_id)
-                return Outcome("admitted", run_id, result)
-            return Outcome("wrong", run_id)
-        raise Transient("the run did not answer")
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+        raise Transient("no answer")
 
     async def still_running(self, run_id: str) -> bool:
         """A run that continued as new takes the update again; one that ended does not."""
         description = await self.lookup(self.client.get_workflow_handle(run_id).describe())
         return description.status == WorkflowExecutionStatus.RUNNING
+
+    async def holder(self, pin: str) -> PinHolder | None:
+        return await self.lookup(pin_holder(self.client, self.secret, pin))
 
     async def runs_of(self, caller: str) -> list[str]:
         lookup = conferences_of_caller(self.client, self.secret, self.task_queue, caller, self.rpc_timeout)
@@ -233,22 +327,29 @@ class DialIn:
         """A query needs a worker: without one it would wait; the caller is on the line."""
         return timedelta(seconds=self.patience / 2)
 
-    async def guard(self, caller: str) -> tuple[Verdict, list[str] | None]:
-        """The guard's verdict, and the caller's runs if they had to be looked up. With no wrong
-        PIN in the last ten minutes no guard runs: a right PIN then costs no query at all
-        (asking whether the guard runs is answered by the server, not by a worker)."""
+    async def screen(self, caller: str) -> tuple[Verdict, list[str] | None]:
+        """At the prompt: the caller's runs (None if they could not be looked up now: the PIN's
+        check does it), and whether a limit turns them away already. With no wrong PIN in the
+        last ten minutes no guard runs and none is asked (whether it runs is answered by the
+        server, not by a worker)."""
+        guarded, found = await asyncio.gather(
+            self.guard_running(), self.runs_of(caller), return_exceptions=True
+        )
+        runs = None if isinstance(found, BaseException) else found
+        if guarded is not True or runs is None:  # nothing to ask, or not now: the PIN's check decides
+            return Verdict(allowed=True), runs
+        return await self.verdict(caller, runs), runs
+
+    async def guard_running(self) -> bool:
         try:
             description = await self.client.get_workflow_handle(guard_id(self.task_queue)).describe(
                 rpc_timeout=self.rpc_timeout
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                return Verdict(allowed=True), None
+                return False
             raise Transient(exc.status.name) from exc
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return Verdict(allowed=True), None
-        runs = await self.runs_of(caller)
-        return await self.verdict(caller, runs), runs
+        return description.status == WorkflowExecutionStatus.RUNNING
 
     async def verdict(self, caller: str, runs: list[str]) -> Verdict:
         handle = self.client.get_workflow_handle_for(DialInGuard.run, guard_id(self.task_queue))
@@ -260,30 +361,6 @@ class DialIn:
                 return Verdict(allowed=True)  # no wrong PIN lately: no guard running
             raise Transient(exc.status.name) from exc
 
-    async def record_wrong_pin(self, caller: str, runs: list[str]) -> None:
-        """Counted by the guard (started on the first wrong PIN) and shown on the caller's runs."""
-        failure = WrongPin(caller_key=caller_key(caller, self.secret), runs=runs)
-        try:
-            await self.client.start_workflow(
-                DialInGuard.run,
-                GuardState(limits=self.limits),
-                id=guard_id(self.task_queue),
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal="wrong_pin",
-                start_signal_args=[failure],
-                static_summary="Dial-in guard: wrong PINs of the last ten minutes (keyed hashes)",
-            )
-        except RPCError as exc:
-            raise Transient(exc.status.name) from exc
-        log.info("wrong PIN from %s (%d run(s) of theirs told)", masked(caller), len(runs))
-        refused = PinRefused(from_number=caller)
-        for run_id in runs:
-            try:
-                await self.client.get_workflow_handle(run_id).signal(ProcedureRun.pin_refused, refused)
-            except RPCError as exc:
-                log.info("wrong PIN not recorded on %s: %s", run_id, exc.status.name)
-
     @staticmethod
     async def lookup(request: Awaitable[T]) -> T:
         """Temporal's answer, or Transient when it cannot give one now."""
@@ -292,14 +369,19 @@ class DialIn:
         except RPCError as exc:
             raise Transient(exc.status.name) from exc
 
-    def hold_token(self, call: InboundCall) -> str:
-        return hold_token(self.secret, call)
-
     def held_digits(self, token: str, call_sid: str) -> str | None:
         return held_digits(self.secret, token, call_sid)
 
 
-# --- holding a caller between webhooks ---------------------------------------------------------
+class Ended(Exception):
+    """The workflow an update was for has ended."""
+
+
+def error_type(exc: WorkflowUpdateFailedError) -> str | None:
+    return exc.cause.type if isinstance(exc.cause, ApplicationError) else None
+
+
+# --- what a call carries between webhooks ------------------------------------------------------
 
 
 def _fernet(secret: str) -> Fernet:
@@ -307,20 +389,37 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def hold_token(secret: str, call: InboundCall) -> str:
-    """The digits keyed, encrypted into the hold's redirect URL: never a PIN in clear in a URL,
-    and nothing kept in this process (any replica takes the next request)."""
-    payload = json.dumps({"digits": call.digits, "call": call.call_sid}).encode()
+def seal(secret: str, call_sid: str, digits: str | None = None, runs: list[str] | None = None) -> str:
+    """What a call carries to its next webhook, encrypted into the URL and bound to that call:
+    the digits keyed (over a hold; never a PIN in clear in a URL) and the caller's runs. Nothing
+    is kept in this process: any replica takes the next request."""
+    payload = json.dumps({"call": call_sid, "digits": digits, "runs": runs}).encode()
     return _fernet(secret).encrypt(payload).decode()
+
+
+def unsealed(secret: str, token: str, call_sid: str, ttl: int) -> dict[str, Any] | None:
+    """A token's content if it was made for this call within `ttl` seconds (else forged, expired
+    or another call's)."""
+    try:
+        payload = json.loads(_fernet(secret).decrypt(token.encode(), ttl=ttl))
+    except (InvalidToken, ValueError):
+        return None
+    return payload if isinstance(payload, dict) and payload.get("call") == call_sid else None
+
+
+def hold_token(secret: str, call: InboundCall, runs: list[str] | None = None) -> str:
+    return seal(secret, call.call_sid, digits=call.digits, runs=runs)
 
 
 def held_digits(secret: str, token: str, call_sid: str) -> str | None:
     """The digits of a hold token made for this call, or None (forged, expired, another call)."""
-    try:
-        payload = json.loads(_fernet(secret).decrypt(token.encode(), ttl=HOLD_TOKEN_TTL))
-    except (InvalidToken, ValueError):
-        return None
-    if not isinstance(payload, dict) or payload.get("call") != call_sid:
-        return None
-    digits = payload.get("digits")
+    payload = unsealed(secret, token, call_sid, HOLD_TOKEN_TTL)
+    digits = payload.get("digits") if payload else None
     return digits if isinstance(digits, str) else None
+
+
+def callers_runs(secret: str, token: str, call_sid: str) -> list[str] | None:
+    """The caller's runs as looked up at the prompt, or None: to be looked up now."""
+    payload = unsealed(secret, token, call_sid, CALL_TOKEN_TTL)
+    runs = payload.get("runs") if payload else None
+    return runs if isinstance(runs, list) and all(isinstance(r, str) for r in runs) else None

@@ -193,14 +193,15 @@ async def check_pin(request: web.Request) -> web.Response:
     required(form, "CallSid", "From")
     dial_in = request.app[DIAL_IN]
     call = request.app[CARRIER].parse_inbound_call(form)
+    token = request.query.get("t", "")
     if holds:
-        digits = dial_in.held_digits(request.query.get("t", ""), call.call_sid)
+        digits = dial_in.held_digits(token, call.call_sid)
         if digits is None:
             raise web.HTTPBadRequest(text="hold token is not valid for this call")
         call = call.with_digits(digits)
     elif len(call.digits) > 32:
         raise web.HTTPBadRequest(text="Digits is too long")
-    return twiml(await dial_in.check(call, tries, holds))
+    return twiml(await dial_in.check(call, tries, holds, token))
 
 
 def bounded(request: web.Request, name: str, default: int, most: int) -> int:

@@ -25,10 +25,12 @@ def callback_url(public_url: str, path: str, **query: str) -> str:
 
 def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "") -> str:
     """Where the digits keyed at the `tries`-th PIN prompt are posted; after a hold, where the
-    carrier comes back with the encrypted digits (`token`)."""
+    carrier comes back with the encrypted digits. `token`: what the call carries, encrypted."""
     query: dict[str, str | int] = {"try": tries}
     if hold:
-        query |= {"hold": hold, "t": token}
+        query["hold"] = hold
+    if token:
+        query["t"] = token
     return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode(query)}"
 
 

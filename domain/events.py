@@ -3,9 +3,10 @@ server (signals), dial-ins with a PIN and the launcher's end (updates)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Moderation = Literal["mute", "unmute", "remove", "call_again"]
 
@@ -42,6 +43,16 @@ class RecordingReady(BaseModel):
     url: str
 
 
+class DialInLimits(BaseModel):
+    """Wrong PINs within `window` after which the run turns its own people's numbers away."""
+
+    per_caller: int = Field(5, ge=1)
+    """From one of its people's numbers."""
+    per_run: int = Field(20, ge=1)
+    """From all its people's numbers together."""
+    window: timedelta = timedelta(minutes=10)
+
+
 class RejoinRequest(BaseModel):
     """Someone dialled the conference number and keyed in a PIN."""
 
@@ -49,6 +60,9 @@ class RejoinRequest(BaseModel):
     from_number: str
     call_sid: str | None = None
     """The dial-in call, when it comes through the phone line; its join and leave follow."""
+    limits: DialInLimits | None = None
+    """Set by the dial-in line: the run counts the wrong PINs keyed from its people's numbers
+    and, over these limits, refuses them (right PIN or not) before comparing anything."""
 
 
 class PinRefused(BaseModel):
@@ -64,6 +78,8 @@ class RejoinResult(BaseModel):
     reason: str | None = None
     welcome: str = ""
     record: bool = False
+    refused_by: Literal["caller", "run"] | None = None
+    """This wrong PIN reached the request's limit of its number or of the run's numbers."""
 
 
 class EndRequest(BaseModel):

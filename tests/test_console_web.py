@@ -252,7 +252,7 @@ async def test_a_launch_confirmed_twice_is_one_run_and_the_runs_list_finds_it(si
         async with http.get(locations[0]) as page:
             text = await page.text()
         found = re.search(r'href="/runs/([^"]+)"', text)
-        assert found and re.search(r'id="pin">\d{6}<', text)
+        assert found and re.search(r'id="pin">\d{10}<', text)
         run_id = found[1]
         assert locations[0] == f"/launched/{run_id}"
         indexed = (await site.h.client.get_workflow_handle(run_id).describe()).typed_search_attributes
@@ -340,7 +340,7 @@ async def test_red_button_live_roster_moderation_end_and_report(browser: Browser
     )
     await page.get_by_role("button", name="Launch now").click()
     pin = await page.locator("#pin").text_content()
-    assert pin and re.fullmatch(r"\d{6}", pin), "the PIN, shown large"
+    assert pin and re.fullmatch(r"\d{10}", pin), "the PIN, shown large"
     await expect(page.locator("#dial-in")).to_have_text("+41 21 555 01 00")
 
     await page.get_by_role("link", name="Follow it live").click()

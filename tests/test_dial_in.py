@@ -48,7 +48,7 @@ async def test_right_pin_hears_the_welcome_and_joins_the_bridge(line: Harness) -
     call = await dial_in(line, CHLOE_MOBILE, launched.pin)
     assert call["joined"] == launched.workflow_id
     assert call["transcript"] == [
-        f"heard: {PROMPT.format(digits=6)}",
+        f"heard: {PROMPT.format(digits=line.settings.pin_digits)}",
         f"keyed: {launched.pin}",
         "heard: Server room flooded",
         f"joined conference {launched.workflow_id}",
@@ -172,7 +172,8 @@ async def test_pin_is_never_shared_by_two_running_conferences(
     draws = iter([int(first.pin), int(first.pin), 424242])
     monkeypatch.setattr("launching.secrets.randbelow", lambda _: next(draws))
     second = await h.launch("bruno")
-    assert first.pin != second.pin == "424242", "the held PIN was drawn twice and skipped"
+    drawn = f"{424242:0{h.settings.pin_digits}d}"
+    assert first.pin != second.pin == drawn, "the held PIN was drawn twice and skipped"
     assert await conference_with_pin(h.client, h.settings.pin_secret, first.pin) == first.workflow_id
     assert await conference_with_pin(h.client, h.settings.pin_secret, second.pin) == second.workflow_id
     for launched in (first, second):

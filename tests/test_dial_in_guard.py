@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from callbacks import urls
@@ -19,6 +20,7 @@ from callbacks.dial_in import (
     HOLD,
     LINE_BUSY_GOODBYE,
     LINE_PROBLEM_GOODBYE,
+    RETRY,
     TOO_MANY_GOODBYE,
 )
 from callbacks.server import build_app, serve
@@ -31,11 +33,13 @@ from domain.events import EndRequest
 from stack.ports import free_port
 from tests.histories import keep
 from tests.support import SCENARIO, Harness, eventually, harness
-from workflows.dial_in_guard import guard_id
+from workflows.dial_in_guard import Attempt, guard_id
 from workflows.procedure_run import ProcedureRun
 
 STRANGER = "+41797770{:03d}"
 CHLOE_MOBILE = "+41795550103"
+ALICE_NUMBERS = ["+41215550101", "+41215550111", "+41795550101"]
+CHLOE_NUMBERS = [CHLOE_MOBILE, "+41215550103", "+41215550113"]
 
 
 async def dial(simulator_url: str, caller: str, *digits: str) -> dict[str, Any]:
@@ -144,3 +148,77 @@ async def test_fifty_right_pins_in_the_same_second_are_all_admitted(line: Harnes
     view = await eventually(lambda: line.roster(launched), lambda r: r.in_bridge >= 51)
     assert sum(p.guest and p.in_conference for p in view.people) == 50
     await end(line, launched.workflow_id)
+
+
+async def checks_counted(h: Harness) -> int:
+    """Wrong PINs the guard counted: each `check` of a wrong PIN it accepted (the ones it
+    refused are not written to its history)."""
+    counted = 0
+    async for event in h.client.get_workflow_handle(guard_id(h.settings.task_queue)).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            payloads = event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args
+            [attempt] = await h.client.data_converter.decode(payloads.payloads, [Attempt])
+            counted += not attempt.right
+    return counted
+
+
+async def test_wrong_pins_at_once_never_get_past_the_line_limit(line: Harness) -> None:
+    """Counted before the verdict: twenty strangers keying a wrong PIN in the same second, with
+    the line's limit at six, get six checked and counted; the fourteen others are turned away
+    unchecked."""
+    launched = await line.launch("alice", "chloe")
+    wrong = [f"{9_000_000_000 + n}" for n in range(20)]
+    calls = await asyncio.gather(
+        *(dial(line.simulator_url, STRANGER.format(300 + n), pin) for n, pin in enumerate(wrong))
+    )
+    assert sum(RETRY in heard(c) for c in calls) == 5, "five asked again, the sixth reached the limit"
+    assert sum(heard(c)[-1] == LINE_BUSY_GOODBYE for c in calls) == 15
+    assert await checks_counted(line) == 6
+    stranger = await dial(line.simulator_url, STRANGER.format(400), launched.pin)
+    assert stranger["joined"] is None and heard(stranger) == [LINE_BUSY_GOODBYE]
+    chloe = await dial(line.simulator_url, CHLOE_MOBILE, launched.pin)
+    assert chloe["joined"] == launched.workflow_id, "her own number is checked by her own run"
+    await end(line, launched.workflow_id)
+
+
+async def test_wrong_pins_at_once_from_a_runs_people_never_get_past_its_limit(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    """The run counts its own people's wrong PINs in the update that compares them: eight at
+    once from its numbers, with its limit at three, get three counted; then its people are
+    turned away, right PIN or not, and the line still lets a guest in."""
+    async with harness(dev_env.client, tmp_path, contacts_file, pin_failures_per_run=3) as h, h.worker():
+        launched = await h.launch("alice", "chloe")
+        numbers = [*ALICE_NUMBERS, *CHLOE_NUMBERS, ALICE_NUMBERS[0], CHLOE_NUMBERS[0]]
+        wrong = "1" * len(launched.pin) if set(launched.pin) != {"1"} else "2" * len(launched.pin)
+        calls = await asyncio.gather(*(dial(h.simulator_url, number, wrong) for number in numbers))
+        assert sum(RETRY in heard(c) for c in calls) == 2, "asked again twice; the third reached the limit"
+        assert sum(heard(c)[-1] == TOO_MANY_GOODBYE for c in calls) == 6
+        view = await h.roster(launched)
+        assert [a.accepted for a in view.pin_attempts] == [False] * 3, "three compared and recorded"
+        chloe = await dial(h.simulator_url, CHLOE_MOBILE, launched.pin)
+        assert chloe["joined"] is None and heard(chloe)[-1] == TOO_MANY_GOODBYE
+        guest = await dial(h.simulator_url, STRANGER.format(600), launched.pin)
+        assert guest["joined"] == launched.workflow_id, "the run's limit turns away its own people only"
+        await end(h, launched.workflow_id)
+
+
+async def test_a_locked_line_checks_a_persons_pin_against_their_own_runs_only(line: Harness) -> None:
+    """Chloe belongs to one conference; another's PIN from her number lets her in as a guest
+    while the line is open, and is "not valid" once it is locked (as any wrong PIN: a spoofed
+    number learns nothing about other runs' PINs), while her own run's PIN still lets her in."""
+    hers = await line.launch("alice", "chloe")
+    other = await line.launch("bruno")
+    open_line = await dial(line.simulator_url, CHLOE_MOBILE, other.pin)
+    assert open_line["joined"] == other.workflow_id
+    for n in range(6):  # RALLYCALL_PIN_FAILURES_PER_LINE=6 here
+        await dial(line.simulator_url, STRANGER.format(700 + n), f"{9_100_000_000 + n}")
+    locked = await dial(line.simulator_url, CHLOE_MOBILE, other.pin, hers.pin)
+    assert heard(locked)[1] == RETRY and locked["joined"] == hers.workflow_id
+    assert await checks_counted(line) == 6, "her PIN was not one of the line's to check"
+    view = await line.roster(hers)
+    assert [a.accepted for a in view.pin_attempts] == [False, False, True], (
+        "her own run compares first: the other run's PIN is a wrong one there, both times"
+    )
+    await end(line, hers.workflow_id)
+    await end(line, other.workflow_id)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Literal
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RejoinResult,
     )
     from domain.messages import Outgoing
+    from domain.pin_check import LIMIT_REACHED, turned_away
     from domain.plan import RunPlan, StepPlan
     from domain.roster import Roster, RosterState
     from domain.run_view import RunView
@@ -344,9 +346,13 @@ class ProcedureRun:
 
     @workflow.update
     def rejoin(self, request: RejoinRequest) -> RejoinResult:
-        """Someone dialled in and keyed a PIN; every attempt is recorded, right or wrong."""
+        """Someone dialled in and keyed a PIN; every attempt is recorded, right or wrong. With
+        the dial-in line's limits, a wrong PIN from one of the run's people is counted here, in
+        the step that compared it: concurrent wrong PINs never get past a limit."""
         self.updates += 1
         result = self.roster.rejoin(request, workflow.now())
+        if not result.accepted:
+            result.refused_by = self.turned_away(request)
         self.publish()
         return result
 
@@ -356,6 +362,13 @@ class ProcedureRun:
             raise ValueError("this procedure has no conference to join")
         if self.end_request is not None or self.roster.ended:
             raise ValueError("this conference has ended")
+        limit = self.turned_away(request)
+        if limit is not None:  # refused unread and unrecorded: no update spent
+            raise ApplicationError(f"too many wrong PINs ({limit} limit)", type=LIMIT_REACHED[limit])
+
+    def turned_away(self, request: RejoinRequest) -> Literal["caller", "run"] | None:
+        attempts = self.roster.state.pin_attempts
+        return turned_away(self.plan, attempts, request.from_number, request.limits, workflow.now())
 
     @workflow.update
     def end(self, request: EndRequest) -> None:
