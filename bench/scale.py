@@ -545,8 +545,10 @@ async def end_information(h: Harness, workflow_id: str, batches: list[str]) -> b
 
 async def dial_in(client: Client, tmp: Path, conferences: int = 10, callers: int = 100) -> Result:
     """Callers keying right PINs, all at once, into running conferences through the callback
-    server's Voice URL: from the PIN's webhook to the TwiML that puts them in the bridge, as the
-    carrier saw it (the journal's times of the prompt's answer and of the PIN's answer)."""
+    server's Voice URL. The goal's figure is how long the callback server took to answer the PIN's
+    webhook with the TwiML that puts them in the bridge, as the carrier waited for it (the
+    journal's `ms`); the time from the prompt's answer to the PIN's answer (the simulator's own
+    keying and requests included) is shown beside it."""
     result = Result(f"(e) dial-in: {callers} callers at once into {conferences} running conferences")
     per_run = max(1, callers // conferences)
     people = conferences * per_run
@@ -573,15 +575,20 @@ async def dial_in(client: Client, tmp: Path, conferences: int = 10, callers: int
     joined = sum(1 for a in answers if a["joined"])
     prompts: dict[str, datetime] = {}
     latencies: list[float] = []
+    answered_in: list[float] = []
     for entry in h.carrier_entries("webhook"):
         if entry["url"].endswith("/voice/inbound"):
             prompts[entry["sid"]] = at(entry)
         elif entry["url"].endswith("/voice/pin") and entry["sid"] in prompts:
             latencies.append(late(at(entry), prompts[entry["sid"]]) * 1000)
+            answered_in.append(float(entry["ms"]))
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     result.add("callers admitted", f"{joined} of {len(answers)}", "all", joined == len(answers))
-    result.add("PIN webhook to admitted, p50", f"{p50:.0f} ms")
-    result.add("PIN webhook to admitted, p99", f"{p99:.0f} ms", "<= 250 ms", p99 <= 250)
+    result.add("PIN webhook answered (admitted), p50", f"{percentile(answered_in, 50):.0f} ms")
+    worst = percentile(answered_in, 99)
+    result.add("PIN webhook answered (admitted), p99", f"{worst:.0f} ms", "<= 250 ms", worst <= 250)
+    result.add("prompt answered to PIN answered, p50", f"{p50:.0f} ms")
+    result.add("prompt answered to PIN answered, p99", f"{p99:.0f} ms")
     return result
 
 

@@ -6,6 +6,7 @@ receiving server is down."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,8 +47,10 @@ class Webhooks:
         if self._faults.webhooks_paused():
             self._journal.record("webhook-lost", about)
             return Answer(None)
+        sent = time.monotonic()
         answer = await self._send(url, params)
-        self._journal.record("webhook", {**about, "status": answer.status})
+        answered_in = round((time.monotonic() - sent) * 1000, 1)  # as the carrier waited for it
+        self._journal.record("webhook", {**about, "status": answer.status, "ms": answered_in})
         return answer
 
     async def _send(self, url: str, params: dict[str, str]) -> Answer:
