@@ -6,6 +6,7 @@ anything, whatever else is set."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -29,18 +30,20 @@ def start(command: list[str], **variables: str) -> subprocess.CompletedProcess[s
 
 
 @pytest.mark.parametrize("command", ENTRY_POINTS, ids=NAMES)
-def test_dev_secrets_are_refused_in_production_whatever_else_is_set(command: list[str]) -> None:
-    refused = start(command)
+async def test_dev_secrets_are_refused_in_production_whatever_else_is_set(command: list[str]) -> None:
+    refused, with_a_stand_in, declared, partly = await asyncio.gather(
+        asyncio.to_thread(start, command),
+        asyncio.to_thread(start, command, RALLYCALL_TWILIO_API_URL="http://127.0.0.1:9"),
+        asyncio.to_thread(start, command, RALLYCALL_ENVIRONMENT="production"),
+        asyncio.to_thread(start, command, TWILIO_AUTH_TOKEN="a-token", RALLYCALL_PIN_SECRET="s3cret-enough"),
+    )  # four processes at once: each spends its second or two importing
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "refusing to start in production" in refused.stderr
     assert "cannot reach Temporal" not in refused.stdout + refused.stderr, "refused before connecting"
-    with_a_stand_in = start(command, RALLYCALL_TWILIO_API_URL="http://127.0.0.1:9")
     assert with_a_stand_in.returncode == 2, "a Twilio stand-in's URL does not make it development"
-    declared = start(command, RALLYCALL_ENVIRONMENT="production")
     assert declared.returncode == 2
     for variable in ("TWILIO_AUTH_TOKEN", "RALLYCALL_PIN_SECRET", "RALLYCALL_CONSOLE_SECRET"):
         assert f"{variable} is the embedded dev value" in refused.stderr, refused.stderr
-    partly = start(command, TWILIO_AUTH_TOKEN="a-real-token", RALLYCALL_PIN_SECRET="s3cret-enough-for-a-test")
     assert partly.returncode == 2 and "RALLYCALL_CONSOLE_SECRET" in partly.stderr
     assert "TWILIO_AUTH_TOKEN" not in partly.stderr and "RALLYCALL_PIN_SECRET" not in partly.stderr
 
