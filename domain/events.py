@@ -82,6 +82,19 @@ class RejoinResult(BaseModel):
     """This wrong PIN reached the request's limit of its number or of the run's numbers."""
 
 
+SEALED_SIGNALS = "sealed-signals"
+"""The `workflow.patched` ID of 0.2.0's signals that carry a `FromRun`: before it, `release`,
+`stop` and `close` had no argument, so the codec had nothing to seal and a forged one passed.
+Retire it with 0.1.0's histories (tests/test_replay.py)."""
+
+
+class FromRun(BaseModel):
+    """The argument of a signal that used to have none: the codec seals it, so a signal sent in
+    clear, or with no argument, by someone without the key is dropped or ignored."""
+
+    run_id: str
+
+
 class EndRequest(BaseModel):
     reason: str = "ended by the launcher"
     by: str = ""

@@ -12,6 +12,9 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
+with workflow.unsafe.imports_passed_through():
+    from domain.events import SEALED_SIGNALS, FromRun
+
 
 class LeaseTerms(BaseModel):
     conference_id: str
@@ -34,5 +37,10 @@ class PinLease:
             workflow.logger.warning("PIN lease of %s expired without release", terms.conference_id)
 
     @workflow.signal
-    def release(self) -> None:
+    def release(self, by: FromRun | None = None) -> None:
+        """From the run that holds the PIN, sealed; one with no argument is forged (or from a
+        0.1.0 run, whose lease then expires instead): ignored."""
+        if by is None and workflow.patched(SEALED_SIGNALS):
+            workflow.logger.warning("a release without its sealed argument: ignored")
+            return
         self._released = True

@@ -33,11 +33,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.caller_index import CallerIndexActivities, callers_of
     from domain.call_queue import CallQueue
     from domain.events import (
+        SEALED_SIGNALS,
         Acknowledgement,
         AttemptCalls,
         BridgeUpdate,
         CallProgress,
         EndRequest,
+        FromRun,
         ModeratorAction,
         PinRefused,
         RecordingReady,
@@ -184,8 +186,12 @@ class ProcedureRun:
 
     async def signal_batch(self, batch_id: str, signal: str) -> None:
         """`stop` or `close`; a batch already gone has nothing left to do."""
+        handle = workflow.get_external_workflow_handle(batch_id)
         with contextlib.suppress(ApplicationError):
-            await workflow.get_external_workflow_handle(batch_id).signal(signal)
+            if workflow.patched(SEALED_SIGNALS):  # an argument the codec seals
+                await handle.signal(signal, FromRun(run_id=workflow.info().workflow_id))
+            else:
+                await handle.signal(signal)
 
     async def keep_bridge_open(self, start: RunInput) -> None:
         """Until `end` or the maximum duration; continues as new when the history grows long."""
@@ -242,7 +248,11 @@ class ProcedureRun:
                 )
         if self.plan.pin_lease_id is not None:
             try:
-                await workflow.get_external_workflow_handle(self.plan.pin_lease_id).signal(PinLease.release)
+                lease = workflow.get_external_workflow_handle(self.plan.pin_lease_id)
+                if workflow.patched(SEALED_SIGNALS):  # an argument the codec seals
+                    await lease.signal(PinLease.release, FromRun(run_id=workflow.info().workflow_id))
+                else:
+                    await lease.signal(PinLease.release)
             except ApplicationError:
                 workflow.logger.warning("PIN lease %s was already gone", self.plan.pin_lease_id)
         await workflow.wait_condition(workflow.all_handlers_finished)

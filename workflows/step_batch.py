@@ -23,7 +23,7 @@ from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from domain.call_queue import CallQueue
-    from domain.events import Acknowledgement, AttemptCalls, CallProgress
+    from domain.events import SEALED_SIGNALS, Acknowledgement, AttemptCalls, CallProgress, FromRun
     from domain.plan import RunPlan, StepPlan
     from domain.roster import Roster, RosterState
     from domain.run_view import RunView
@@ -162,14 +162,24 @@ class StepBatch:
         self.publish()
 
     @workflow.signal
-    def stop(self) -> None:
+    def stop(self, by: FromRun | None = None) -> None:
         """The run's objective for this step is reached: no more alerts."""
-        self.stopped = True
+        if self.sealed(by):
+            self.stopped = True
 
     @workflow.signal
-    def close(self) -> None:
+    def close(self, by: FromRun | None = None) -> None:
         """The run is closing: nothing more to record."""
-        self.closing = True
+        if self.sealed(by):
+            self.closing = True
+
+    @staticmethod
+    def sealed(by: FromRun | None) -> bool:
+        """From the run, sealed by the codec; one with no argument is forged: ignored."""
+        if by is None and workflow.patched(SEALED_SIGNALS):
+            workflow.logger.warning("a stop or close without its sealed argument: ignored")
+            return False
+        return True
 
     @workflow.query
     def attempt_calls(self, attempt_id: str) -> AttemptCalls:
