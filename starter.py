@@ -42,7 +42,7 @@ from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
 from rendering.terminal import status_lines
-from watch import NoWorker, Refused, follow, read_view, view_once_ended
+from watch import NoWorker, Refused, follow, follow_views, read_view, view_once_ended
 from workflows import search_attributes as sa
 from workflows.procedure_run import ProcedureRun
 
@@ -116,8 +116,13 @@ async def launch_remote_and_report(api: ConsoleApi, body: dict[str, Any], args: 
     link = f"{api.url.rstrip('/')}/runs/{answer['workflow_id']}"
     report_launch(answer["title"], answer["workflow_id"], answer["pin"], answer["dial_in_number"], link,
                   answer["over_capacity"], answer["warnings"], answer["already_launched"], args)  # fmt: skip
-    if args.wait:  # launched all the same: say so, do not fail
-        print(f"--wait: not through the console's API yet; follow it at {link}", file=sys.stderr, flush=True)
+    if args.wait:
+        workflow_id = answer["workflow_id"]
+
+        async def view() -> RunView:
+            return RunView.model_validate(await api.status(workflow_id))
+
+        await follow_views(view, say if not args.json else _silent)
 
 
 async def status_remote(api: ConsoleApi, args: argparse.Namespace) -> None:

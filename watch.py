@@ -5,7 +5,7 @@ run in a terminal, one timeline line per change."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -114,11 +114,19 @@ async def follow(
     client: Client, workflow_id: str, emit: Callable[[str], None], *, poll_seconds: float = 0.5
 ) -> RunView | None:
     """Print the timeline until the run ends; returns the final view."""
+    return await follow_views(lambda: read_view(client, workflow_id), emit, poll_seconds=poll_seconds)
+
+
+async def follow_views(
+    read: Callable[[], Awaitable[RunView]], emit: Callable[[str], None], *, poll_seconds: float = 0.5
+) -> RunView | None:
+    """The same from any source of views (Temporal, or the console's API): a view that cannot
+    be read now (a worker or the network down) is read again; a refusal ends it."""
     last: RunView | None = None
     while True:
         try:
-            view = await read_view(client, workflow_id)
-        except (RPCError, NoWorker):
+            view = await read()
+        except (RPCError, NoWorker, OSError, TimeoutError):
             await asyncio.sleep(poll_seconds)
             continue
         except Refused as exc:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from console.app import build_app, serve
 from console.auth import Users
+from launching import new_run_id
 from stack.ports import free_port
-from tests.support import ROOT, Harness, eventually, harness
+from tests.support import DEFINITIONS, ROOT, Harness, eventually, harness
 from workflows import search_attributes as sa
 
 
@@ -95,6 +97,16 @@ async def test_a_laptop_with_only_a_token_launches_reads_and_ends_through_the_co
     assert code == 0 and ended["state"] == "ended" and ended["ended_by"] == "lea"
     code, output = await laptop(console, token, "end", run_id)
     assert code == 3, output
+
+    key = "INC-2"  # its run's ID follows from the key, so it can be ended while --wait follows it
+    following = asyncio.create_task(laptop(console, token, "conference", "--to", "bruno", "--wait",
+                                           "--idempotency-key", key))  # fmt: skip
+    waited_for = new_run_id(DEFINITIONS.procedure("conference-call"), datetime.now(UTC), key)
+    await eventually(lambda: console.h.called_numbers(), lambda numbers: "+41215550102" in numbers)
+    code, _ = await laptop(console, token, "end", waited_for)
+    assert code == 0
+    code, output = await asyncio.wait_for(following, 30)
+    assert code == 0 and "calling Bruno Keller on work phone" in output, output
 
 
 async def test_the_console_api_refuses_what_the_browser_would(console: Console) -> None:
