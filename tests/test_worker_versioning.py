@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporalio.api.workflowservice.v1 import SetWorkerDeploymentCurrentVersionRequest
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -46,6 +50,20 @@ async def made_current(client: Client, config: Settings) -> bool:
     return True
 
 
+async def routed_to(client: Client, config: Settings) -> bool:
+    """The new current build has reached every task queue: the server propagates a routing change
+    after `set-current-version` returns, and a run started in between still starts on the old
+    build (seen once in a clean-clone CI run)."""
+    described = await client.workflow_service.describe_worker_deployment(
+        DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=config.deployment_name)
+    )
+    info = described.worker_deployment_info
+    return (
+        info.routing_config.current_deployment_version.build_id == config.build_id
+        and info.routing_config_update_state == RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_COMPLETED
+    )
+
+
 async def test_a_run_stays_on_its_build_while_new_runs_go_to_the_current_one(
     dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
 ) -> None:
@@ -64,6 +82,7 @@ async def test_a_run_stays_on_its_build_while_new_runs_go_to_the_current_one(
             await eventually(lambda: build_of(h, first), lambda build: build == "1.0")
             async with running_workers(other, new, carrier, smtp):
                 await eventually(lambda: made_current(h.client, new), bool, 15)
+                await eventually(lambda: routed_to(h.client, new), bool, 15)
                 second = await h.launch("chloe", definitions=FAST)
                 await eventually(lambda: build_of(h, second), lambda build: build == "2.0")
                 assert await build_of(h, first) == "1.0"
