@@ -116,6 +116,11 @@ async def run_starter(
         "RALLYCALL_CALLS_PER_SECOND": str(h.settings.calls_per_second),
         **(env_vars or {}),
     }
+    return await starter_in(variables, *args)
+
+
+async def starter_in(variables: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`starter.py` with exactly this environment: exit code, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from console.app import build_app, serve
 from console.auth import Users
 from launching import new_run_id
 from stack.ports import free_port
-from tests.support import DEFINITIONS, ROOT, Harness, eventually, harness
+from tests.support import DEFINITIONS, Harness, eventually, harness, starter_in
 from workflows import search_attributes as sa
 
 
@@ -59,13 +58,8 @@ async def laptop(console: Console, token: str, *args: str, url: str | None = Non
     }
     variables |= {"RALLYCALL_CONSOLE_URL": url or console.url, "RALLYCALL_CONSOLE_TOKEN": token,
                   "TEMPORAL_ADDRESS": "127.0.0.1:9", "RALLYCALL_DATA_DIR": "/nonexistent"}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=ROOT, env=variables,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode() + err.decode()
+    code, out, err = await starter_in(variables, *args)
+    return code, out + err
 
 
 async def test_a_laptop_with_only_a_token_launches_reads_and_ends_through_the_console(
