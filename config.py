@@ -61,6 +61,11 @@ class Settings(BaseSettings):
 
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
+    sms_per_second: float = Field(100.0, gt=0)
+    """SMS per second the carrier sends for the account: Twilio queues what comes faster. It
+    depends on the senders (about 1 a second for a US long code, 100 or more for a short code
+    or a Messaging Service with many numbers): set it to the account's. The launch says how
+    long a step's SMS take at this rate."""
 
     deployment: str | None = None
     """The worker deployment its workers belong to (Temporal Worker Versioning); unset: the

@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.caller_index import CallerIndex, shard_id
+from workflows.caller_index import SHARDS, CallerIndex, Lookup, shard_id
 
 
 def _digest(secret: str, value: str, length: int) -> str:
@@ -58,12 +58,52 @@ async def conference_with_pin(client: Client, secret: str, pin: str) -> str | No
 async def conferences_of_caller(
     client: Client, secret: str, task_queue: str, number: str, rpc_timeout: timedelta | None = None
 ) -> list[str]:
-    """Running runs in which this number belongs to someone: one query of one index shard."""
+    """Running runs in which this number belongs to someone: one query of one index shard, and
+    one more for each further link while the shard says more follow."""
     key = caller_key(number, secret)
-    handle = client.get_workflow_handle_for(CallerIndex.run, shard_id(task_queue, key))
+    runs: set[str] = set()
+    link = 0
+    while True:
+        found = await _ask(client, shard_id(task_queue, key, link), key, rpc_timeout)
+        if found is None:
+            break
+        runs.update(found.runs)
+        if not found.more:
+            break
+        link += 1
+    return sorted(runs)
+
+
+async def index_size(client: Client, task_queue: str) -> tuple[int, int]:
+    """How many workflows the caller index runs (shards and their links), and how many entries
+    (a number's keyed hash in a run) they hold."""
+    workflows = entries = 0
+    for shard in range(SHARDS):
+        link = 0
+        while True:
+            handle = client.get_workflow_handle_for(
+                CallerIndex.run, f"{shard_id(task_queue, f'{shard:08x}')}"
+            )
+            if link:
+                handle = client.get_workflow_handle_for(CallerIndex.run, f"{handle.id}-{link}")
+            try:
+                held = await handle.query(CallerIndex.held)
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    break
+                raise
+            workflows, entries = workflows + 1, entries + held.entries
+            if not held.more:
+                break
+            link += 1
+    return workflows, entries
+
+
+async def _ask(client: Client, shard: str, key: str, rpc_timeout: timedelta | None) -> Lookup | None:
+    handle = client.get_workflow_handle_for(CallerIndex.run, shard)
     try:
-        return await handle.query(CallerIndex.runs_of, key, rpc_timeout=rpc_timeout)
+        return await handle.query(CallerIndex.lookup, key, rpc_timeout=rpc_timeout)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            return []
+            return None
         raise

@@ -14,6 +14,8 @@ a confirmation sent to two console replicas, or before and after a restart, call
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -39,11 +41,12 @@ from activities.caller_index import callers_of, register_callers
 from config import Settings
 from directory import pin_lease_id
 from domain.call_queue import PRIORITY
-from domain.capacity import StepLoad, capacity
+from domain.capacity import StepLoad, StepReach, capacity, reach
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
 from domain.messages import check_single_sms, fields_of, render
 from domain.plan import (
+    ADDRESS_OF,
     DEFAULT_MAX_DURATION,
     LaunchChannel,
     PostObjective,
@@ -57,12 +60,14 @@ from links import call_me_url
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
 from workflows import search_attributes as sa
 from workflows.pin_lease import LeaseTerms, PinLease
-from workflows.procedure_run import ProcedureRun, RunInput
+from workflows.procedure_run import LATE_ANSWERS, ProcedureRun, RunInput
+from workflows.step_batch import BatchInput, StepBatch, hand_to_batches
 
 MAX_IN_BRIDGE = 250
 """A Twilio conference holds at most 250 participants."""
-MAX_PEOPLE = 10_000
-"""Everyone a run may alert: its frozen plan stays well under Temporal's 2 MB payload limit."""
+MAX_PEOPLE = 50_000
+"""Everyone a run may alert. Only its bridge steps' people (at most 250) are in the run's own
+plan; the rest are frozen into its batches' inputs, 200 a batch (`hand_to_batches`)."""
 
 LEASE_GRACE = timedelta(minutes=10)
 
@@ -94,6 +99,8 @@ class Launched:
     """Steps launched with --force although the call rate cannot keep their times."""
     already: bool = False
     """This launch's idempotency key had already started this run: nothing new was started."""
+    reach: list[StepReach] = field(default_factory=list)
+    """How long the carrier's rates take to alert each step's destinations."""
 
 
 class OverCapacity(InvalidLaunch):
@@ -298,6 +305,10 @@ def plan_step(
             continue
         schemes.setdefault(scheme.name, frozen_scheme(scheme))
         who = f"{contact.id} (step {step.number})"
+        unreachable = without_address(contact, scheme)
+        if unreachable:
+            problems.append(f"contact {contact.id!r} (step {step.number}): {unreachable}")
+            continue
         try:
             if contact.mobile and any(m.medium == "sms" for m in scheme.media):
                 check_single_sms(message, who)
@@ -325,6 +336,16 @@ def plan_step(
         deadline=step.deadline,
         post_objective=PostObjective(subject=post.subject, body=post.body, sms=post.sms) if post else None,
     )
+
+
+def without_address(contact: Contact, scheme: SchemeDefinition) -> str | None:
+    """Why the scheme cannot reach this contact at all, or None. A contact needs an address for
+    one of the media the scheme uses, nothing more: a mobile number for an SMS-only scheme (a
+    medium they have no address for is skipped, as a missing home phone always was)."""
+    fields = list(dict.fromkeys(ADDRESS_OF[m.medium] for m in scheme.media))
+    if any(getattr(contact, f) for f in fields):
+        return None
+    return f"has no {' or '.join(fields)} for scheme {scheme.name}, which uses only those"
 
 
 def frozen_scheme(scheme: SchemeDefinition) -> SchemePlan:
@@ -358,6 +379,39 @@ async def reserve_pin(client: Client, settings: Settings, run_id: str, hold_for:
             continue
         return pin
     raise RuntimeError("could not find a free PIN after 50 draws")
+
+
+BATCH_STARTS_AT_ONCE = 20
+
+
+async def start_batches(
+    client: Client, settings: Settings, batches: list[tuple[str, BatchInput]], title: str
+) -> None:
+    """Start a run's batches before the run, each with its people frozen in its input; they wait
+    for the run to begin their step. Idempotent: a batch already started is left as it is."""
+    gate = asyncio.Semaphore(BATCH_STARTS_AT_ONCE)
+
+    async def start(batch: str, batch_input: BatchInput) -> None:
+        step = batch_input.plan.steps[0]
+        summary = f"{title}: step {step.number}, {batch.rsplit('-', 1)[-1]} ({len(step.destinations)})"
+        async with gate:
+            await client.start_workflow(
+                StepBatch.run,
+                batch_input,
+                id=batch,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=summary,
+            )
+
+    await asyncio.gather(*(start(batch, batch_input) for batch, batch_input in batches))
+
+
+async def stop_batches(client: Client, batches: list[str]) -> None:
+    """The run did not start: its batches would wait for it in vain."""
+    for batch in batches:
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(batch).terminate("run did not start")
 
 
 def check_capacity(plan: RunPlan, settings: Settings, force: bool, waiting: int = 0) -> list[StepLoad]:
@@ -433,12 +487,15 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     )  # refuse before any PIN
     ahead = await calls_waiting(client, settings, PRIORITY[checked.steps[0].objective])
     loads = check_capacity(checked, settings, request.force, ahead)
+    reaching = reach(checked, settings.calls_per_second, settings.sms_per_second)
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
-    plan = prepare(request, settings, pin, run_id)
-    names = ", ".join(p.name for p in plan.people[:5])
-    more = len(plan.people) - 5
-    summary = f"{plan.title}: {names}" + (f" +{more}" if more > 0 else "")
+    whole = prepare(request, settings, pin, run_id)
+    names = ", ".join(p.name for p in whole.people[:5])
+    more = len(whole.people) - 5
+    summary = f"{whole.title}: {names}" + (f" +{more}" if more > 0 else "")
+    plan, batches = hand_to_batches(whole, run_id, settings.call_queue(), LATE_ANSWERS)
     try:
+        await start_batches(client, settings, batches, whole.title)
         await client.start_workflow(
             ProcedureRun.run,
             RunInput(plan=plan, calls=settings.call_queue()),
@@ -451,7 +508,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.STATE, "running"),
-                    SearchAttributePair(sa.PARTICIPANTS, len(plan.people)),
+                    SearchAttributePair(sa.PARTICIPANTS, len(whole.people)),
                     SearchAttributePair(sa.IN_CONFERENCE, 0),
                     SearchAttributePair(sa.PROCEDURE, plan.procedure),
                     SearchAttributePair(sa.LAUNCHED_BY, plan.launched_by or "unknown"),
@@ -465,9 +522,12 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
         if isinstance(exc, WorkflowAlreadyStartedError) and request.idempotency_key is not None:
             before = await launched_before(client, settings, run_id)  # the same key, a moment sooner
             if before is not None:
-                return before
+                return before  # the batches are that run's (the same IDs): left running
+        await stop_batches(client, [batch for batch, _ in batches])
         raise
     if plan.has_bridge:
         callers = callers_of(plan, run_id, datetime.now(UTC))
         await register_callers(client, settings.task_queue, settings.pin_secret, callers)
-    return Launched(workflow_id=run_id, pin=pin, dial_in_number=plan.dial_in_number, over_capacity=loads)
+    return Launched(
+        workflow_id=run_id, pin=pin, dial_in_number=plan.dial_in_number, over_capacity=loads, reach=reaching
+    )

@@ -22,11 +22,11 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -34,14 +34,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import checked_settings, connect_temporal, settings, ui_url
 from directory import conference_with_pin
+from domain.capacity import StepReach
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest, RejoinRequest
-from domain.run_view import RunView
+from domain.run_view import PeopleQuery, PersonState, PersonView, RunView
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
-from rendering.terminal import status_lines
+from rendering.terminal import person_line, summary_lines
+from roster_pages import every_person, read_page
 from watch import NoWorker, Refused, follow, follow_views, read_view, view_once_ended
 from workflows import search_attributes as sa
 from workflows.procedure_run import ProcedureRun
@@ -127,7 +129,14 @@ async def launch_remote_and_report(api: ConsoleApi, body: dict[str, Any], args: 
 
 async def status_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
     view = RunView.model_validate(await api.status(args.workflow_id))
-    print_view(view, args)
+    people = [p for p in view.people if args.state is None or p.state == args.state]
+    if args.offset is None and args.limit is None:
+        await print_status(view, listed(people), args)
+        return
+    offset, limit = args.offset or 0, args.limit or PAGE_LIMIT
+    await print_status(
+        view, listed(people[offset : offset + limit]), args, page_of_total=(offset, len(people))
+    )
 
 
 async def end_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
@@ -136,10 +145,11 @@ async def end_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
 
 def report_launch(title: str, workflow_id: str, pin: str | None, dial_in_number: str, link: str,
                   over_capacity: list[Any], warnings: list[str], already: bool,
-                  args: argparse.Namespace) -> None:  # fmt: skip
+                  args: argparse.Namespace, reach: list[StepReach] | None = None) -> None:  # fmt: skip
     if args.json:
         dump({"workflow_id": workflow_id, "pin": pin, "dial_in_number": dial_in_number, "ui_url": link,
-              "over_capacity": over_capacity, "already_launched": already})  # fmt: skip
+              "over_capacity": over_capacity, "already_launched": already,
+              "reach": [asdict(step) for step in reach or []]})  # fmt: skip
         return
     if already:
         say(f"{title}: {workflow_id} was already launched with this key")
@@ -147,6 +157,8 @@ def report_launch(title: str, workflow_id: str, pin: str | None, dial_in_number:
         say(f"{title}: {workflow_id} launched")
     for warning in warnings:
         say(f"  WARNING (--force) {warning}")
+    for step in reach or []:
+        say(f"  reach           {step.describe()}")
     if pin:
         say(f"  dial-in number  {dial_in_number}")
         say(f"  PIN             {pin}")
@@ -164,7 +176,8 @@ async def launch_and_report(client: Client, request: LaunchRequest, args: argpar
         raise
     report_launch(request.procedure.title, launched.workflow_id, launched.pin, launched.dial_in_number,
                   ui_url(launched.workflow_id), [asdict(load) for load in launched.over_capacity],
-                  [load.describe() for load in launched.over_capacity], launched.already, args)  # fmt: skip
+                  [load.describe() for load in launched.over_capacity], launched.already, args,
+                  launched.reach)  # fmt: skip
     if args.wait:
         await follow(client, launched.workflow_id, say if not args.json else _silent)
 
@@ -222,16 +235,55 @@ def _silent(_: str) -> None:
     pass
 
 
+PAGE_LIMIT = 1_000
+
+
 async def status(client: Client, args: argparse.Namespace) -> None:
-    print_view(await read_view(client, args.workflow_id), args)
-
-
-def print_view(view: RunView, args: argparse.Namespace) -> None:
-    if args.json:
-        dump(view.model_dump(mode="json"))
+    """The run's summary, then its people: all of them streamed a batch at a time, or one page
+    (`--offset`, `--limit`), optionally only those in one `--state`."""
+    summary = await read_view(client, args.workflow_id, with_batches=False)
+    if args.offset is not None or args.limit is not None:
+        query = PeopleQuery(offset=args.offset or 0, limit=args.limit or PAGE_LIMIT, state=args.state)
+        page = await read_page(client, summary, query)
+        await print_status(summary, listed(page.people), args, page_of_total=(query.offset, page.total))
     else:
-        for line in status_lines(view):
+        await print_status(summary, every_person(client, summary, args.state), args)
+
+
+async def listed(people: list[PersonView]) -> AsyncIterator[PersonView]:
+    for person in people:
+        yield person
+
+
+async def print_status(
+    summary: RunView,
+    people: AsyncIterator[PersonView],
+    args: argparse.Namespace,
+    page_of_total: tuple[int, int] | None = None,
+) -> None:
+    """As lines, one JSON document (`--json`: the view, its people streamed into it) or JSON
+    lines (`--jsonl`: the view without its people, then one line per person)."""
+    head = summary.model_dump(mode="json", exclude={"people"})
+    if page_of_total is not None:
+        head |= {"people_offset": page_of_total[0], "people_total": page_of_total[1]}
+    if args.jsonl:
+        say(json.dumps(head, default=str))
+        async for person in people:
+            say(json.dumps(person.model_dump(mode="json"), default=str))
+    elif args.json:
+        print(json.dumps(head, indent=2, default=str)[:-2] + ',\n  "people": [')
+        separator = "    "
+        async for person in people:
+            print(separator + json.dumps(person.model_dump(mode="json"), default=str))
+            separator = "  , "
+        say("  ]\n}")
+    else:
+        for line in summary_lines(summary):
             say(line)
+        if page_of_total is not None:
+            say(f"  people {page_of_total[0] + 1} and on, of {page_of_total[1]}:")
+        async for person in people:
+            say(person_line(person))
 
 
 async def rejoin(client: Client, args: argparse.Namespace) -> None:
@@ -332,9 +384,14 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
     launching_options(run_cmd)
     run_cmd.set_defaults(run=procedure_launch, remote=procedure_launch_remote)
 
-    status_cmd = commands.add_parser("status", help="the roster of a conference")
+    status_cmd = commands.add_parser("status", help="the roster of a run, of any size")
     status_cmd.add_argument("workflow_id")
-    status_cmd.add_argument("--json", action="store_true")
+    output = status_cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON document")
+    output.add_argument("--jsonl", action="store_true", help="the view, then one JSON line per person")
+    status_cmd.add_argument("--state", choices=get_args(PersonState), help="only the people in this state")
+    status_cmd.add_argument("--offset", type=int, help="one page: from this person (0 is the first)")
+    status_cmd.add_argument("--limit", type=int, help=f"one page: this many people (at most {PAGE_LIMIT})")
     status_cmd.set_defaults(run=status, remote=status_remote)
 
     rejoin_cmd = commands.add_parser("rejoin", help="dial in with the PIN (as the phone line does)")

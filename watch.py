@@ -35,12 +35,13 @@ ENDED_WITHIN = 10.0
 
 
 async def view_once_ended(client: Client, workflow_id: str, within: float = ENDED_WITHIN) -> RunView:
-    """The view of a run just asked to end, as soon as it says it has ended: not when its
-    workflow completes, which may wait minutes for the carrier's recording."""
+    """The run's own view (its batches' people are read page by page, `roster_pages`) once it
+    says it has ended: not when its workflow completes, which may wait minutes for the
+    carrier's recording."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        view = await read_view(client, workflow_id)
+        view = await read_view(client, workflow_id, with_batches=False)
         if view.state == "ended" or loop.time() >= deadline:
             return view
         await asyncio.sleep(0.1)
@@ -72,10 +73,17 @@ async def read_view(client: Client, workflow_id: str, *, with_batches: bool = Tr
     else:
         state = description.status.name.lower() if description.status else "unknown"
         raise Refused(f"run {workflow_id} is {state}: it has no view")
-    if with_batches and view.batches:
-        views = await asyncio.gather(*(batch_view(client, b.workflow_id) for b in view.batches))
-        view = with_people_of(view, views)
-    return view
+    return await with_batch_people(client, view) if with_batches else view
+
+
+async def with_batch_people(client: Client, view: RunView) -> RunView:
+    """The run's own view with its batches' people merged in: one query per batch, and a view
+    that grows with the run. For small runs (tests, the timeline); any size is read page by
+    page (`roster_pages`)."""
+    if not view.batches:
+        return view
+    views = await asyncio.gather(*(batch_view(client, b.workflow_id) for b in view.batches))
+    return with_people_of(view, views)
 
 
 async def batch_view(client: Client, workflow_id: str) -> RunView:
@@ -110,11 +118,24 @@ def with_people_of(view: RunView, batches: list[RunView]) -> RunView:
     return view.model_copy(update={"people": list(people.values())})
 
 
+FOLLOWED_IN_BATCHES = 1_000
+"""The timeline has a line per person of a run's batches up to this many; beyond, a line per
+batch (its count), and `status` lists the people."""
+
+
 async def follow(
     client: Client, workflow_id: str, emit: Callable[[str], None], *, poll_seconds: float = 0.5
 ) -> RunView | None:
-    """Print the timeline until the run ends; returns the final view."""
-    return await follow_views(lambda: read_view(client, workflow_id), emit, poll_seconds=poll_seconds)
+    """Print the timeline until the run ends; returns the final view (the run's own, with its
+    batches' people when they are few enough to follow)."""
+
+    async def read() -> RunView:
+        view = await read_view(client, workflow_id, with_batches=False)
+        if sum(batch.size for batch in view.batches) <= FOLLOWED_IN_BATCHES:
+            return await with_batch_people(client, view)
+        return view
+
+    return await follow_views(read, emit, poll_seconds=poll_seconds)
 
 
 async def follow_views(

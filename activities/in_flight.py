@@ -58,12 +58,20 @@ class InFlight:
         return result
 
     def _forget_old(self) -> None:
+        """Oldest first, outcomes kept past KEPT_FOR or beyond KEPT_AT_MOST are dropped; work
+        still under way stays. It looks only as far as it drops: called for every message, a
+        look at all of them made a 9,000-person step quadratic (the worker's event loop was
+        busy copying this table, its workflow tasks took seconds)."""
         now = time.monotonic()
-        for key, work in list(self._work.items()):
-            if len(self._work) <= KEPT_AT_MOST and now - work.started < KEPT_FOR:
-                return
+        over = len(self._work) - KEPT_AT_MOST
+        dropped: list[str] = []
+        for key, work in self._work.items():
+            if len(dropped) >= over and now - work.started < KEPT_FOR:
+                break
             if work.future.done():
-                del self._work[key]
+                dropped.append(key)
+        for key in dropped:
+            del self._work[key]
 
 
 def _succeeded(future: asyncio.Future[Any]) -> bool:

@@ -1,6 +1,6 @@
 """Made-up people at real sizes, shared by the benchmarks and the scale tests: person `n` has a
 work phone, a home phone, a mobile and an email address, all distinct and all valid (Swiss
-numbering plan, so `phonenumbers` accepts them), for up to 10,000 people."""
+numbering plan, so `phonenumbers` accepts them), for up to 50,000 people."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 
 from carrier.simulator.scenario import Behaviour, Scenario
 
-LIMIT = 10_000
+LIMIT = 50_000
 
 
 def work(n: int) -> str:
@@ -42,15 +42,19 @@ def _checked(n: int) -> int:
 
 
 def contacts(count: int, *, phones: bool = True, first: int = 0) -> list[dict[str, Any]]:
-    """`count` people from number `first`; without `phones` they have a mobile and an email only
-    (for messages-only steps, which need no phone to call: a contact file still requires one,
-    so they get a home phone nobody calls)."""
+    """`count` people from number `first`; without `phones` they have a mobile and an email only,
+    as residents warned by SMS and email are known (a messages-only step calls nobody)."""
     people = []
     for n in range(first, first + count):
-        entry: dict[str, Any] = {"id": person_id(n), "name": f"Person {n}", "voice_home": home(n),
-                                 "mobile": mobile(n), "email": email(n)}  # fmt: skip
+        entry: dict[str, Any] = {
+            "id": person_id(n),
+            "name": f"Person {n}",
+            "mobile": mobile(n),
+            "email": email(n),
+        }
         if phones:
             entry["voice_pro"] = work(n)
+            entry["voice_home"] = home(n)
         people.append(entry)
     return people
 

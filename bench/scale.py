@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,9 +22,12 @@ from pathlib import Path
 from statistics import quantiles
 from typing import Any
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, QueryWorkflowRequest
 from temporalio.client import Client
 from twilio.rest import Client as TwilioClient
 
@@ -32,7 +36,7 @@ from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import Behaviour, Scenario
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from domain.events import EndRequest
-from domain.run_view import RunView
+from domain.run_view import PeopleQuery, RunView
 from procedures.definitions import (
     Definitions,
     FormField,
@@ -199,6 +203,61 @@ async def history_figures(client: Client, workflow_ids: list[str]) -> tuple[int,
         most_bytes = max(most_bytes, sum(event.ByteSize() for event in history.events))
         most_pending = max(most_pending, pending_activities(history.events))
     return most_events, most_bytes, most_pending
+
+
+async def largest_payload_of(client: Client, workflow_ids: list[str]) -> int:
+    """Bytes of the largest payload in any of these workflows' histories."""
+    sizes = [
+        largest_payload((await client.get_workflow_handle(w).fetch_history()).events) for w in workflow_ids
+    ]
+    return max(sizes, default=0)
+
+
+def largest_payload(events: Any) -> int:
+    """Bytes of the largest payload these events carry: an input, result, signal, update, memo."""
+    return max((size for event in events for size in payload_sizes(event)), default=0)
+
+
+def payload_sizes(message: Message) -> Iterator[int]:
+    if isinstance(message, Payload):
+        yield message.ByteSize()
+        return
+    for descriptor, value in message.ListFields():
+        kind = descriptor.message_type
+        if kind is None:
+            continue
+        if kind.GetOptions().map_entry:
+            items = value.values() if kind.fields_by_name["value"].message_type else []
+        else:
+            items = [value] if isinstance(value, Message) else value
+        for item in items:
+            yield from payload_sizes(item)
+
+
+async def result_bytes(client: Client, workflow_id: str) -> int:
+    """Bytes of a completed workflow's result, as its history holds it."""
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            return event.workflow_execution_completed_event_attributes.result.ByteSize()
+    raise LookupError(f"{workflow_id} has not completed")
+
+
+async def view_answer_bytes(client: Client, workflow_id: str) -> int:
+    """Bytes of the run's `view` query answer, as the server sent it."""
+    return await query_answer_bytes(client, workflow_id, "view")
+
+
+async def query_answer_bytes(client: Client, workflow_id: str, query: str, argument: Any = None) -> int:
+    """Bytes of a query's answer, as the server sent it."""
+    arguments = await client.data_converter.encode([argument]) if argument is not None else []
+    response = await client.workflow_service.query_workflow(
+        QueryWorkflowRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            query=WorkflowQuery(query_type=query, query_args=Payloads(payloads=arguments)),
+        )
+    )
+    return response.query_result.ByteSize()
 
 
 def pending_activities(events: Any) -> int:
@@ -478,37 +537,55 @@ async def many_conferences(
 # --- (d) thousands in an information step ---------------------------------------------------------
 
 
-async def information_step(client: Client, tmp: Path, people: int = 5_000) -> Result:
-    """SMS and email to everyone through the step's batches: messages per second, the largest
-    history, the most pending activities, and `status` accounting for everyone."""
+async def information_step(client: Client, tmp: Path, people: int = 50_000) -> Result:
+    """SMS and email to everyone through the step's batches, at the account's SMS rate: when the
+    carrier sent them and the mailbox took them, the launch's own time, the largest history,
+    payload and query answer, the worker's memory, and `status` accounting for everyone."""
     result = Result(f"(d) information step to {people} (SMS + email, no bridge)")
     contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(people, phones=False))
-    async with harness(client, tmp, contacts, Scenario()) as h, worker_process(h):
+    async with harness(client, tmp, contacts, Scenario()) as h, worker_process(h) as peak_rss:
         await eventually(lambda: polled(h), bool, 30)
         fields = {"body": "22:00-23:00", "Contacts.S001": ",".join(pop.person_id(n) for n in range(people))}
-        began = time.perf_counter()
+        began, clock_began = time.perf_counter(), datetime.now(UTC)
         launched = await h.launch_procedure("inform", fields, definitions=INFORMATION)
+        launch_seconds = time.perf_counter() - began
         await eventually(
             lambda: (len(h.texted_numbers()), mail_count(h)),
             lambda c: c == (people, people),
-            max(120, people / 10),
-            every=0.5,
+            max(300, people / 20),
+            every=1,
         )
-        seconds = time.perf_counter() - began
-        view = await eventually(
-            lambda: read_view(h.client, launched.workflow_id), lambda v: v.steps[0].ended_at is not None, 60
+        sent = [dialled(entry) for entry in h.carrier_entries("sms")]
+        mailed = mail_times(h)
+        summary = await eventually(
+            lambda: read_view(h.client, launched.workflow_id, with_batches=False),
+            lambda v: v.steps[0].ended_at is not None,
+            120,
         )
-        ids = [launched.workflow_id, *(b.workflow_id for b in view.batches)]
+        counted_in, listed, delivered = await status_lines_of(h, launched.workflow_id)
+        ids = [launched.workflow_id, *(b.workflow_id for b in summary.batches)]
         events, size, pending = await history_figures(h.client, ids)
-        delivered = sum(p.delivered_at is not None for p in view.people)
-        await end_information(h, launched.workflow_id, [b.workflow_id for b in view.batches])
-    result.add("messages per second (SMS + email, launch to last)", f"{2 * people / seconds:.0f}")
-    result.add("all delivered, launch to last message", f"{seconds:.1f} s")
+        answer = await query_answer_bytes(h.client, launched.workflow_id, "view")
+        page = await query_answer_bytes(h.client, ids[-1], "people", PeopleQuery(limit=1_000))
+        rss = peak_rss()
+        ended = await end_information(h, launched.workflow_id, ids[1:])
+        result_size = await result_bytes(h.client, launched.workflow_id) if ended else None
+        biggest = await largest_payload_of(h.client, ids)
+    last_sms, last_mail = late(max(sent), clock_began), late(max(mailed), clock_began)
+    result.add("launch (checks, 1 run and its batches started)", f"{launch_seconds:.1f} s")
+    rate = h.settings.sms_per_second
     result.add(
-        "status accounts for",
-        f"{len(view.people)} people, {delivered} delivered",
+        f"SMS sent by the carrier at {rate:g}/s, the last", f"+{last_sms:.1f} s", f"+{people / rate:.0f} s"
+    )
+    result.add("emails taken by the mailbox, the last", f"+{last_mail:.1f} s")
+    result.add(
+        "messages per second (SMS + email, launch to last)", f"{2 * people / max(last_sms, last_mail):.0f}"
+    )
+    result.add(
+        "status --jsonl accounts for",
+        f"{listed} people, {delivered} delivered, in {counted_in:.1f} s",
         f"{people}",
-        len(view.people) == delivered == people,
+        listed == delivered == people,
     )
     add_sent_twice(result, h)
     result.add(
@@ -523,7 +600,36 @@ async def information_step(client: Client, tmp: Path, people: int = 5_000) -> Re
         f"<= {PENDING_ACTIVITIES_LIMIT}",
         pending <= PENDING_ACTIVITIES_LIMIT,
     )
+    result_figure = kib(result_size) if result_size else "did not end"
+    result_fits = result_size is not None and result_size <= WARNED_PAYLOAD
+    result.add("run ended by `end`, its result", result_figure, "<= 256 KiB", result_fits)
+    result.add("the run's view (query answer)", kib(answer), "<= 256 KiB", answer <= WARNED_PAYLOAD)
+    result.add("a batch's page of people (query answer)", kib(page), "<= 256 KiB", page <= WARNED_PAYLOAD)
+    result.add("largest payload in any history", kib(biggest), "<= 256 KiB", biggest <= WARNED_PAYLOAD)
+    result.add("worker peak RSS", f"{rss / 1024:.0f} MiB")
     return result
+
+
+async def status_lines_of(h: Harness, run_id: str) -> tuple[float, int, int]:
+    """`starter.py status --jsonl`, as an operator runs it: seconds, people listed, delivered."""
+    began = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", "status", run_id, "--jsonl", cwd=ROOT, env=h.worker_environment(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"status failed: {err.decode()[-500:]}")
+    _, *people = [json.loads(line) for line in out.splitlines()]
+    return time.perf_counter() - began, len(people), sum(p["delivered_at"] is not None for p in people)
+
+
+WARNED_PAYLOAD = 256 * 1024
+"""Temporal's warning for one payload (2 MB is refused)."""
+
+
+def kib(size: int) -> str:
+    return f"{size / 1024:.1f} KiB"
 
 
 async def end_information(h: Harness, workflow_id: str, batches: list[str]) -> bool:

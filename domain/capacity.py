@@ -144,3 +144,72 @@ def _duration(span: timedelta) -> str:
 def _clock(offset: timedelta) -> str:
     seconds = int(offset.total_seconds())
     return f"+{seconds // 60}:{seconds % 60:02d}"
+
+
+@dataclass
+class StepReach:
+    """How long the carrier's rates take to alert a step's destinations, as the launch says it:
+    the calls if nobody answers (at the account's calls per second) and the SMS (at its SMS
+    rate), from the step's start. Emails go as fast as the mail server takes them."""
+
+    step: str
+    destinations: int
+    calls: int
+    last_call: timedelta | None
+    sms: int
+    last_sms: timedelta | None
+    emails: int
+    deadline: timedelta
+    late: bool
+    """Some calls or SMS would go after their turn's tolerance or the deadline."""
+
+    def describe(self) -> str:
+        """`step 001: 50000 people; 50000 SMS at 100/s, the last leaving the carrier at +8:20;
+        50000 emails (as fast as the mail server takes them); deadline +10:00`"""
+        parts = [f"step {self.step}: {self.destinations} people"]
+        if self.calls:
+            parts.append(
+                f"{self.calls} calls if nobody answers, the last at {_clock(self.last_call or timedelta())}"
+            )
+        if self.sms:
+            parts.append(
+                f"{self.sms} SMS, the last leaving the carrier at {_clock(self.last_sms or timedelta())}"
+            )
+        if self.emails:
+            parts.append(f"{self.emails} emails (as fast as the mail server takes them)")
+        late = " (the carrier's rates reach some late)" if self.late else ""
+        return "; ".join(parts) + f"; deadline {_clock(self.deadline)}{late}"
+
+
+def reach(plan: RunPlan, calls_per_second: float, sms_per_second: float) -> list[StepReach]:
+    """Each step's alerts at the account's rates: a call or an SMS due at its scheme time goes
+    at the next turn of its queue (everyone's, in scheme order)."""
+    return [step_reach(plan, step, calls_per_second, sms_per_second) for step in plan.steps]
+
+
+def step_reach(plan: RunPlan, step: StepPlan, calls_per_second: float, sms_per_second: float) -> StepReach:
+    calls = step_load(plan, step, calls_per_second)  # as the capacity check replays them
+    starts = [r.last_start for r in calls.rounds if r.last_start is not None]
+    due = [a for a in plan.alerts(step) if a.address and a.after < step.deadline]
+    sms = sorted(a.after for a in due if a.medium == "sms")
+    last_sms = _last_turn(sms, sms_per_second)
+    return StepReach(
+        step=step.number,
+        destinations=step.size,
+        calls=sum(r.calls for r in calls.rounds),
+        last_call=max(starts, default=None),
+        sms=len(sms),
+        last_sms=last_sms,
+        emails=sum(a.medium == "email" for a in due),
+        deadline=step.deadline,
+        late=not calls.in_time or (last_sms is not None and last_sms >= step.deadline),
+    )
+
+
+def _last_turn(due: list[timedelta], per_second: float) -> timedelta | None:
+    """When the last of these goes, each at its time or the queue's next turn if later."""
+    pace, turn, last = timedelta(seconds=1 / per_second), timedelta(), None
+    for at in due:
+        last = max(at, turn)
+        turn = last + pace
+    return last

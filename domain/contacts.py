@@ -140,8 +140,8 @@ def validate_contact(raw: dict[str, Any]) -> Contact:
     unknown = set(raw) - {"id", "name", "email", "scheme", *PHONE_FIELDS}
     if unknown:
         problems.append(f"contact {contact_id!r}: unknown field(s) {', '.join(sorted(unknown))}")
-    if not problems and not (fields.get("voice_pro") or fields.get("voice_home")):
-        problems.append(f"contact {contact_id!r}: has neither voice_pro nor voice_home to call")
+    if not problems and not any(fields.get(f) for f in (*PHONE_FIELDS, "email")):
+        problems.append(f"contact {contact_id!r}: has no phone number and no email to reach them at")
     if problems:
         raise InvalidLaunch(problems)
     return Contact.model_validate(fields)

@@ -78,14 +78,30 @@ class StepPlan(Frozen):
     prompt) and sent by the sms and email media."""
     deadline: timedelta
     post_objective: PostObjective | None = None
+    batch_sizes: tuple[int, ...] = ()
+    """For a step without a bridge, in the run's plan: its destinations were frozen at launch
+    into batches of these sizes (`StepBatch`), and `destinations` is empty here."""
+
+    @property
+    def size(self) -> int:
+        """How many destinations the step has, wherever they are listed."""
+        return len(self.destinations) + sum(self.batch_sizes)
+
+    def batches(self, run_id: str) -> list[tuple[str, int]]:
+        """The step's batches started at launch, in order: their workflow IDs and sizes."""
+        return [(batch_id(run_id, self.number, n), size) for n, size in enumerate(self.batch_sizes, start=1)]
 
     def needed(self) -> int:
         """How many destinations make the objective: `percent` of them, rounded up."""
-        return math.ceil(self.percent * len(self.destinations) / 100)
+        return math.ceil(self.percent * self.size / 100)
 
     @property
     def has_bridge(self) -> bool:
         return self.objective == "conference"
+
+
+def batch_id(run_id: str, step_number: str, index: int) -> str:
+    return f"{run_id}-step{step_number}-batch{index:03d}"
 
 
 @dataclass(frozen=True)

@@ -82,21 +82,34 @@ class RosterState(BaseModel):
     """Calls the room reported before we knew whose they were."""
 
     @classmethod
-    def fresh(cls, plan: RunPlan, started_at: datetime) -> RosterState:
+    def fresh(
+        cls, plan: RunPlan, started_at: datetime, *, batched_elsewhere: bool = False, run_id: str = ""
+    ) -> RosterState:
+        """With `batched_elsewhere` (a run), only the people of its bridge steps are listed here:
+        the people of a step without a bridge are their batches' (`StepBatch`, started at
+        launch and listed here from the start), so nothing the run keeps, returns or answers
+        grows with the people it warns."""
+        listed = plan.bridge_people() if batched_elsewhere else {c.id for c in plan.people}
+        batches = {
+            batch: BatchView(workflow_id=batch, step=step.number, size=size)
+            for step in plan.steps
+            for batch, size in step.batches(run_id)
+        }
         return cls(
             started_at=started_at,
-            people={c.id: PersonView(id=c.id, name=c.name) for c in plan.people},
+            people={c.id: PersonView(id=c.id, name=c.name) for c in plan.people if c.id in listed},
             steps={
                 s.number: StepView(
                     number=s.number,
                     objective=s.objective,
                     percent=s.percent,
-                    destinations=len(s.destinations),
+                    destinations=s.size,
                     needed=s.needed(),
                     batched=not s.has_bridge,
                 )
                 for s in plan.steps
             },
+            batches=batches,
         )
 
 
@@ -146,7 +159,7 @@ class Roster:
         batches = [b.counted for b in self.state.batches.values() if b.step == step.number]
         if batches:
             return sum(batches)
-        return sum(self.reached(step, cid) for cid in step.destinations)
+        return sum(self.reached(step, cid) for cid in step.destinations if cid in self.state.people)
 
     def objective_met(self, step: StepPlan) -> bool:
         return self.count(step) >= step.needed()

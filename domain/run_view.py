@@ -8,6 +8,7 @@ no renderer ever recomputes it and a new field appears everywhere by adding it o
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -143,6 +144,25 @@ class PersonView(BaseModel):
         """The phone being rung right now, if any."""
         latest = self.attempts[-1] if self.attempts else None
         return latest.medium if latest and latest.outcome == "pending" and latest.placed_at else None
+
+
+class PeopleQuery(BaseModel):
+    """A page of a roster's people, in roster order, optionally only those in one state."""
+
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=0, le=1_000)
+    state: PersonState | None = None
+
+
+class PeoplePage(BaseModel):
+    total: int
+    """People matching the query's state (everyone without one), wherever the page starts."""
+    people: list[PersonView] = Field(default_factory=list)
+
+
+def page_of(people: Iterable[PersonView], query: PeopleQuery) -> PeoplePage:
+    matching = [p for p in people if query.state is None or p.state == query.state]
+    return PeoplePage(total=len(matching), people=matching[query.offset : query.offset + query.limit])
 
 
 class StepView(BaseModel):

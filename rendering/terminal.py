@@ -20,7 +20,9 @@ OUTCOME_TEXT = {
 Line = tuple[datetime | None, str]
 
 
-def status_lines(view: RunView) -> list[str]:
+def summary_lines(view: RunView) -> list[str]:
+    """The run, its problems and its steps; people are listed apart (`person_line`), page by
+    page for a run of any size."""
     bridge = f", {view.in_bridge}/{len(view.people)} in the bridge" if view.has_bridge else ""
     lines = [
         f"{view.title} {view.workflow_id}: {view.state}, "
@@ -31,15 +33,17 @@ def status_lines(view: RunView) -> list[str]:
         lines.append(f"  ended: {view.end_reason}" + (f" (by {view.ended_by})" if view.ended_by else ""))
     lines += [f"  PROBLEM: {problem}" for problem in view.problems]
     lines += [f"  step {step.number}: {step_line(step)}" for step in view.steps]
-    for person in view.people:
-        mark = "IN " if person.in_conference else "   "
-        extra = f", rejoins {person.rejoins}" if person.rejoins else ""
-        extra += f", too late for step {', '.join(person.too_late)}" if person.too_late else ""
-        lines.append(
-            f"  {mark} {person.name:<24} {person_state(person)}; calls: {calls_line(person)}; "
-            f"sent: {sent_line(person)}{extra}"
-        )
     return lines
+
+
+def person_line(person: PersonView) -> str:
+    mark = "IN " if person.in_conference else "   "
+    extra = f", rejoins {person.rejoins}" if person.rejoins else ""
+    extra += f", too late for step {', '.join(person.too_late)}" if person.too_late else ""
+    return (
+        f"  {mark} {person.name:<24} {person_state(person)}; calls: {calls_line(person)}; "
+        f"sent: {sent_line(person)}{extra}"
+    )
 
 
 def changes(before: RunView | None, after: RunView) -> list[Line]:
@@ -86,7 +90,7 @@ def _step_changes(old: StepView | None, new: StepView) -> list[Line]:
 
 def _batch_changes(old: BatchView | None, new: BatchView) -> list[Line]:
     if old is None:
-        return [(None, f"step {new.step}: batch {new.workflow_id} alerts {new.size}")]
+        return [(None, f"step {new.step}: batch {new.workflow_id} holds {new.size}")]
     if new.counted != old.counted or (new.step_over and not old.step_over):
         return [(None, f"step {new.step}: batch {new.workflow_id} reached {new.counted}/{new.size}")]
     return []

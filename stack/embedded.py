@@ -84,7 +84,9 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             simulator = CarrierSimulator(
                 config.twilio_account_sid,
                 config.twilio_auth_token,
-                load_scenario(config.scenario).with_account_rate(config.calls_per_second),
+                load_scenario(config.scenario).with_account_rate(
+                    config.calls_per_second, config.sms_per_second
+                ),
                 config.carrier_log,
                 dial_in_number=config.dial_in_number,
                 voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),

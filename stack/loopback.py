@@ -205,7 +205,7 @@ async def harness(
     simulator = CarrierSimulator(
         DEV_ACCOUNT_SID,
         DEV_AUTH_TOKEN,
-        scenario.with_account_rate(calls_per_second),
+        scenario.with_account_rate(calls_per_second, config.sms_per_second),
         carrier_log,
         dial_in_number=config.dial_in_number,
         voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),

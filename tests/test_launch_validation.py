@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench import scale
 from config import Settings
 from domain.errors import InvalidLaunch
 from domain.messages import check_single_sms
@@ -63,9 +64,14 @@ def refused(tmp_path: Path, contacts: object, to: list[str], welcome: str = "") 
         ),
         ({"contacts": [{**GOOD, "name": " "}]}, ["alice"], "contact 'alice': 'name' is empty"),
         (
-            {"contacts": [{**GOOD, "voice_pro": None}]},
+            {"contacts": [{**GOOD, "voice_pro": None, "mobile": "+41795550101"}]},
             ["alice"],
-            "contact 'alice': has neither voice_pro nor voice_home to call",
+            "contact 'alice' (step 001): has no voice_pro or voice_home for scheme CONFCALL",
+        ),
+        (
+            {"contacts": [{"id": "alice", "name": "Alice"}]},
+            ["alice"],
+            "contact 'alice': has no phone number and no email to reach them at",
         ),
         ({"contacts": [{**GOOD, "pager": "123"}]}, ["alice"], "contact 'alice': unknown field(s) pager"),
         ({"contacts": [GOOD, GOOD]}, ["alice"], "contact id 'alice' appears twice"),
@@ -90,6 +96,22 @@ def test_every_problem_is_listed_not_just_the_first(tmp_path: Path) -> None:
     bad = {**GOOD, "voice_pro": "+41 12", "email": "nope"}
     text = refused(tmp_path, {"contacts": [bad]}, ["alice", "zoe"])
     assert "voice_pro '+41 12'" in text and "email 'nope'" in text and "unknown contact 'zoe'" in text
+
+
+def test_a_step_needs_only_the_addresses_its_scheme_uses(tmp_path: Path) -> None:
+    """Residents known by a mobile number or an email only can be warned by SMS and email."""
+    path = tmp_path / "contacts.yaml"
+    texted = {"id": "bob", "name": "Bob", "mobile": "+41795550102"}
+    mailed = {"id": "carol", "name": "Carol", "email": "carol@example.com"}
+    path.write_text(yaml.safe_dump({"contacts": [texted, mailed]}), encoding="utf-8")
+    inform = scale.INFORMATION.procedure("inform")
+    fields = {"body": "22:00-23:00", "Contacts.S001": "bob,carol"}
+    request = LaunchRequest(inform, scale.INFORMATION.schemes, fields, contacts_file=path)
+    plan = prepare(request, settings(), pin=None)
+    assert [p.id for p in plan.people] == ["bob", "carol"]
+    with pytest.raises(InvalidLaunch) as error:
+        prepare(red(["bob"], path), settings(), pin="123456")
+    assert "contact 'bob' (step 001): has no voice_pro or voice_home for scheme CONFCALL" in str(error.value)
 
 
 def test_missing_contacts_file(tmp_path: Path) -> None:

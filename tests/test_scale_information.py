@@ -1,10 +1,12 @@
 """Thousands per procedure: an information step (SMS and email, no bridge) fans out to batch
-workflows of 200, so no history passes Temporal's 10,240-event warning and no workflow has more
-than its 2,000 pending activities, and `status` still accounts for everyone. 600 people (three
+workflows of 200, so no history passes Temporal's 10,240-event warning, no workflow has more
+than its 2,000 pending activities, the run's result and view do not grow with the people, and
+`status` still accounts for everyone. The people have a mobile and an email only. 600 people (three
 batches) here; `make bench` runs the 5,000."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -13,10 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 from bench import population as pop
 from bench import scale
 from carrier.simulator import Scenario
-from stack.loopback import eventually, harness
+from stack.loopback import Harness, eventually, harness
+from tests.support import run_starter
 from watch import read_view
 
 PEOPLE = 600
+BOUNDED = 16 * 1024
+"""The run's own result and view hold its steps and batches, never the batches' people: at 270
+bytes a person they were 160 KiB here, and past 7,800 people over Temporal's 2 MB limit (the
+run could not complete)."""
 
 
 async def test_an_information_step_to_600_in_batches(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
@@ -37,6 +44,9 @@ async def test_an_information_step_to_600_in_batches(dev_env: WorkflowEnvironmen
         assert (view.steps[0].reached, view.steps[0].counted) == (True, PEOPLE)
         assert len(view.batches) == 3 and sum(b.size for b in view.batches) == PEOPLE
         assert len(view.people) == PEOPLE and all(p.delivered_at for p in view.people), "status sees all"
+        await status_pages_account_for_everyone(dev_env, h, launched.workflow_id)
+        answer = await scale.view_answer_bytes(h.client, launched.workflow_id)
+        assert answer < BOUNDED, f"the run's view is {answer} bytes: it lists the batches, not their people"
         ids = [launched.workflow_id, *(b.workflow_id for b in view.batches)]
         events, _, pending = await scale.history_figures(h.client, ids)
         assert events <= 10_240, "below Temporal's history warning in every workflow"
@@ -44,3 +54,28 @@ async def test_an_information_step_to_600_in_batches(dev_env: WorkflowEnvironmen
         assert await scale.end_information(h, launched.workflow_id, [b.workflow_id for b in view.batches]), (
             "end closes a run without a bridge during its late-answers wait"
         )
+        result = await scale.result_bytes(h.client, launched.workflow_id)
+        assert result < BOUNDED, f"the run's result is {result} bytes: it lists the batches, not their people"
+
+
+async def status_pages_account_for_everyone(env: WorkflowEnvironment, h: Harness, run_id: str) -> None:
+    """`status` streams everyone (JSON lines: the run, then a line a person), one document with
+    everyone in it, or one page by state, in roster order, read from the batches that hold it."""
+    code, out, err = await run_starter(env, h, "status", run_id, "--jsonl")
+    assert code == 0, err
+    head, *lines = [json.loads(line) for line in out.splitlines()]
+    assert head["workflow_id"] == run_id and "people" not in head
+    assert [p["id"] for p in lines] == [pop.person_id(n) for n in range(PEOPLE)], "everyone once, in order"
+    code, out, err = await run_starter(env, h, "status", run_id, "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["people"]) == PEOPLE
+    code, out, err = await run_starter(env, h, "status", run_id, "--json", "--state", "reached",
+                                       "--offset", "250", "--limit", "100")  # fmt: skip
+    assert code == 0, err
+    page = json.loads(out)
+    assert (page["people_offset"], page["people_total"]) == (250, PEOPLE)
+    ids = [p["id"] for p in page["people"]]
+    assert ids == [pop.person_id(n) for n in range(250, 350)], "a page across two batches"
+    code, out, err = await run_starter(env, h, "status", run_id, "--state", "not-reached", "--limit", "5")
+    assert code == 0, err
+    assert "people 1 and on, of 0:" in out, "nobody is left unreached"

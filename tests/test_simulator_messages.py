@@ -3,6 +3,9 @@ status told, signed, to the message's StatusCallback, as Twilio does."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from carrier.simulator import Scenario
@@ -47,3 +50,22 @@ async def test_a_text_to_an_unreachable_handset_ends_undelivered_with_error_3000
         assert (undelivered["MessageStatus"], undelivered["ErrorCode"]) == ("undelivered", "30003")
         [listed] = await b.client.messages.list_async(to=SWITCHED_OFF)
         assert (listed.sid, listed.status, listed.error_code) == (message.sid, "undelivered", 30003)
+
+
+async def test_texts_beyond_the_accounts_rate_wait_in_the_carriers_queue(tmp_path: Path) -> None:
+    """Twilio accepts a burst at once and sends it at the account's rate: the journal says how
+    long each waited (`queue_ms`), and `sent` is told only then."""
+    async with bench(tmp_path, SCENARIO.model_copy(update={"sms_per_second": 20})) as b:
+        accepted = await asyncio.gather(
+            *(
+                b.client.messages.create_async(to=f"+417955502{n:02d}", from_=CALLER_ID, body="x")
+                for n in range(10)
+            )
+        )
+        assert {m.status for m in accepted} == {"queued"}, "all accepted at once"
+        sent = sorted(
+            datetime.fromisoformat(e["at"]) + timedelta(milliseconds=e["queue_ms"]) for e in b.entries("sms")
+        )
+        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent)]
+        assert min(gaps) >= 0.049, f"one every 50 ms at 20 a second: {gaps}"
+        assert b.entries("sms")[-1]["queue_ms"] > 0, "the last of the burst waited its turn"

@@ -48,14 +48,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.messages import Outgoing
     from domain.pin_check import LIMIT_REACHED, turned_away
-    from domain.plan import RunPlan, StepPlan
+    from domain.plan import RunPlan, StepPlan, batch_id
     from domain.roster import Roster, RosterState
-    from domain.run_view import RunView
+    from domain.run_view import PeoplePage, PeopleQuery, RunView, page_of
     from rendering.webui import current_details
     from workflows import search_attributes as sa
     from workflows.activity_policies import failure_message
     from workflows.pin_lease import PinLease
-    from workflows.step_batch import BATCH_SIZE, BatchInput, BatchProgress, StepBatch
+    from workflows.step_batch import (
+        BATCH_SIZE,
+        BatchInput,
+        BatchProgress,
+        StepBatch,
+        StepBegun,
+        report_every,
+    )
     from workflows.step_timeline import StepTimeline
 
 LATE_ANSWERS = timedelta(minutes=10)
@@ -85,8 +92,14 @@ class ProcedureRun:
     @workflow.init
     def __init__(self, start: RunInput) -> None:
         self.plan = start.plan
-        state = start.carried or RosterState.fresh(start.plan, workflow.now())
+        state = start.carried or RosterState.fresh(
+            start.plan, workflow.now(), batched_elsewhere=True, run_id=workflow.info().workflow_id
+        )
         self.roster = Roster(start.plan, workflow.info().workflow_id, state)
+        self.in_batches_only = sum(1 for c in start.plan.people if c.id not in state.people) + sum(
+            sum(step.batch_sizes) for step in start.plan.steps
+        )
+        """Destinations its batches list, not the run (indexed among the participants all the same)."""
         self.end_request: EndRequest | None = None
         self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
@@ -143,11 +156,48 @@ class ProcedureRun:
         return "the step's objective was reached first" if self.roster.objective_met(step) else None
 
     async def run_in_batches(self, step: StepPlan, started: datetime) -> None:
-        """Hand the step's destinations to batch workflows, wait for the objective (their
-        reports added up) or the deadline, then for their final counts."""
+        """Begin the step in its batches, wait for the objective (their reports added up) or
+        the deadline, then for their final counts."""
+        if step.batch_sizes:
+            await self.begin_batches(step, started)
+        else:
+            await self.start_batches(step, started)
+        self.publish()
+        await self.alerting.until(started + step.deadline, f"step {step.number}: deadline", step)
+        if self.roster.objective_met(step):
+            await asyncio.gather(*(self.signal_batch(b, "stop") for b in self.batches_of(step)))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: self.roster.batches_over(step),
+                timeout=BATCH_REPORTS_GRACE,
+                timeout_summary="batches' final counts",
+            )
+
+    async def begin_batches(self, step: StepPlan, started: datetime) -> None:
+        """The launcher started the step's batches, their people in their inputs: tell each
+        the step began. One that cannot be told is a problem on the run, counted as none reached."""
+        run_id = workflow.info().workflow_id
+        begun = StepBegun(
+            run_id=run_id,
+            started_at=started,
+            lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
+            report_every=report_every(len(step.batch_sizes)),
+        )
+        ids = [batch for batch, _ in step.batches(run_id)]  # listed since the run started
+        answers = await asyncio.gather(
+            *(workflow.get_external_workflow_handle(b).signal("begin", begun) for b in ids),
+            return_exceptions=True,
+        )
+        for batch, answer in zip(ids, answers, strict=True):
+            if isinstance(answer, BaseException):
+                self.roster.problem(f"step {step.number}: batch {batch} could not be begun ({answer})")
+                self.roster.batch_progress(batch, 0, step_over=True)
+
+    async def start_batches(self, step: StepPlan, started: datetime) -> None:
+        """Runs launched before 0.2.0 hand their destinations to batches here, from their plan."""
         for index, first in enumerate(range(0, len(step.destinations), BATCH_SIZE), start=1):
             chunk = step.destinations[first : first + BATCH_SIZE]
-            batch_id = f"{workflow.info().workflow_id}-step{step.number}-batch{index:03d}"
+            child_id = batch_id(workflow.info().workflow_id, step.number, index)
             plan = self.plan.model_copy(
                 update={
                     "steps": (step.model_copy(update={"destinations": chunk}),),
@@ -163,26 +213,23 @@ class ProcedureRun:
                     calls=self.alerting.calls.queue,
                     lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
                 ),
-                id=batch_id,
+                id=child_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"{self.plan.title}: step {step.number}, batch {index} ({len(chunk)})",
             )
-            self.roster.batch_started(step, batch_id, len(chunk))
-        self.publish()
-        await self.alerting.until(started + step.deadline, f"step {step.number}: deadline", step)
-        if self.roster.objective_met(step):
-            await asyncio.gather(*(self.signal_batch(b, "stop") for b in self.batches_of(step)))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(
-                lambda: self.roster.batches_over(step),
-                timeout=BATCH_REPORTS_GRACE,
-                timeout_summary="batches' final counts",
-            )
+            self.roster.batch_started(step, child_id, len(chunk))
 
     def batches_of(self, step: StepPlan | None = None) -> list[str]:
         return [
             b.workflow_id for b in self.roster.state.batches.values() if step is None or b.step == step.number
         ]
+
+    def batches_to_close(self) -> list[str]:
+        """Every batch of the run: those begun, and those the launcher started for a step that
+        never began (skipped, or the run ended first), which wait for a word until closed."""
+        run_id = workflow.info().workflow_id
+        waiting = [batch for step in self.plan.steps for batch, _ in step.batches(run_id)]
+        return list(dict.fromkeys([*self.batches_of(), *waiting]))
 
     async def signal_batch(self, batch_id: str, signal: str) -> None:
         """`stop` or `close`; a batch already gone has nothing left to do."""
@@ -236,7 +283,7 @@ class ProcedureRun:
             ringing += live
         await asyncio.gather(
             *(self.alerting.carrier.hang_up(call_sid) for call_sid in ringing),
-            *(self.signal_batch(batch_id, "close") for batch_id in self.batches_of()),
+            *(self.signal_batch(batch, "close") for batch in self.batches_to_close()),
             self.unregister_callers(),
         )
         if self.plan.record and room is not None:
@@ -296,7 +343,7 @@ class ProcedureRun:
         filterable search attributes."""
         self.details_stale = True
         view = self.roster.view()
-        indexed = (view.state, len(view.people), view.in_bridge)
+        indexed = (view.state, len(view.people) + self.in_batches_only, view.in_bridge)
         if indexed != self.indexed:
             self.indexed = indexed
             workflow.upsert_search_attributes(
@@ -407,6 +454,11 @@ class ProcedureRun:
     def attempt_calls(self, attempt_id: str) -> AttemptCalls:
         """For a retried call whose answer was lost: its own call, if a callback told it."""
         return self.roster.attempt_calls(attempt_id)
+
+    @workflow.query
+    def people(self, query: PeopleQuery) -> PeoplePage:
+        """A page of the people listed here: a roster of any size is read page by page."""
+        return page_of(self.roster.state.people.values(), query)
 
     @workflow.query
     def view(self) -> RunView:

@@ -55,7 +55,9 @@ async def serve(args: argparse.Namespace) -> int:
     simulator = CarrierSimulator(
         args.account_sid,
         args.auth_token,
-        load_scenario(args.scenario).with_account_rate(settings().calls_per_second),
+        load_scenario(args.scenario).with_account_rate(
+            settings().calls_per_second, settings().sms_per_second
+        ),
         args.log,
         dial_in_number=args.dial_in_number,
         voice_url=args.voice_url,

@@ -1,5 +1,6 @@
-"""Text messages: accepted as `queued`, then `sent` and `delivered` (or `undelivered`, error
-30003, for a handset the scenario says is unreachable). Each change after the first is told to
+"""Text messages: accepted as `queued`, sent at the account's SMS rate (the journal's
+`queue_ms`: how long one waited in the carrier's queue), then `delivered` (or `undelivered`,
+error 30003, for a handset the scenario says is unreachable). Each change after the first is told to
 the message's StatusCallback; Twilio sends no callback for the initial `queued`."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from carrier.simulator.dial_queue import DialQueue
 from carrier.simulator.journal import Journal
 from carrier.simulator.scenario import Scenario
 from carrier.simulator.shapes import API_VERSION, rfc2822
@@ -26,6 +28,7 @@ class Messages:
         self._webhooks = webhooks
         self._journal = journal
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._queue = DialQueue(scenario.sms_per_second)
 
     def accept(self, to: str, sender: str, body: str, status_callback: str | None) -> dict[str, Any]:
         now = datetime.now(UTC)
@@ -48,8 +51,11 @@ class Messages:
             "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
         self.sent.append(message)
-        self._journal.record("sms", {"sid": sid, "to": to, "from": sender, "body": body})
-        delivery = asyncio.create_task(self._deliver(message, status_callback))
+        queued = self._queue.take_turn()
+        self._journal.record(
+            "sms", {"sid": sid, "to": to, "from": sender, "body": body, "queue_ms": round(queued * 1000)}
+        )
+        delivery = asyncio.create_task(self._deliver(message, status_callback, queued))
         self._deliveries.add(delivery)
         delivery.add_done_callback(self._deliveries.discard)
         return dict(message)
@@ -58,7 +64,8 @@ class Messages:
         for delivery in self._deliveries:
             delivery.cancel()
 
-    async def _deliver(self, message: dict[str, Any], status_callback: str | None) -> None:
+    async def _deliver(self, message: dict[str, Any], status_callback: str | None, queued: float) -> None:
+        await asyncio.sleep(queued)
         now = rfc2822(datetime.now(UTC))
         message.update(status="sent", date_sent=now, date_updated=now)
         await self._tell(message, status_callback)

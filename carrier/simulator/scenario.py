@@ -46,6 +46,9 @@ class Scenario(BaseModel):
     calls_per_second: float | None = Field(default=None, gt=0)
     """The account's outbound calls per second (Twilio's CPS): calls created faster wait in
     the account's queue. None: the stack's RALLYCALL_CALLS_PER_SECOND."""
+    sms_per_second: float | None = Field(default=None, gt=0)
+    """The account's SMS per second: messages created faster wait `queued` in the carrier's
+    queue. None: the stack's RALLYCALL_SMS_PER_SECOND (no limit when the stack sets none)."""
     default: Behaviour = "no-answer"
     numbers: dict[str, Behaviour | NumberPlan] = {}
     faults: dict[str, list[Fault]] = {}
@@ -55,11 +58,15 @@ class Scenario(BaseModel):
     """How long after a recorded conference ends its recording is reported (Twilio takes from
     seconds to minutes, longer for long conferences)."""
 
-    def with_account_rate(self, calls_per_second: float) -> Scenario:
-        """This scenario, its account calling at `calls_per_second` unless it says otherwise."""
-        if self.calls_per_second is not None:
-            return self
-        return self.model_copy(update={"calls_per_second": calls_per_second})
+    def with_account_rate(self, calls_per_second: float, sms_per_second: float | None = None) -> Scenario:
+        """This scenario, its account calling at `calls_per_second` and texting at
+        `sms_per_second` unless it says otherwise."""
+        return self.model_copy(
+            update={
+                "calls_per_second": self.calls_per_second or calls_per_second,
+                "sms_per_second": self.sms_per_second or sms_per_second,
+            }
+        )
 
     def plan(self, number: str) -> NumberPlan:
         found = self.numbers.get(number, self.default)
