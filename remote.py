@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 
@@ -57,7 +57,16 @@ class ConsoleApi:
         return await self._call("POST", "/api/launches", body)
 
     async def status(self, workflow_id: str) -> dict[str, Any]:
+        """The run's view with everyone in `people` (the console streams it a batch at a time)."""
         return await self._call("GET", f"/api/runs/{quote(workflow_id, safe='')}")
+
+    async def people(
+        self, workflow_id: str, offset: int = 0, limit: int = 1_000, state: str | None = None
+    ) -> dict[str, Any]:
+        """The run's view with one page of its people (`limit` at most 1,000), optionally only
+        those in `state`; `people_offset` and `people_total` say where it is in the roster."""
+        query = {"offset": offset, "limit": limit} | ({"state": state} if state else {})
+        return await self._call("GET", f"/api/runs/{quote(workflow_id, safe='')}?{urlencode(query)}")
 
     async def end(self, workflow_id: str, reason: str) -> dict[str, Any]:
         return await self._call("POST", f"/api/runs/{quote(workflow_id, safe='')}/end", {"reason": reason})
@@ -72,6 +81,11 @@ class ConsoleApi:
                 answer = await response.json(content_type=None)
             except ValueError:
                 answer = {"message": (await response.text())[:200]}
+            except aiohttp.ClientPayloadError as exc:  # a streamed roster cut short
+                raise NoWorker(
+                    "the console's answer stopped half-way (one of the run's batches did not answer): "
+                    "read the run again in a moment"
+                ) from exc
             if response.status < 300:
                 return dict(answer)
             raise refusal_of(response.status, answer if isinstance(answer, dict) else {})

@@ -34,7 +34,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import checked_settings, connect_temporal, settings, ui_url
 from directory import conference_with_pin
-from domain.capacity import StepReach
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest, RejoinRequest
@@ -42,6 +41,7 @@ from domain.run_view import PeopleQuery, PersonState, PersonView, RunView
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
+from rendering.json_stream import view_json
 from rendering.terminal import person_line, summary_lines
 from roster_pages import every_person, read_page
 from watch import NoWorker, Refused, follow, follow_views, read_view, view_once_ended
@@ -117,7 +117,8 @@ async def launch_remote_and_report(api: ConsoleApi, body: dict[str, Any], args: 
         raise
     link = f"{api.url.rstrip('/')}/runs/{answer['workflow_id']}"
     report_launch(answer["title"], answer["workflow_id"], answer["pin"], answer["dial_in_number"], link,
-                  answer["over_capacity"], answer["warnings"], answer["already_launched"], args)  # fmt: skip
+                  answer["over_capacity"], answer["warnings"], answer["already_launched"], args,
+                  answer.get("reach"))  # fmt: skip
     if args.wait:
         workflow_id = answer["workflow_id"]
 
@@ -128,15 +129,36 @@ async def launch_remote_and_report(api: ConsoleApi, body: dict[str, Any], args: 
 
 
 async def status_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
-    view = RunView.model_validate(await api.status(args.workflow_id))
-    people = [p for p in view.people if args.state is None or p.state == args.state]
-    if args.offset is None and args.limit is None:
-        await print_status(view, listed(people), args)
+    """The same through the console's API: everyone in one answer (the console streams it),
+    or one page of it, read page by page for JSON lines and a state without a page."""
+    if args.offset is not None or args.limit is not None:
+        offset, limit = args.offset or 0, args.limit or PAGE_LIMIT
+        answer = await api.people(args.workflow_id, offset, limit, args.state)
+        view = RunView.model_validate(answer)
+        await print_status(view, listed(view.people), args, page_of_total=(offset, answer["people_total"]))
         return
-    offset, limit = args.offset or 0, args.limit or PAGE_LIMIT
+    if args.state is None and not args.jsonl:
+        view = RunView.model_validate(await api.status(args.workflow_id))
+        await print_status(view, listed(view.people), args)
+        return
+    first = await api.people(args.workflow_id, 0, PAGE_LIMIT, args.state)
     await print_status(
-        view, listed(people[offset : offset + limit]), args, page_of_total=(offset, len(people))
+        RunView.model_validate(first), remote_pages(api, args.workflow_id, args.state, first), args
     )
+
+
+async def remote_pages(
+    api: ConsoleApi, workflow_id: str, state: str | None, first: dict[str, Any]
+) -> AsyncIterator[PersonView]:
+    answer, offset = first, 0
+    while True:
+        people = [PersonView.model_validate(p) for p in answer["people"]]
+        for person in people:
+            yield person
+        offset += len(people)
+        if not people or offset >= answer["people_total"]:
+            return
+        answer = await api.people(workflow_id, offset, PAGE_LIMIT, state)
 
 
 async def end_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
@@ -145,11 +167,11 @@ async def end_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
 
 def report_launch(title: str, workflow_id: str, pin: str | None, dial_in_number: str, link: str,
                   over_capacity: list[Any], warnings: list[str], already: bool,
-                  args: argparse.Namespace, reach: list[StepReach] | None = None) -> None:  # fmt: skip
+                  args: argparse.Namespace, reach: list[dict[str, Any]] | None = None) -> None:  # fmt: skip
     if args.json:
         dump({"workflow_id": workflow_id, "pin": pin, "dial_in_number": dial_in_number, "ui_url": link,
               "over_capacity": over_capacity, "already_launched": already,
-              "reach": [asdict(step) for step in reach or []]})  # fmt: skip
+              "reach": reach or []})  # fmt: skip
         return
     if already:
         say(f"{title}: {workflow_id} was already launched with this key")
@@ -158,7 +180,7 @@ def report_launch(title: str, workflow_id: str, pin: str | None, dial_in_number:
     for warning in warnings:
         say(f"  WARNING (--force) {warning}")
     for step in reach or []:
-        say(f"  reach           {step.describe()}")
+        say(f"  reach           {step['says']}")
     if pin:
         say(f"  dial-in number  {dial_in_number}")
         say(f"  PIN             {pin}")
@@ -177,7 +199,7 @@ async def launch_and_report(client: Client, request: LaunchRequest, args: argpar
     report_launch(request.procedure.title, launched.workflow_id, launched.pin, launched.dial_in_number,
                   ui_url(launched.workflow_id), [asdict(load) for load in launched.over_capacity],
                   [load.describe() for load in launched.over_capacity], launched.already, args,
-                  launched.reach)  # fmt: skip
+                  [step.as_json() for step in launched.reach])  # fmt: skip
     if args.wait:
         await follow(client, launched.workflow_id, say if not args.json else _silent)
 
@@ -271,12 +293,10 @@ async def print_status(
         async for person in people:
             say(json.dumps(person.model_dump(mode="json"), default=str))
     elif args.json:
-        print(json.dumps(head, indent=2, default=str)[:-2] + ',\n  "people": [')
-        separator = "    "
-        async for person in people:
-            print(separator + json.dumps(person.model_dump(mode="json"), default=str))
-            separator = "  , "
-        say("  ]\n}")
+        extra = {k: v for k, v in head.items() if k.startswith("people_")}
+        async for part in view_json(summary, people, indent=2, extra=extra):
+            print(part, end="")
+        sys.stdout.flush()
     else:
         for line in summary_lines(summary):
             say(line)

@@ -128,7 +128,7 @@ def errors_middleware() -> Middleware:
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            if exc.status < 400 or exc.content_type != "text/plain":
+            if exc.status < 400 or exc.content_type != "text/plain" or request.writer.output_size:
                 raise
             if request.path.startswith("/api/"):  # a program reads it: JSON, in the handler's words
                 said = {"error": exc.reason.lower().replace(" ", "_"), "message": exc.text}
@@ -137,6 +137,8 @@ def errors_middleware() -> Middleware:
             return error_page(request, exc)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
+            if request.writer.output_size:  # a streamed answer has begun: only cutting it short says so
+                raise
             if request.path.startswith("/api/"):
                 failed = {"error": "internal", "message": "see the console's log"}
                 return web.json_response(failed, status=500)
@@ -159,6 +161,15 @@ def error_page(request: web.Request, exc: web.HTTPException) -> web.Response:
     )
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+"""On every answer; a streamed one (already sent when the middleware sees it) sets them itself."""
+
+
 def security_headers() -> Middleware:
     """Everything comes from the console itself; no page may be framed; no link leaks its URL
     (a call-me link is a personal token)."""
@@ -168,13 +179,8 @@ def security_headers() -> Middleware:
         response = await handler(request)
         if response.prepared:
             return response
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
-            "base-uri 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
 
     return middleware

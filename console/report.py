@@ -1,19 +1,27 @@
 """A run's report: everything that happened, one row per event, for the printable page and the
 CSV download. The JSON download is the run's view itself (`RunView`), the data twin of both.
 
-Rows are read off the view in the order things happened; nothing is worked out again here.
+Rows are read off the view; nothing is worked out again here. The run's own events come first,
+in the order they happened: its launch, its own people's (everyone's, in a run without
+batches), the PINs keyed in, moderator actions, its end. Then each batch's people, in roster
+order, each one's events in the order they happened: the CSV is written as they are read, at
+any size (sort it by `at` for one timeline).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 
-from domain.run_view import MEDIUM_LABELS, RunView
+from domain.run_view import MEDIUM_LABELS, PersonView, RunView
 
 LATEST = datetime.max.replace(tzinfo=UTC)
+LISTED = 1_000
+"""The most people the printable report lists (and the JSON download builds whole); a larger
+run's report gives its figures and the CSV."""
 
 
 @dataclass(frozen=True)
@@ -29,62 +37,98 @@ class ReportRow:
     outcome_at: datetime | None = None
     by: str = ""
     detail: str = ""
+    person_id: str = ""
+    """The person's id in the contacts (a name may be shared); last, so older readers keep theirs."""
 
 
 COLUMNS = [f.name for f in fields(ReportRow)]
 
 
+def in_time_order(rows: Iterable[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda row: row.at or LATEST)
+
+
 def report_rows(view: RunView) -> list[ReportRow]:
+    """The run's own events in time order (a run without batches: all of them)."""
     rows = [ReportRow(view.started_at, "launched", by=view.launched_by, detail=f"channel {view.channel}")]
     names = {person.id: person.name for person in view.people}
     for person in view.people:
-        for attempt in person.attempts:
-            call = f"call {attempt.call_sid}" if attempt.call_sid else ""
-            rows.append(
-                ReportRow(attempt.placed_at or attempt.queued_at, "call", person.name,
-                          MEDIUM_LABELS[attempt.medium], attempt.number, attempt.outcome, attempt.outcome_at,
-                          detail="; ".join(part for part in (call, attempt.error or "") if part))
-            )  # fmt: skip
-        for note in person.notifications:
-            purpose = (
-                "alert message" if note.purpose == "alert"
-                else "PIN invitation" if view.has_bridge else "closing message"
-            )  # fmt: skip
-            rows.append(
-                ReportRow(note.sent_at, "message", person.name, MEDIUM_LABELS[note.channel], note.to,
-                          "sent", detail=f"{purpose}, step {note.step}" if note.step else purpose)
-            )  # fmt: skip
-        if person.joined_at:
-            rejoined = f"rejoined {person.rejoins} time(s)" if person.rejoins else ""
-            rows.append(ReportRow(person.joined_at, "joined", person.name, detail=rejoined))
-        if person.left_at:
-            rows.append(ReportRow(person.left_at, "left", person.name))
-        if person.too_late:
-            late = f"too late for step {', '.join(person.too_late)}: not counted"
-            rows.append(ReportRow(None, "too late", person.name, detail=late))
+        rows += person_rows(person, view.has_bridge)
     for pin in view.pin_attempts:
         who = names.get(pin.participant_id or "", "guest" if pin.accepted else "")
         rows.append(ReportRow(pin.at, "pin", who, address=pin.from_number,
-                              outcome="accepted" if pin.accepted else "refused"))  # fmt: skip
+                              outcome="accepted" if pin.accepted else "refused",
+                              person_id=pin.participant_id or ""))  # fmt: skip
     for action in view.moderation:
         who = names.get(action.person_id, action.person_id)
         rows.append(
             ReportRow(action.at, "moderation", who, outcome=action.kind, by=action.by,
-                      detail=f"channel {action.channel}")
+                      detail=f"channel {action.channel}", person_id=action.person_id)
         )  # fmt: skip
     if view.ended_at:
         rows.append(ReportRow(view.ended_at, "ended", by=view.ended_by, detail=view.end_reason or ""))
     if view.recording_url:
         rows.append(ReportRow(None, "recording", detail=view.recording_url))
-    return sorted(rows, key=lambda row: row.at or LATEST)
+    return in_time_order(rows)
 
 
-def report_csv(view: RunView) -> str:
+def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
+    """One person's calls, messages, joins and leaves, in the order they were recorded."""
+    rows = []
+    for attempt in person.attempts:
+        call = f"call {attempt.call_sid}" if attempt.call_sid else ""
+        rows.append(
+            ReportRow(attempt.placed_at or attempt.queued_at, "call", person.name,
+                      MEDIUM_LABELS[attempt.medium], attempt.number, attempt.outcome, attempt.outcome_at,
+                      detail="; ".join(part for part in (call, attempt.error or "") if part),
+                      person_id=person.id)
+        )  # fmt: skip
+    for note in person.notifications:
+        purpose = (
+            "alert message" if note.purpose == "alert"
+            else "PIN invitation" if has_bridge else "closing message"
+        )  # fmt: skip
+        rows.append(
+            ReportRow(note.sent_at, "message", person.name, MEDIUM_LABELS[note.channel], note.to,
+                      "sent", detail=f"{purpose}, step {note.step}" if note.step else purpose,
+                      person_id=person.id)
+        )  # fmt: skip
+    if person.joined_at:
+        rejoined = f"rejoined {person.rejoins} time(s)" if person.rejoins else ""
+        rows.append(ReportRow(person.joined_at, "joined", person.name, detail=rejoined, person_id=person.id))
+    if person.left_at:
+        rows.append(ReportRow(person.left_at, "left", person.name, person_id=person.id))
+    if person.too_late:
+        late = f"too late for step {', '.join(person.too_late)}: not counted"
+        rows.append(ReportRow(None, "too late", person.name, detail=late, person_id=person.id))
+    return rows
+
+
+def with_batch_people(summary: RunView, people: Iterable[PersonView]) -> list[ReportRow]:
+    """The report's rows of a run whose batches' people are all at hand (a small run)."""
+    return report_rows(summary) + [
+        row for person in people for row in in_time_order(person_rows(person, summary.has_bridge))
+    ]
+
+
+def csv_text(rows: Iterable[ReportRow], *, header: bool = False) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    for row in report_rows(view):
+    if header:
+        writer.writerow(COLUMNS)
+    for row in rows:
         writer.writerow(
             [value.isoformat() if isinstance(value, datetime) else value for value in astuple(row)]
         )
     return out.getvalue()
+
+
+def report_csv(view: RunView) -> str:
+    return csv_text(report_rows(view), header=True)
+
+
+async def report_csv_parts(summary: RunView, batch_people: AsyncIterator[PersonView]) -> AsyncIterator[str]:
+    """The CSV as the batches' people come: the run's own rows, then a person's at a time."""
+    yield report_csv(summary)
+    async for person in batch_people:
+        yield csv_text(in_time_order(person_rows(person, summary.has_bridge)))

@@ -14,7 +14,7 @@ figures. SMS and email wait for no turn and are not counted.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from domain.plan import Alert, RunPlan, StepPlan
@@ -162,6 +162,19 @@ class StepReach:
     deadline: timedelta
     late: bool
     """Some calls or SMS would go after their turn's tolerance or the deadline."""
+
+    def as_json(self) -> dict[str, object]:
+        """For `--json` and the console's API: times in seconds from the step's start, and
+        `says`, the sentence the CLI prints."""
+        seconds = {
+            name: None if value is None else value.total_seconds()
+            for name, value in (
+                ("last_call", self.last_call),
+                ("last_sms", self.last_sms),
+                ("deadline", self.deadline),
+            )
+        }
+        return {**asdict(self), **seconds, "says": self.describe()}
 
     def describe(self) -> str:
         """`step 001: 50000 people; 50000 SMS at 100/s, the last leaving the carrier at +8:20;

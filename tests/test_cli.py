@@ -116,8 +116,11 @@ async def test_launch_status_rejoin_end_list(dev_env: WorkflowEnvironment, cli_s
     launched = await starter_json(dev_env, h, "conference", "--contacts", contacts, "--to", "alice",
                                   "--to", "chloe", "--welcome", "Gas leak", "--json")  # fmt: skip
     assert set(launched) == {
-        "workflow_id", "pin", "dial_in_number", "ui_url", "over_capacity", "already_launched"
+        "workflow_id", "pin", "dial_in_number", "ui_url", "over_capacity", "already_launched", "reach"
     }  # fmt: skip
+    [reach] = launched["reach"]
+    assert (reach["step"], reach["destinations"], reach["sms"], reach["deadline"]) == ("001", 2, 0, 120.0)
+    assert reach["calls"] >= 2 and reach["says"].startswith("step 001: 2 people; ")
     assert launched["already_launched"] is False
     assert launched["over_capacity"] == [], "three people at the test's call rate: all in time"
     assert launched["pin"].isdigit() and len(launched["pin"]) >= 6

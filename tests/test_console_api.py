@@ -86,6 +86,11 @@ async def test_a_laptop_with_only_a_token_launches_reads_and_ends_through_the_co
 
     code, output = await laptop(console, token, "status", run_id, "--json")
     assert code == 0 and json.loads(output)["people"][0]["id"] == "alice"
+    code, output = await laptop(console, token, "status", run_id, "--jsonl")
+    assert code == 0 and [json.loads(line).get("id") for line in output.splitlines()] == [None, "alice"]
+    code, output = await laptop(console, token, "status", run_id, "--json", "--offset", "1", "--limit", "5")
+    page = json.loads(output)
+    assert code == 0 and (page["people"], page["people_offset"], page["people_total"]) == ([], 1, 1), "a page"
     code, output = await laptop(console, token, "end", run_id, "--reason", "drill over")
     ended = json.loads(output)
     assert code == 0 and ended["state"] == "ended" and ended["ended_by"] == "lea"

@@ -10,7 +10,9 @@ answers in the CLI's `--json` shapes.
     POST /api/launches          {"procedure"?, "fields"?, "to"?, "welcome"?, "record"?, "force"?,
                                  "idempotency_key"?}: 201 with the launch, 200 when the key had
                                  already launched it, 422 refused (problems), 409 over capacity
-    GET  /api/runs/{id}         the run's view (`status --json`)
+    GET  /api/runs/{id}         the run's view (`status --json`), everyone's rows streamed in;
+                                with `offset`, `limit` (at most 1,000) or `state`: that page of
+                                people, with `people_offset` and `people_total`; 400 bad values
     POST /api/runs/{id}/end     {"reason"?}: the view once the run has ended
 """
 
@@ -26,11 +28,15 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console.access import launchers_only, signed_in
-from console.reading import definitions_for_page, view_for_page
+from console.reading import definitions_for_page, page_for_page, summary_for_page
+from console.roster import api_people_query
 from console.state import console_of
+from console.streaming import stream_out
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest
 from launching import LaunchRequest, OverCapacity, launch, red_button
+from rendering.json_stream import view_json
+from roster_pages import every_person
 from watch import NoWorker, view_once_ended
 from workflows.procedure_run import ProcedureRun
 
@@ -100,14 +106,30 @@ async def api_launch(request: web.Request) -> web.StreamResponse:
         "over_capacity": [asdict(load) for load in launched.over_capacity],
         "warnings": [load.describe() for load in launched.over_capacity],
         "already_launched": launched.already,
+        "reach": [step.as_json() for step in launched.reach],
     }
     return web.json_response(answer, status=200 if launched.already else 201, dumps=as_json)
 
 
 @routes.get("/api/runs/{id}")
 async def api_status(request: web.Request) -> web.StreamResponse:
-    view = await view_for_page(console_of(request).client, request.match_info["id"])
-    return web.Response(text=view.model_dump_json(), content_type="application/json")
+    """The run's view with everyone, streamed a batch at a time; or one page of its people."""
+    try:
+        query = api_people_query(request.query)
+    except ValueError as exc:
+        raise refusal(web.HTTPBadRequest, "bad_request", message=str(exc)) from exc
+    client = console_of(request).client
+    summary = await summary_for_page(client, request.match_info["id"])
+    if query is None:
+        everyone = view_json(summary, every_person(client, summary))
+        return await stream_out(request, everyone, "application/json")
+    page = await page_for_page(client, summary, query)
+    answer = summary.model_dump(mode="json", exclude={"people"}) | {
+        "people": [person.model_dump(mode="json") for person in page.people],
+        "people_offset": query.offset,
+        "people_total": page.total,
+    }
+    return web.json_response(answer, dumps=as_json)
 
 
 @routes.post("/api/runs/{id}/end")

@@ -35,7 +35,7 @@ async def person_of(request: web.Request) -> tuple[RunView, PersonView]:
     if link is None:
         raise web.HTTPNotFound(text=INVALID)
     try:
-        view = await read_view(console.client, link.run_id)
+        view = await read_view(console.client, link.run_id, with_batches=False)  # a link is for a bridge
     except Refused as exc:
         raise web.HTTPGone(text=OVER) from exc
     except NoWorker as exc:

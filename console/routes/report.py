@@ -1,14 +1,23 @@
 """A run's report: a printable page, and the same as CSV (one row per event) and JSON (the run's
-whole view, as `starter.py status --json` prints it)."""
+whole view, as `starter.py status --json` prints it).
+
+The CSV is written as the batches' people are read, at any size. The page lists everyone up to
+1,000 people; above, it gives the run's figures, says how many and links to the CSV. The JSON is
+built whole up to 1,000 people, and above streams its people in as `status --json` does.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from console.pages import render
-from console.reading import view_for_page
-from console.report import report_csv, report_rows
+from console.reading import batch_people, everyone_for_page, summary_for_page
+from console.report import LISTED, report_csv_parts, with_batch_people
+from console.roster import everyone
 from console.state import console_of
+from console.streaming import stream_out
+from rendering.json_stream import view_json
+from roster_pages import every_person
 
 routes = web.RouteTableDef()
 
@@ -19,23 +28,33 @@ def attachment(workflow_id: str, extension: str) -> dict[str, str]:
 
 @routes.get("/runs/{id}/report")
 async def report(request: web.Request) -> web.StreamResponse:
-    view = await view_for_page(console_of(request).client, request.match_info["id"])
-    return render(request, "report.html", view=view, rows=report_rows(view))
+    client = console_of(request).client
+    summary = await summary_for_page(client, request.match_info["id"])
+    count = everyone(summary)
+    if count > LISTED:
+        return render(request, "report.html", view=summary, everyone=count, people=None, rows=None)
+    people = await everyone_for_page(client, summary)
+    rows = with_batch_people(summary, people[len(summary.people) :])
+    return render(request, "report.html", view=summary, everyone=count, people=people, rows=rows)
 
 
 @routes.get("/runs/{id}/report.csv")
 async def report_as_csv(request: web.Request) -> web.StreamResponse:
-    view = await view_for_page(console_of(request).client, request.match_info["id"])
-    return web.Response(
-        text=report_csv(view), content_type="text/csv", headers=attachment(view.workflow_id, "csv")
-    )
+    client = console_of(request).client
+    summary = await summary_for_page(client, request.match_info["id"])
+    parts = report_csv_parts(summary, batch_people(client, summary))
+    return await stream_out(request, parts, "text/csv", attachment(summary.workflow_id, "csv"))
 
 
 @routes.get("/runs/{id}/report.json")
 async def report_as_json(request: web.Request) -> web.StreamResponse:
-    view = await view_for_page(console_of(request).client, request.match_info["id"])
+    client = console_of(request).client
+    summary = await summary_for_page(client, request.match_info["id"])
+    headers = attachment(summary.workflow_id, "json")
+    if everyone(summary) > LISTED:
+        parts = view_json(summary, every_person(client, summary), indent=2)
+        return await stream_out(request, parts, "application/json", headers)
+    whole = summary.model_copy(update={"people": await everyone_for_page(client, summary)})
     return web.Response(
-        text=view.model_dump_json(indent=2),
-        content_type="application/json",
-        headers=attachment(view.workflow_id, "json"),
+        text=whole.model_dump_json(indent=2), content_type="application/json", headers=headers
     )

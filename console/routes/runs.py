@@ -20,7 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from console.access import launchers_only, signed_in
 from console.live import sections, stream
 from console.pages import render
-from console.reading import definitions_for_page, view_for_page
+from console.reading import definitions_for_page, page_for_page, summary_for_page
+from console.roster import Roster, RosterQuery
 from console.runs import RunFilter, list_runs
 from console.sessions import session_of
 from console.state import console_of
@@ -57,25 +58,37 @@ def live_context(request: web.Request) -> dict[str, Any]:
     return {"can_act": signed_in(request).can_launch, "csrf": session_of(request).csrf}
 
 
+def roster_query(request: web.Request) -> RosterQuery:
+    """The page of people asked for (`?state=…&page=…`); 400 saying what is wrong."""
+    try:
+        return RosterQuery.read(request.query)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"This page of people cannot be shown: {exc}.") from exc
+
+
 @routes.get("/runs/{id}")
 async def run_page(request: web.Request) -> web.StreamResponse:
-    workflow_id = request.match_info["id"]
-    view = await view_for_page(console_of(request).client, workflow_id)
-    return render(request, "run.html", view=view, sections=sections(view, **live_context(request)))
+    query = roster_query(request)
+    client = console_of(request).client
+    view = await summary_for_page(client, request.match_info["id"])
+    roster = Roster.of(view, query, await page_for_page(client, view, query.people))
+    return render(request, "run.html", view=view, roster=roster,
+                  sections=sections(view, roster, **live_context(request)))  # fmt: skip
 
 
 @routes.get("/runs/{id}/live")
 async def live(request: web.Request) -> web.StreamResponse:
+    query = roster_query(request)
     console = console_of(request)
     return await stream(
-        request, console.client, request.match_info["id"], console.closing, **live_context(request)
+        request, console.client, request.match_info["id"], query, console.closing, **live_context(request)
     )
 
 
 @routes.get("/runs/{id}/end")
 @launchers_only
 async def end_page(request: web.Request) -> web.StreamResponse:
-    view = await view_for_page(console_of(request).client, request.match_info["id"])
+    view = await summary_for_page(console_of(request).client, request.match_info["id"])
     return render(request, "end.html", view=view)
 
 
@@ -101,23 +114,27 @@ async def moderate(request: web.Request) -> web.StreamResponse:
     kind, person = str(form.get("action", "")), str(form.get("person", ""))
     if kind not in get_args(Moderation) or not person:
         raise web.HTTPBadRequest(text="Unknown action.")
+    back = RosterQuery.kept(str(form.get("roster", "")))
     if kind == "remove" and form.get("confirm") != "yes":
-        return await remove_page(request, workflow_id, person)
+        return await remove_page(request, workflow_id, person, back)
     action = ModeratorAction(
         kind=cast(Moderation, kind), person_id=person, by=signed_in(request).name, channel="web"
     )
     handle = console_of(request).client.get_workflow_handle_for(ProcedureRun.run, workflow_id)
     session_of(request).say(await outcome(handle.execute_update(ProcedureRun.moderate, action), None))
-    raise web.HTTPSeeOther(f"/runs/{workflow_id}#person-{quote(person)}")
+    raise web.HTTPSeeOther(f"/runs/{workflow_id}{back.suffix}#person-{quote(person)}")
 
 
-async def remove_page(request: web.Request, workflow_id: str, person_id: str) -> web.StreamResponse:
-    """The question before a removal; its form sends the same action with `confirm=yes`."""
-    view = await view_for_page(console_of(request).client, workflow_id)
+async def remove_page(
+    request: web.Request, workflow_id: str, person_id: str, back: RosterQuery
+) -> web.StreamResponse:
+    """The question before a removal; its form sends the same action with `confirm=yes`. Only
+    the run's own people (those of its bridge steps) are in a bridge: its summary holds them."""
+    view = await summary_for_page(console_of(request).client, workflow_id)
     person = next((p for p in view.people if p.id == person_id), None)
     if person is None:
         raise web.HTTPNotFound(text=f"No one with id {person_id!r} in this run.")
-    return render(request, "remove.html", view=view, person=person)
+    return render(request, "remove.html", view=view, person=person, back=back)
 
 
 async def outcome(update: Awaitable[Any], done: str | None) -> str:

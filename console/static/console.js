@@ -103,7 +103,9 @@
       Object.entries(data.sections).forEach(([id, html]) => {
         const section = document.getElementById(id);
         if (!section) return;
+        const opened = Array.from(section.querySelectorAll("details[open][id]"), (details) => details.id);
         section.innerHTML = html;
+        opened.forEach((detailsId) => { const again = document.getElementById(detailsId); if (again) again.open = true; });
         showTimes(section);
       });
       if (focused) {
