@@ -11,10 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from domain.run_view import PeoplePage, PeopleQuery, PersonState, PersonView, RunView, page_of
-from watch import NO_ANSWER, QUERY_TIMEOUT, NoWorker, batch_view
+from watch import QUERY_TIMEOUT, asked_of_batch, batch_view
 from workflows.step_batch import StepBatch
 
 QUERIES_AT_ONCE = 20
@@ -82,13 +81,8 @@ async def batch_page(client: Client, workflow_id: str, query: PeopleQuery) -> Pe
     """A batch's page; a batch of a build before 0.2.0 (no `people` query) is paged from its view."""
     handle = client.get_workflow_handle_for(StepBatch.run, workflow_id)
     try:
-        return await handle.query(StepBatch.people, query, rpc_timeout=QUERY_TIMEOUT)
-    except WorkflowQueryFailedError:  # a batch of a build before 0.2.0 has no `people` query
+        return await asked_of_batch(
+            workflow_id, handle.query(StepBatch.people, query, rpc_timeout=QUERY_TIMEOUT)
+        )
+    except WorkflowQueryFailedError:
         return page_of((await batch_view(client, workflow_id)).people, query)
-    except RPCError as exc:
-        if exc.status not in (RPCStatusCode.FAILED_PRECONDITION, *NO_ANSWER):
-            raise
-        raise NoWorker(
-            f"batch {workflow_id} did not answer within {QUERY_TIMEOUT.seconds} s (its workers are "
-            "busy or down, or its last workflow task failed): read the run again in a moment"
-        ) from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -17,6 +18,7 @@ from workflows import search_attributes as sa
 from workflows.procedure_run import ProcedureRun
 from workflows.step_batch import StepBatch
 
+T = TypeVar("T")
 QUERY_TIMEOUT = timedelta(seconds=5)
 NO_ANSWER = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
 """How a query that no worker answered within QUERY_TIMEOUT fails."""
@@ -87,11 +89,16 @@ async def with_batch_people(client: Client, view: RunView) -> RunView:
 
 
 async def batch_view(client: Client, workflow_id: str) -> RunView:
-    """A batch's people. A batch whose worker is busy past the query timeout, or whose last
-    workflow task failed, is NoWorker like its run: a view read again later, not a traceback."""
+    """A batch's people."""
     handle = client.get_workflow_handle_for(StepBatch.run, workflow_id)
+    return await asked_of_batch(workflow_id, handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT))
+
+
+async def asked_of_batch(workflow_id: str, query: Awaitable[T]) -> T:
+    """A batch's answer. A batch whose worker is busy past the query timeout, or whose last
+    workflow task failed, is NoWorker like its run: read again later, not a traceback."""
     try:
-        return await handle.query(StepBatch.view, rpc_timeout=QUERY_TIMEOUT)
+        return await query
     except RPCError as exc:
         if exc.status not in (RPCStatusCode.FAILED_PRECONDITION, *NO_ANSWER):
             raise
