@@ -35,6 +35,7 @@ from bench import population as pop
 from carrier.simulator.client import place_inbound_call
 from carrier.simulator.scenario import Behaviour, Scenario
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+from directory import index_size
 from domain.events import EndRequest
 from domain.run_view import PeopleQuery, RunView
 from procedures.definitions import (
@@ -470,6 +471,7 @@ async def many_conferences(
                 for c in range(conferences)
             )
         )
+        index_workflows, index_entries = await index_size(h.client, h.settings.task_queue)
         await eventually(
             lambda: (len(h.texted_numbers()), mail_count(h)),
             lambda c: c == (people, people),
@@ -495,6 +497,8 @@ async def many_conferences(
         worst_pin = max([worst_pin, *pins])
     pins_unique = len({run.pin for run in launched}) == conferences
     result.add("PINs unique", f"{len({run.pin for run in launched})} of {conferences}", "all", pins_unique)
+    held = f"{index_entries} in {index_workflows} workflows"
+    result.add("caller index: the conferences' numbers", held, f"{3 * people}", index_entries == 3 * people)
     result.add(
         "home calls placed (not answered at work)",
         f"{home_placed} of {len(owed_home)}",
