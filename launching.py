@@ -41,7 +41,7 @@ from activities.caller_index import callers_of, register_callers
 from config import Settings
 from directory import pin_lease_id
 from domain.call_queue import PRIORITY
-from domain.capacity import StepLoad, StepReach, capacity, reach
+from domain.capacity import StepLoad, StepReach, reach, step_loads
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
 from domain.messages import check_single_sms, fields_of, render
@@ -414,10 +414,17 @@ async def stop_batches(client: Client, batches: list[str]) -> None:
             await client.get_workflow_handle(batch).terminate("run did not start")
 
 
-def check_capacity(plan: RunPlan, settings: Settings, force: bool, waiting: int = 0) -> list[StepLoad]:
+def check_capacity(
+    plan: RunPlan,
+    settings: Settings,
+    force: bool,
+    waiting: int = 0,
+    every_step: list[StepLoad] | None = None,
+) -> list[StepLoad]:
     """Refuse a run the account's call rate cannot keep in time, `waiting` calls of other runs
-    going first, unless forced."""
-    loads = capacity(plan, settings.calls_per_second, waiting)
+    going first, unless forced. `every_step`: its steps already replayed (`step_loads`)."""
+    replayed = every_step if every_step is not None else step_loads(plan, settings.calls_per_second, waiting)
+    loads = [load for load in replayed if not load.in_time]
     if loads and not force:
         raise OverCapacity(loads)
     return loads
@@ -486,8 +493,9 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
         request, settings, pin="0" * settings.pin_digits if bridge else None
     )  # refuse before any PIN
     ahead = await calls_waiting(client, settings, PRIORITY[checked.steps[0].objective])
-    loads = check_capacity(checked, settings, request.force, ahead)
-    reaching = reach(checked, settings.calls_per_second, settings.sms_per_second)
+    every_step = step_loads(checked, settings.calls_per_second, ahead)
+    loads = check_capacity(checked, settings, request.force, ahead, every_step)
+    reaching = reach(checked, every_step, settings.sms_per_second)
     pin = await reserve_pin(client, settings, run_id, request.max_duration) if bridge else None
     whole = prepare(request, settings, pin, run_id)
     names = ", ".join(p.name for p in whole.people[:5])

@@ -75,14 +75,17 @@ class StepLoad:
 
 
 def capacity(plan: RunPlan, calls_per_second: float, waiting: int = 0) -> list[StepLoad]:
-    """Every step with a scheme time the account's call rate cannot keep (empty: all in time).
-    `waiting`: calls already waiting on the account that go before the first step's; later steps
-    start minutes on, when those have long gone."""
-    loads = [
+    """Every step with a scheme time the account's call rate cannot keep (empty: all in time)."""
+    return [load for load in step_loads(plan, calls_per_second, waiting) if not load.in_time]
+
+
+def step_loads(plan: RunPlan, calls_per_second: float, waiting: int = 0) -> list[StepLoad]:
+    """Each step's calls replayed. `waiting`: calls already waiting on the account that go
+    before the first step's; later steps start minutes on, when those have long gone."""
+    return [
         step_load(plan, step, calls_per_second, waiting if index == 0 else 0)
         for index, step in enumerate(plan.steps)
     ]
-    return [load for load in loads if not load.in_time]
 
 
 def step_load(plan: RunPlan, step: StepPlan, calls_per_second: float, waiting: int = 0) -> StepLoad:
@@ -194,14 +197,15 @@ class StepReach:
         return "; ".join(parts) + f"; deadline {_clock(self.deadline)}{late}"
 
 
-def reach(plan: RunPlan, calls_per_second: float, sms_per_second: float) -> list[StepReach]:
-    """Each step's alerts at the account's rates: a call or an SMS due at its scheme time goes
-    at the next turn of its queue (everyone's, in scheme order)."""
-    return [step_reach(plan, step, calls_per_second, sms_per_second) for step in plan.steps]
+def reach(plan: RunPlan, loads: list[StepLoad], sms_per_second: float) -> list[StepReach]:
+    """Each step's alerts at the account's rates: its calls as `step_loads` replayed them, and
+    an SMS due at its scheme time at the next turn of the account's SMS queue."""
+    return [
+        step_reach(plan, step, load, sms_per_second) for step, load in zip(plan.steps, loads, strict=True)
+    ]
 
 
-def step_reach(plan: RunPlan, step: StepPlan, calls_per_second: float, sms_per_second: float) -> StepReach:
-    calls = step_load(plan, step, calls_per_second)  # as the capacity check replays them
+def step_reach(plan: RunPlan, step: StepPlan, calls: StepLoad, sms_per_second: float) -> StepReach:
     starts = [r.last_start for r in calls.rounds if r.last_start is not None]
     due = [a for a in plan.alerts(step) if a.address and a.after < step.deadline]
     sms = sorted(a.after for a in due if a.medium == "sms")

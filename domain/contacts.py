@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,25 @@ def contact_for_number(value: str) -> Contact:
     return Contact(id=e164, name=e164, voice_pro=e164, mobile=e164 if is_mobile(e164) else None)
 
 
+_VALIDATED: OrderedDict[int, tuple[dict[str, Any], Contact]] = OrderedDict()
+VALIDATED_AT_MOST = 100_000
+"""Entries already validated, by the entry itself (`load_contacts` hands out the same entries
+for one version of its file): a launch prepares its plan twice, and a console launches from one
+file again and again; 50,000 contacts take seconds to validate."""
+
+
+def validated(entry: dict[str, Any]) -> Contact:
+    """`validate_contact`, once per entry of a contacts file's version (a refusal is not kept)."""
+    held = _VALIDATED.get(id(entry))
+    if held is not None and held[0] is entry:
+        return held[1]
+    contact = validate_contact(entry)
+    _VALIDATED[id(entry)] = (entry, contact)  # the entry is held: its id is not reused meanwhile
+    if len(_VALIDATED) > VALIDATED_AT_MOST:
+        _VALIDATED.popitem(last=False)
+    return contact
+
+
 def resolve_destinations(destinations: list[str], contacts: dict[str, dict[str, Any]]) -> list[Contact]:
     """Turn `--to` values into validated contacts, refusing unknown, invalid and duplicate ones."""
     if not destinations:
@@ -166,7 +185,7 @@ def resolve_destinations(destinations: list[str], contacts: dict[str, dict[str, 
             if destination.startswith("+"):
                 resolved.append(contact_for_number(destination))
             elif destination in contacts:
-                resolved.append(validate_contact(contacts[destination]))
+                resolved.append(validated(contacts[destination]))
             else:
                 known = ", ".join(sorted(contacts)[:10]) or "none"
                 problems.append(f"unknown contact {destination!r} (known ids: {known})")
