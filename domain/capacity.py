@@ -182,7 +182,7 @@ class StepReach:
     def describe(self) -> str:
         """`step 001: 50000 people; 50000 SMS at 100/s, the last leaving the carrier at +8:20;
         50000 emails (as fast as the mail server takes them); deadline +10:00`"""
-        parts = [f"step {self.step}: {self.destinations} people"]
+        parts = [f"step {self.step}: {self.destinations} {'person' if self.destinations == 1 else 'people'}"]
         if self.calls:
             parts.append(
                 f"{self.calls} calls if nobody answers, the last at {_clock(self.last_call or timedelta())}"

@@ -194,7 +194,10 @@ async def test_a_post_without_the_csrf_token_is_refused(site: Site) -> None:
             assert refused.status == 403, "the sign-in form too"
         assert site.h.called_numbers() == before, "nothing launched"
         async with http.post("/red-button", data={**form, "csrf": token}) as review:
-            assert review.status == 200 and "Confirm: Conference call" in await review.text()
+            text = await review.text()
+            assert review.status == 200 and "Confirm: Conference call" in text
+            reach = "step 001: 1 person; 2 calls if nobody answers, the last at +0:02; deadline +0:04"
+            assert reach in text, "the confirmation says when the carrier's rates reach them"
 
 
 async def test_a_viewer_cannot_launch_end_or_moderate(site: Site) -> None:

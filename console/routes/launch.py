@@ -26,7 +26,7 @@ from console.pages import render
 from console.reading import definitions_for_page
 from console.state import ConsoleState, console_of
 from domain.call_queue import PRIORITY
-from domain.capacity import StepLoad
+from domain.capacity import StepLoad, StepReach, reach, step_loads
 from domain.contacts import load_contacts
 from domain.errors import InvalidLaunch
 from launching import (
@@ -132,8 +132,17 @@ def launch_request(
     return red_button(page.procedure, schemes, destinations, filled.text.get(text or "", ""), **options)
 
 
+NAMES_SHOWN = 100
+"""People named on the confirmation page; the rest are counted (a district is 50,000)."""
+
+
 def confirmation(
-    request: web.Request, page: LaunchPage, filled: FilledForm, people: list[str], loads: list[StepLoad]
+    request: web.Request,
+    page: LaunchPage,
+    filled: FilledForm,
+    people: list[str],
+    loads: list[StepLoad],
+    reaching: list[StepReach] | None = None,
 ) -> web.Response:
     return render(
         request,
@@ -141,8 +150,10 @@ def confirmation(
         page=page,
         procedure=page.procedure,
         filled=filled,
-        people=people,
+        people=people[:NAMES_SHOWN],
+        people_count=len(people),
         loads=loads,
+        reaching=reaching or [],
         key=secrets.token_urlsafe(16),
     )
 
@@ -173,8 +184,10 @@ async def review(request: web.Request) -> web.StreamResponse:
     except InvalidLaunch as exc:
         return form_page(request, page, filled, place(page.procedure, filled, exc.problems), status=422)
     ahead = await calls_waiting(console_of(request).client, settings, PRIORITY[plan.steps[0].objective])
-    loads = check_capacity(plan, settings, True, ahead)
-    return confirmation(request, page, filled, [person.name for person in plan.people], loads)
+    every_step = step_loads(plan, settings.calls_per_second, ahead)
+    loads = check_capacity(plan, settings, True, ahead, every_step)
+    reaching = reach(plan, every_step, settings.sms_per_second)
+    return confirmation(request, page, filled, [person.name for person in plan.people], loads, reaching)
 
 
 @routes.post("/red-button/launch")
