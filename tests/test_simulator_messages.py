@@ -67,5 +67,6 @@ async def test_texts_beyond_the_accounts_rate_wait_in_the_carriers_queue(tmp_pat
             datetime.fromisoformat(e["at"]) + timedelta(milliseconds=e["queue_ms"]) for e in b.entries("sms")
         )
         gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent)]
-        assert min(gaps) >= 0.049, f"one every 50 ms at 20 a second: {gaps}"
+        # the journal's clock reads a few ms after the queue's: each gap is 50 ms give or take that
+        assert min(gaps) >= 0.04 and (sent[-1] - sent[0]).total_seconds() >= 0.44, gaps
         assert b.entries("sms")[-1]["queue_ms"] > 0, "the last of the burst waited its turn"
