@@ -388,7 +388,8 @@ async def start_batches(
     client: Client, settings: Settings, batches: list[tuple[str, BatchInput]], title: str
 ) -> None:
     """Start a run's batches before the run, each with its people frozen in its input; they wait
-    for the run to begin their step. Idempotent: a batch already started is left as it is."""
+    for the run to begin their step. Their IDs are this attempt's: one already started (a start
+    retried after a lost answer) is kept. Every start is done or failed before this returns."""
     gate = asyncio.Semaphore(BATCH_STARTS_AT_ONCE)
 
     async def start(batch: str, batch_input: BatchInput) -> None:
@@ -404,14 +405,29 @@ async def start_batches(
                 static_summary=summary,
             )
 
-    await asyncio.gather(*(start(batch, batch_input) for batch, batch_input in batches))
+    outcomes = await asyncio.gather(
+        *(start(b, batch_input) for b, batch_input in batches), return_exceptions=True
+    )
+    failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+    if failed is not None:
+        raise failed
 
 
-async def stop_batches(client: Client, batches: list[str]) -> None:
-    """The run did not start: its batches would wait for it in vain."""
-    for batch in batches:
+async def withdraw(client: Client, lease_id: str | None, batches: list[str]) -> None:
+    """This attempt's run did not start: its PIN lease and batches would wait for it in vain."""
+    for workflow_id in [*([lease_id] if lease_id else []), *batches]:
         with contextlib.suppress(RPCError):
-            await client.get_workflow_handle(batch).terminate("run did not start")
+            await client.get_workflow_handle(workflow_id).terminate("run did not start")
+
+
+async def run_exists(client: Client, run_id: str) -> bool:
+    """Whether the run was started after all (an answer lost on the way back); when Temporal
+    cannot say, it may have been: nothing is withdrawn then (what waits in vain expires)."""
+    try:
+        await client.get_workflow_handle(run_id).describe()
+    except RPCError as exc:
+        return exc.status != RPCStatusCode.NOT_FOUND
+    return True
 
 
 def check_capacity(
@@ -501,7 +517,7 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
     names = ", ".join(p.name for p in whole.people[:5])
     more = len(whole.people) - 5
     summary = f"{whole.title}: {names}" + (f" +{more}" if more > 0 else "")
-    plan, batches = hand_to_batches(whole, run_id, settings.call_queue(), LATE_ANSWERS)
+    plan, batches = hand_to_batches(whole, run_id, secrets.token_hex(3), settings.call_queue(), LATE_ANSWERS)
     try:
         await start_batches(client, settings, batches, whole.title)
         await client.start_workflow(
@@ -525,13 +541,13 @@ async def launch(client: Client, settings: Settings, request: LaunchRequest) -> 
             ),
         )
     except BaseException as exc:
-        if plan.pin_lease_id:
-            await client.get_workflow_handle(plan.pin_lease_id).terminate("run did not start")
-        if isinstance(exc, WorkflowAlreadyStartedError) and request.idempotency_key is not None:
+        another = isinstance(exc, WorkflowAlreadyStartedError) and request.idempotency_key is not None
+        if another or not await run_exists(client, run_id):  # this attempt's lease and batches serve nobody
+            await withdraw(client, plan.pin_lease_id, [batch for batch, _ in batches])
+        if another:
             before = await launched_before(client, settings, run_id)  # the same key, a moment sooner
             if before is not None:
-                return before  # the batches are that run's (the same IDs): left running
-        await stop_batches(client, [batch for batch, _ in batches])
+                return before
         raise
     if plan.has_bridge:
         callers = callers_of(plan, run_id, datetime.now(UTC))

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from temporalio.client import Client, WorkflowQueryFailedError
 
 from domain.run_view import PeoplePage, PeopleQuery, PersonState, PersonView, RunView, page_of
-from watch import QUERY_TIMEOUT, asked_of_batch, batch_view
+from watch import QUERY_TIMEOUT, asked_of_batch, batch_view, with_batch_people
 from workflows.step_batch import StepBatch
 
 QUERIES_AT_ONCE = 20
@@ -24,6 +24,8 @@ PAGE = 500
 async def read_page(client: Client, summary: RunView, query: PeopleQuery) -> PeoplePage:
     """The people of `query`'s page. `summary` is the run's own view (`read_view` without its
     batches): its people come first, then each batch's."""
+    if not summary.batches_list_their_people:  # a run of 0.1.0: its rows and its batches' merged
+        return page_of((await with_batch_people(client, summary)).people, query)
     people = [p for p in summary.people if query.state is None or p.state == query.state]
     own = len(people)
     sizes = await batch_totals(client, summary, query.state)
@@ -47,6 +49,8 @@ async def every_person(
     client: Client, summary: RunView, state: PersonState | None = None
 ) -> AsyncIterator[PersonView]:
     """Everyone in roster order, a batch at a time: the report and `status` stream them."""
+    if not summary.batches_list_their_people:
+        summary = (await with_batch_people(client, summary)).model_copy(update={"batches": []})
     for person in summary.people:
         if state is None or person.state == state:
             yield person

@@ -132,7 +132,7 @@ async def status_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
     """The same through the console's API: everyone in one answer (the console streams it),
     or one page of it, read page by page for JSON lines and a state without a page."""
     if args.offset is not None or args.limit is not None:
-        offset, limit = args.offset or 0, args.limit or PAGE_LIMIT
+        offset, limit = args.offset or 0, PAGE_LIMIT if args.limit is None else args.limit
         answer = await api.people(args.workflow_id, offset, limit, args.state)
         view = RunView.model_validate(answer)
         await print_status(view, listed(view.people), args, page_of_total=(offset, answer["people_total"]))
@@ -260,12 +260,26 @@ def _silent(_: str) -> None:
 PAGE_LIMIT = 1_000
 
 
+def whole(least: int, most: int | None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [least, most], or a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < least or (most is not None and int(text) > most):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a whole number from {least}" + (f" to {most}" if most is not None else "")
+            )
+        return int(text)
+
+    return parse
+
+
 async def status(client: Client, args: argparse.Namespace) -> None:
     """The run's summary, then its people: all of them streamed a batch at a time, or one page
     (`--offset`, `--limit`), optionally only those in one `--state`."""
     summary = await read_view(client, args.workflow_id, with_batches=False)
     if args.offset is not None or args.limit is not None:
-        query = PeopleQuery(offset=args.offset or 0, limit=args.limit or PAGE_LIMIT, state=args.state)
+        limit = PAGE_LIMIT if args.limit is None else args.limit
+        query = PeopleQuery(offset=args.offset or 0, limit=limit, state=args.state)
         page = await read_page(client, summary, query)
         await print_status(summary, listed(page.people), args, page_of_total=(query.offset, page.total))
     else:
@@ -410,8 +424,12 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
     output.add_argument("--json", action="store_true", help="one JSON document")
     output.add_argument("--jsonl", action="store_true", help="the view, then one JSON line per person")
     status_cmd.add_argument("--state", choices=get_args(PersonState), help="only the people in this state")
-    status_cmd.add_argument("--offset", type=int, help="one page: from this person (0 is the first)")
-    status_cmd.add_argument("--limit", type=int, help=f"one page: this many people (at most {PAGE_LIMIT})")
+    status_cmd.add_argument(
+        "--offset", type=whole(0, None), help="one page: from this person (0 is the first)"
+    )
+    status_cmd.add_argument(
+        "--limit", type=whole(0, PAGE_LIMIT), help=f"one page: this many people (at most {PAGE_LIMIT})"
+    )
     status_cmd.set_defaults(run=status, remote=status_remote)
 
     rejoin_cmd = commands.add_parser("rejoin", help="dial in with the PIN (as the phone line does)")

@@ -87,9 +87,9 @@ class StepPlan(Frozen):
         """How many destinations the step has, wherever they are listed."""
         return len(self.destinations) + sum(self.batch_sizes)
 
-    def batches(self, run_id: str) -> list[tuple[str, int]]:
+    def batches(self, prefix: str) -> list[tuple[str, int]]:
         """The step's batches started at launch, in order: their workflow IDs and sizes."""
-        return [(batch_id(run_id, self.number, n), size) for n, size in enumerate(self.batch_sizes, start=1)]
+        return [(batch_id(prefix, self.number, n), size) for n, size in enumerate(self.batch_sizes, start=1)]
 
     def needed(self) -> int:
         """How many destinations make the objective: `percent` of them, rounded up."""
@@ -100,8 +100,10 @@ class StepPlan(Frozen):
         return self.objective == "conference"
 
 
-def batch_id(run_id: str, step_number: str, index: int) -> str:
-    return f"{run_id}-step{step_number}-batch{index:03d}"
+def batch_id(prefix: str, step_number: str, index: int) -> str:
+    """`prefix`: the run's ID for batches a run started itself (before 0.2.0); the run's ID and
+    its launch attempt's mark for batches a launcher started (`RunPlan.batch_prefix`)."""
+    return f"{prefix}-step{step_number}-batch{index:03d}"
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,11 @@ class RunPlan(Frozen):
     call_me_links: dict[str, str] = {}
     """Each person's signed "call me into the conference" link, when the procedure offers it."""
     max_duration: timedelta = DEFAULT_MAX_DURATION
+    batch_prefix: str = ""
+    """How this launch named the batches it started (its run's ID and a mark of the attempt, so
+    a retried or concurrent launch never adopts another attempt's batches); "" before 0.2.0."""
+    participants: int = 0
+    """Everyone the launch alerts, bridge and batches (0 before 0.2.0: `people` then held all)."""
     launched_by: str = ""
     channel: LaunchChannel = "cli"
 

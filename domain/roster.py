@@ -82,22 +82,19 @@ class RosterState(BaseModel):
     """Calls the room reported before we knew whose they were."""
 
     @classmethod
-    def fresh(
-        cls, plan: RunPlan, started_at: datetime, *, batched_elsewhere: bool = False, run_id: str = ""
-    ) -> RosterState:
-        """With `batched_elsewhere` (a run), only the people of its bridge steps are listed here:
-        the people of a step without a bridge are their batches' (`StepBatch`, started at
-        launch and listed here from the start), so nothing the run keeps, returns or answers
-        grows with the people it warns."""
-        listed = plan.bridge_people() if batched_elsewhere else {c.id for c in plan.people}
+    def fresh(cls, plan: RunPlan, started_at: datetime) -> RosterState:
+        """Everyone in the plan. A run launched by 0.2.0 or later has only its bridge steps'
+        people there: the people of a step without a bridge are their batches' (`StepBatch`,
+        started at launch and listed here from the start), so nothing the run keeps, returns or
+        answers grows with the people it warns."""
         batches = {
             batch: BatchView(workflow_id=batch, step=step.number, size=size)
             for step in plan.steps
-            for batch, size in step.batches(run_id)
+            for batch, size in step.batches(plan.batch_prefix)
         }
         return cls(
             started_at=started_at,
-            people={c.id: PersonView(id=c.id, name=c.name) for c in plan.people if c.id in listed},
+            people={c.id: PersonView(id=c.id, name=c.name) for c in plan.people},
             steps={
                 s.number: StepView(
                     number=s.number,
@@ -552,6 +549,7 @@ class Roster:
             moderation=list(state.moderation),
             recording_url=state.recording_url,
             problems=list(state.problems),
+            batches_list_their_people=not any(s.destinations for s in self.plan.steps if not s.has_bridge),
         )
 
     # --- internals -----------------------------------------------------------------------

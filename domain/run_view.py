@@ -222,6 +222,9 @@ class RunView(BaseModel):
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     """What kept the scheme from running as designed (e.g. carrier credentials refused)."""
+    batches_list_their_people: bool = False
+    """Its batches' people are not in `people` (a run launched by 0.2.0 or later); a run of
+    0.1.0 lists everyone, the batches' rows to be merged into its own."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

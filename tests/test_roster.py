@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from domain.call_queue import CallQueue
 from domain.contacts import Contact
 from domain.events import BridgeUpdate, CallProgress, CallTruth, CarrierTruth, RejoinRequest
 from domain.plan import RunPlan, SchemeMedium, SchemePlan, StepPlan
 from domain.roster import Roster, RosterState
+from workflows.step_batch import hand_to_batches
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ANN = Contact(id="ann", name="Ann", voice_pro="+41215550101", mobile="+41795550101")
@@ -166,3 +168,38 @@ def test_a_call_recorded_not_placed_that_the_carrier_reports_counts_after_all() 
     book.not_placed(attempt.attempt_id, "the run ended before its turn", T0)
     book.call_progress(CallProgress(attempt_id=attempt.attempt_id, call_sid="CA1", status="in-progress"), T0)
     assert (attempt.outcome, attempt.call_sid, attempt.error) == ("answered", "CA1", None)
+
+
+CALLS = CallQueue(task_queue="q-calls", account="AC1", calls_per_second=1)
+
+
+def mixed_plan(people: int) -> RunPlan:
+    """A conference step for Ann, then an information step for `people` others."""
+    others = tuple(Contact(id=f"p{n}", name=f"P {n}", mobile=f"+417955{n:05d}") for n in range(people))
+    inform = StepPlan(number="002", objective="information", percent=100, scheme="TEXT",
+                      destinations=tuple(c.id for c in others), deadline=timedelta(minutes=5))  # fmt: skip
+    schemes = {**PLAN.schemes, "TEXT": SchemePlan(name="TEXT", media=(SchemeMedium(medium="sms"),))}
+    fields = dict(PLAN) | {"steps": (STEP, inform), "people": (ANN, *others), "schemes": schemes}
+    return RunPlan.model_validate(fields)  # not model_copy: it would keep PLAN's cached index of people
+
+
+def test_a_run_launched_now_lists_its_bridge_people_and_its_batches_theirs() -> None:
+    run_plan, batches = hand_to_batches(mixed_plan(450), "run-x", "a1", CALLS,
+                                        timedelta(minutes=10))  # fmt: skip
+    view = Roster(run_plan, "run-x", RosterState.fresh(run_plan, T0)).view()
+    assert [p.id for p in view.people] == ["ann"] and view.batches_list_their_people
+    assert [(b.workflow_id, b.size) for b in view.batches] == [
+        (f"run-x-a1-step002-batch00{n}", size) for n, size in ((1, 200), (2, 200), (3, 50))
+    ]
+    assert [len(b.plan.people) for _, b in batches] == [200, 200, 50] and run_plan.participants == 451
+    _, other_attempt = hand_to_batches(mixed_plan(450), "run-x", "b2", CALLS,
+                                       timedelta(minutes=10))  # fmt: skip
+    assert {i for i, _ in batches}.isdisjoint(i for i, _ in other_attempt), "no attempt adopts another's"
+
+
+def test_a_run_launched_by_0_1_0_still_lists_everyone_it_holds() -> None:
+    """Its plan holds every destination: its roster keeps them all, as 0.1.0 did (a dial-in or a
+    "call again" for one of them finds their row), and says the batches' rows merge into it."""
+    old = mixed_plan(450)
+    view = Roster(old, "run-x", RosterState.fresh(old, T0)).view()
+    assert len(view.people) == 451 and not view.batches_list_their_people

@@ -79,3 +79,5 @@ async def status_pages_account_for_everyone(env: WorkflowEnvironment, h: Harness
     code, out, err = await run_starter(env, h, "status", run_id, "--state", "not-reached", "--limit", "5")
     assert code == 0, err
     assert "people 1 and on, of 0:" in out, "nobody is left unreached"
+    code, out, err = await run_starter(env, h, "status", run_id, "--limit", "5000")
+    assert code == 2 and "argument --limit: '5000': a whole number from 0 to 1000" in err

@@ -97,7 +97,10 @@ class CallerIndex:
 
     @workflow.signal
     def register(self, registration: Registration) -> None:
-        """Keep what fits (an entry already here is only renewed); the rest goes to the next link."""
+        """Keep what fits (an entry already here is only renewed); the rest goes to the next link,
+        which lookups ask from now on (they would miss it while it waits to be sent)."""
+        if self.entries() >= ENTRIES_AT_MOST:
+            self.forget_expired()  # expired entries take no room
         spill, entries = [], self.entries()
         for key in registration.keys:
             runs = self.state.runs_of.get(key, {})
@@ -110,6 +113,7 @@ class CallerIndex:
             self.state.outbox.append(
                 Passed(kind="register", registration=registration.model_copy(update={"keys": spill}))
             )
+            self.passed_on(registration.expires_at)
 
     @workflow.signal
     def unregister(self, registration: Registration) -> None:

@@ -92,14 +92,10 @@ class ProcedureRun:
     @workflow.init
     def __init__(self, start: RunInput) -> None:
         self.plan = start.plan
-        state = start.carried or RosterState.fresh(
-            start.plan, workflow.now(), batched_elsewhere=True, run_id=workflow.info().workflow_id
-        )
+        state = start.carried or RosterState.fresh(start.plan, workflow.now())
         self.roster = Roster(start.plan, workflow.info().workflow_id, state)
-        self.in_batches_only = sum(1 for c in start.plan.people if c.id not in state.people) + sum(
-            sum(step.batch_sizes) for step in start.plan.steps
-        )
-        """Destinations its batches list, not the run (indexed among the participants all the same)."""
+        self.in_batches_only = max(0, start.plan.participants - len(start.plan.people))
+        """People only its batches list (indexed among the participants all the same)."""
         self.end_request: EndRequest | None = None
         self.updates = 0
         self.indexed: tuple[str, int, int] | None = None
@@ -183,7 +179,7 @@ class ProcedureRun:
             lifetime=step.deadline + self.plan.max_duration + LATE_ANSWERS,
             report_every=report_every(len(step.batch_sizes)),
         )
-        ids = [batch for batch, _ in step.batches(run_id)]  # listed since the run started
+        ids = [batch for batch, _ in step.batches(self.plan.batch_prefix)]  # listed since the run started
         answers = await asyncio.gather(
             *(workflow.get_external_workflow_handle(b).signal("begin", begun) for b in ids),
             return_exceptions=True,
@@ -227,8 +223,7 @@ class ProcedureRun:
     def batches_to_close(self) -> list[str]:
         """Every batch of the run: those begun, and those the launcher started for a step that
         never began (skipped, or the run ended first), which wait for a word until closed."""
-        run_id = workflow.info().workflow_id
-        waiting = [batch for step in self.plan.steps for batch, _ in step.batches(run_id)]
+        waiting = [batch for step in self.plan.steps for batch, _ in step.batches(self.plan.batch_prefix)]
         return list(dict.fromkeys([*self.batches_of(), *waiting]))
 
     async def signal_batch(self, batch_id: str, signal: str) -> None:

@@ -38,7 +38,6 @@ REPORT_EVERY = timedelta(seconds=5)
 REPORTS_PER_SECOND = 5
 """What all of a step's batches report to their run together, at most (batches beyond 25 report
 less often than REPORT_EVERY), so the run's history does not grow with its batches' reports."""
-UNBEGUN_GRACE = timedelta(minutes=10)
 
 
 class BatchInput(BaseModel):
@@ -68,11 +67,14 @@ def report_every(batches: int) -> timedelta:
 
 
 def hand_to_batches(
-    plan: RunPlan, run_id: str, calls: CallQueue, late_answers: timedelta
+    plan: RunPlan, run_id: str, attempt: str, calls: CallQueue, late_answers: timedelta
 ) -> tuple[RunPlan, list[tuple[str, BatchInput]]]:
     """Split a launch: each step without a bridge goes to batches of BATCH_SIZE, their people
     frozen in their own inputs; the run's plan keeps its bridge steps' people and, for the other
-    steps, only how many each batch holds."""
+    steps, only how many each batch holds. `attempt` marks this launch's batches apart from
+    those of another attempt at the same run (a retry after a crash, a second console replica):
+    theirs carry another PIN."""
+    prefix = f"{run_id}-{attempt}"
     batches: list[tuple[str, BatchInput]] = []
     steps = []
     waits = plan.max_duration + sum((s.deadline for s in plan.steps), timedelta()) + late_answers
@@ -87,10 +89,12 @@ def hand_to_batches(
                 update={
                     "steps": (step.model_copy(update={"destinations": chunk}),),
                     "people": tuple(plan.person(cid) for cid in chunk),
-                    "call_me_links": {},
+                    "call_me_links": {
+                        cid: plan.call_me_links[cid] for cid in chunk if cid in plan.call_me_links
+                    },
                 }
             )
-            batches.append((batch_id(run_id, step.number, index), BatchInput(
+            batches.append((batch_id(prefix, step.number, index), BatchInput(
                 plan=cut, parent_id=run_id, started_at=None, calls=calls, lifetime=waits
             )))  # fmt: skip
             sizes.append(len(chunk))
@@ -101,6 +105,8 @@ def hand_to_batches(
             "steps": tuple(steps),
             "people": tuple(c for c in plan.people if c.id in kept),
             "call_me_links": {cid: link for cid, link in plan.call_me_links.items() if cid in kept},
+            "batch_prefix": prefix,
+            "participants": len(plan.people),
         }
     )
     return run_plan, batches
