@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.caller_index import SHARDS, CallerIndex, Lookup, shard_id
+from workflows.caller_index import SHARDS, CallerIndex, Held, Lookup, link_id, shard_id
 
 
 def _digest(secret: str, value: str, length: int) -> str:
@@ -77,26 +78,29 @@ async def conferences_of_caller(
 async def index_size(client: Client, task_queue: str) -> tuple[int, int]:
     """How many workflows the caller index runs (shards and their links), and how many entries
     (a number's keyed hash in a run) they hold."""
-    workflows = entries = 0
+    links = [held async for _, held in index_links(client, task_queue)]
+    return len(links), sum(held.entries for held in links)
+
+
+async def index_links(client: Client, task_queue: str) -> AsyncIterator[tuple[str, Held]]:
+    """Every running link of every shard, with what it holds: a shard's links in order, as
+    long as each says more follow."""
     for shard in range(SHARDS):
         link = 0
         while True:
-            handle = client.get_workflow_handle_for(
-                CallerIndex.run, f"{shard_id(task_queue, f'{shard:08x}')}"
-            )
-            if link:
-                handle = client.get_workflow_handle_for(CallerIndex.run, f"{handle.id}-{link}")
+            workflow_id = link_id(task_queue, shard, link)
             try:
-                held = await handle.query(CallerIndex.held)
+                held = await client.get_workflow_handle_for(CallerIndex.run, workflow_id).query(
+                    CallerIndex.held
+                )
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND:
                     break
                 raise
-            workflows, entries = workflows + 1, entries + held.entries
+            yield workflow_id, held
             if not held.more:
                 break
             link += 1
-    return workflows, entries
 
 
 async def _ask(client: Client, shard: str, key: str, rpc_timeout: timedelta | None) -> Lookup | None:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 
 from domain.errors import InvalidLaunch
+from domain.run_view import PAGE_AT_MOST
 from watch import NoWorker, Refused
 
 TIMEOUT = aiohttp.ClientTimeout(total=60)
@@ -61,7 +62,7 @@ class ConsoleApi:
         return await self._call("GET", f"/api/runs/{quote(workflow_id, safe='')}")
 
     async def people(
-        self, workflow_id: str, offset: int = 0, limit: int = 1_000, state: str | None = None
+        self, workflow_id: str, offset: int = 0, limit: int = PAGE_AT_MOST, state: str | None = None
     ) -> dict[str, Any]:
         """The run's view with one page of its people (`limit` at most 1,000), optionally only
         those in `state`; `people_offset` and `people_total` say where it is in the roster."""

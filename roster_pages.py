@@ -26,11 +26,10 @@ async def read_page(client: Client, summary: RunView, query: PeopleQuery) -> Peo
     batches): its people come first, then each batch's."""
     if not summary.batches_list_their_people:  # a run of 0.1.0: its rows and its batches' merged
         return page_of((await with_batch_people(client, summary)).people, query)
-    people = [p for p in summary.people if query.state is None or p.state == query.state]
-    own = len(people)
+    own = page_of(summary.people, query)
     sizes = await batch_totals(client, summary, query.state)
-    rows = people[query.offset : query.offset + query.limit]
-    skip, wanted = max(0, query.offset - own), query.limit - len(rows)
+    rows = list(own.people)
+    skip, wanted = max(0, query.offset - own.total), query.limit - len(rows)
     for batch, size in zip(summary.batches, sizes, strict=True):
         if wanted <= 0:
             break
@@ -42,7 +41,7 @@ async def read_page(client: Client, summary: RunView, query: PeopleQuery) -> Peo
         )
         rows += page.people
         skip, wanted = 0, wanted - len(page.people)
-    return PeoplePage(total=own + sum(sizes), people=rows)
+    return PeoplePage(total=own.total + sum(sizes), people=rows)
 
 
 async def every_person(

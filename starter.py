@@ -37,7 +37,7 @@ from directory import conference_with_pin
 from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest, RejoinRequest
-from domain.run_view import PeopleQuery, PersonState, PersonView, RunView
+from domain.run_view import PAGE_AT_MOST, PeopleQuery, PersonState, PersonView, RunView
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
@@ -257,7 +257,7 @@ def _silent(_: str) -> None:
     pass
 
 
-PAGE_LIMIT = 1_000
+PAGE_LIMIT = PAGE_AT_MOST
 
 
 def whole(least: int, most: int | None) -> Callable[[str], int]:
@@ -299,16 +299,15 @@ async def print_status(
 ) -> None:
     """As lines, one JSON document (`--json`: the view, its people streamed into it) or JSON
     lines (`--jsonl`: the view without its people, then one line per person)."""
-    head = summary.model_dump(mode="json", exclude={"people"})
+    page: dict[str, Any] = {}
     if page_of_total is not None:
-        head |= {"people_offset": page_of_total[0], "people_total": page_of_total[1]}
+        page = {"people_offset": page_of_total[0], "people_total": page_of_total[1]}
     if args.jsonl:
-        say(json.dumps(head, default=str))
+        say(json.dumps(summary.model_dump(mode="json", exclude={"people"}) | page, default=str))
         async for person in people:
             say(json.dumps(person.model_dump(mode="json"), default=str))
     elif args.json:
-        extra = {k: v for k, v in head.items() if k.startswith("people_")}
-        async for part in view_json(summary, people, indent=2, extra=extra):
+        async for part in view_json(summary, people, indent=2, extra=page):
             print(part, end="")
         sys.stdout.flush()
     else:

@@ -98,22 +98,25 @@ def composed(request: SendEmail, sender: str, message_id: str) -> Composed:
 @lru_cache(maxsize=32)
 def _content(subject: str, body: str) -> tuple[bytes, bytes]:
     """The headers that are the same for every recipient of this text, and the MIME content."""
-    message = EmailMessage()
-    message["Subject"] = subject
-    message.set_content(body, cte="quoted-printable")
-    message.add_alternative(email_html(subject, body), subtype="html", cte="quoted-printable")
-    head, _, content = message.as_bytes(policy=SMTP).partition(b"\r\n\r\n")
+    head, _, content = _message(subject, body).as_bytes(policy=SMTP).partition(b"\r\n\r\n")
     return head, content
 
 
 def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
-    message = EmailMessage()
+    """The whole message, for an address `composed` leaves to the library (SMTPUTF8)."""
+    subject, body = request.message.rendered()
+    message = _message(subject, body)
     message["From"] = sender
     message["To"] = request.to
-    subject, body = request.message.rendered()
-    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
+    return message
+
+
+def _message(subject: str, body: str) -> EmailMessage:
+    """The text as plain and as HTML alternatives, under its subject."""
+    message = EmailMessage()
+    message["Subject"] = subject
     message.set_content(body, cte="quoted-printable")
     message.add_alternative(email_html(subject, body), subtype="html", cte="quoted-printable")
     return message

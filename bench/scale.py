@@ -243,11 +243,6 @@ async def result_bytes(client: Client, workflow_id: str) -> int:
     raise LookupError(f"{workflow_id} has not completed")
 
 
-async def view_answer_bytes(client: Client, workflow_id: str) -> int:
-    """Bytes of the run's `view` query answer, as the server sent it."""
-    return await query_answer_bytes(client, workflow_id, "view")
-
-
 async def query_answer_bytes(client: Client, workflow_id: str, query: str, argument: Any = None) -> int:
     """Bytes of a query's answer, as the server sent it."""
     arguments = await client.data_converter.encode([argument]) if argument is not None else []

@@ -5,7 +5,8 @@ sent, as HTML the page swaps in.
 Each open page polls the run's summary (its own view, without its batches' people) twice a
 second, so a change shows within a second. The page of people it shows comes from the summary
 when the run has no batches; otherwise it is read again at most once a second, asking only the
-batches it covers. The sections are the same templates the page itself was rendered with:
+batches it covers (a page filtered by state first asks every batch its count, so at most 25
+batches a second). The sections are the same templates the page itself was rendered with:
 there is one way to show a person's row, not one on the server and another in the script.
 """
 

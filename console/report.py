@@ -104,7 +104,7 @@ def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
     return rows
 
 
-def with_batch_people(summary: RunView, people: Iterable[PersonView]) -> list[ReportRow]:
+def report_rows_with(summary: RunView, people: Iterable[PersonView]) -> list[ReportRow]:
     """The report's rows of a run whose batches' people are all at hand (a small run)."""
     return report_rows(summary) + [
         row for person in people for row in in_time_order(person_rows(person, summary.has_bridge))

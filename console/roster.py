@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import get_args
 from urllib.parse import parse_qsl, urlencode
 
-from domain.run_view import PeoplePage, PeopleQuery, PersonState, PersonView, RunView
+from domain.run_view import PAGE_AT_MOST, PeoplePage, PeopleQuery, PersonState, PersonView, RunView
 from rendering.words import STATE_WORDS
 
 PAGE_SIZE = 100
 """People on a page of the live roster."""
-API_LIMIT = 1_000
+API_LIMIT = PAGE_AT_MOST
 """The most people one page of `GET /api/runs/{id}` holds (`PeopleQuery`'s own limit)."""
 STATES: tuple[PersonState, ...] = get_args(PersonState)
 

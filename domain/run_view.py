@@ -146,11 +146,15 @@ class PersonView(BaseModel):
         return latest.medium if latest and latest.outcome == "pending" and latest.placed_at else None
 
 
+PAGE_AT_MOST = 1_000
+"""People one page may hold: every reader (CLI, console, API) pages with this bound."""
+
+
 class PeopleQuery(BaseModel):
     """A page of a roster's people, in roster order, optionally only those in one state."""
 
     offset: int = Field(0, ge=0)
-    limit: int = Field(100, ge=0, le=1_000)
+    limit: int = Field(100, ge=0, le=PAGE_AT_MOST)
     state: PersonState | None = None
 
 

@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.caller_index import CallerIndexActivities, RunCallers, register_callers
 from bench.scale import largest_payload
-from directory import conferences_of_caller, index_size
+from directory import conferences_of_caller, index_links, index_size
 from stack.loopback import eventually
 from tests.support import harness
-from workflows.caller_index import ENTRIES_AT_MOST, SHARDS, CallerIndex, shard_id
+from workflows.caller_index import ENTRIES_AT_MOST, SHARDS
 
 RUNS, NUMBERS = 40, 1_000
 
@@ -54,19 +54,10 @@ async def test_forty_thousand_numbers_are_found_and_forgotten_through_linked_sha
         )
         assert found == [[f"run-{n // NUMBERS:02d}"] for n in sample], "every number leads to its run"
 
-        for shard in range(SHARDS):
-            link = 0
-            while True:
-                handle = client.get_workflow_handle_for(
-                    CallerIndex.run, shard_id(queue, f"{shard:08x}", link)
-                )
-                held = await handle.query(CallerIndex.held)
-                assert held.entries <= ENTRIES_AT_MOST
-                history = await handle.fetch_history()
-                assert largest_payload(history.events) < 256 * 1024, "every payload under Temporal's warning"
-                if not held.more:
-                    break
-                link += 1
+        async for workflow_id, held in index_links(client, queue):
+            assert held.entries <= ENTRIES_AT_MOST
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            assert largest_payload(history.events) < 256 * 1024, "every payload under Temporal's warning"
 
         closing = CallerIndexActivities(client, queue, secret)  # what a closing run's activity does
         await asyncio.gather(*(closing.unregister_callers(c) for c in callers[:20]))

@@ -104,7 +104,7 @@ async def test_the_run_page_shows_a_page_of_100_and_the_stream_follows_it(
     run: Run, http: aiohttp.ClientSession
 ) -> None:
     page = f"/runs/{run.run_id}"
-    shown, section = await eventually(lambda: people_on(http, page), lambda got: len(got[0]) == 100, 20)
+    shown, section = await eventually(lambda: people_on(http, page), lambda got: len(got[0]) == 100, 120)
     assert shown == ids(range(100)), "the first 100, in roster order"
     assert f'href="/runs/{run.run_id}?page=2" rel="next"' in section
     assert 'rel="prev"' not in section
@@ -138,7 +138,7 @@ async def test_the_run_page_shows_a_page_of_100_and_the_stream_follows_it(
 async def test_the_roster_filters_by_state_once_delivered(run: Run, http: aiohttp.ClientSession) -> None:
     page = f"/runs/{run.run_id}?state=reached"
     shown, section = await eventually(
-        lambda: people_on(http, page), lambda got: "of 450 reached" in got[1], 25, every=0.5
+        lambda: people_on(http, page), lambda got: "of 450 reached" in got[1], 120, every=0.5
     )
     assert shown == ids(range(100)) and section.count('class="person state-reached"') == 100
     assert f'href="/runs/{run.run_id}?state=reached&amp;page=2" rel="next"' in section
@@ -152,7 +152,7 @@ async def test_the_roster_filters_by_state_once_delivered(run: Run, http: aiohtt
 async def test_the_api_answers_a_page_by_offset_limit_and_state(run: Run) -> None:
     api = ConsoleApi(run.url, run.token)
     await eventually(
-        lambda: api.people(run.run_id, 0, 0, "reached"), lambda a: a["people_total"] == PEOPLE, 25
+        lambda: api.people(run.run_id, 0, 0, "reached"), lambda a: a["people_total"] == PEOPLE, 120
     )
     page = await api.people(run.run_id, offset=150, limit=100, state="reached")
     assert [p["id"] for p in page["people"]] == ids(range(150, 250)), "across the first two batches"
@@ -194,7 +194,7 @@ async def test_the_csv_report_is_streamed_with_every_event_of_everyone(
             ids(range(PEOPLE)), 2
         )
 
-    rows = await eventually(table, sms_and_email_each, 25, every=0.5)
+    rows = await eventually(table, sms_and_email_each, 120, every=0.5)
     per_person = Counter(r["person_id"] for r in rows if r["person_id"])
     assert per_person == dict.fromkeys(ids(range(PEOPLE)), 2), "their SMS and email, nothing else"
     assert rows[0]["event"] == "launched"

@@ -45,7 +45,7 @@ async def test_an_information_step_to_600_in_batches(dev_env: WorkflowEnvironmen
         assert len(view.batches) == 3 and sum(b.size for b in view.batches) == PEOPLE
         assert len(view.people) == PEOPLE and all(p.delivered_at for p in view.people), "status sees all"
         await status_pages_account_for_everyone(dev_env, h, launched.workflow_id)
-        answer = await scale.view_answer_bytes(h.client, launched.workflow_id)
+        answer = await scale.query_answer_bytes(h.client, launched.workflow_id, "view")
         assert answer < BOUNDED, f"the run's view is {answer} bytes: it lists the batches, not their people"
         ids = [launched.workflow_id, *(b.workflow_id for b in view.batches)]
         events, _, pending = await scale.history_figures(h.client, ids)

@@ -34,8 +34,12 @@ CONTINUE_AS_NEW_AT_EVENTS = 5_000
 
 def shard_id(task_queue: str, caller_key: str, link: int = 0) -> str:
     """The link of the shard holding this key, one index per deployment (its task queue)."""
-    shard = f"{task_queue}-caller-index-{int(caller_key[:8], 16) % SHARDS:02d}"
-    return shard if link == 0 else f"{shard}-{link}"
+    return link_id(task_queue, int(caller_key[:8], 16) % SHARDS, link)
+
+
+def link_id(task_queue: str, shard: int, link: int = 0) -> str:
+    name = f"{task_queue}-caller-index-{shard:02d}"
+    return name if link == 0 else f"{name}-{link}"
 
 
 class Registration(BaseModel):
@@ -66,7 +70,11 @@ class Lookup(BaseModel):
     runs: list[str]
     more: bool
     """The next link may hold this key too: ask it."""
-    entries: int = 0
+
+
+class Held(BaseModel):
+    entries: int
+    more: bool
 
 
 @workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
@@ -135,9 +143,9 @@ class CallerIndex:
         return Lookup(runs=self.runs_of(caller_key), more=self.more())
 
     @workflow.query
-    def held(self) -> Lookup:
+    def held(self) -> Held:
         """How many entries this link holds, and whether more follow."""
-        return Lookup(runs=[], more=self.more(), entries=self.entries())
+        return Held(entries=self.entries(), more=self.more())
 
     def entries(self) -> int:
         return sum(len(runs) for runs in self.state.runs_of.values())

@@ -216,15 +216,11 @@ class ProcedureRun:
             self.roster.batch_started(step, child_id, len(chunk))
 
     def batches_of(self, step: StepPlan | None = None) -> list[str]:
+        """The roster lists the batches the launcher started from the run's start, so closing
+        them all reaches those of a step that never began (skipped, or the run ended first)."""
         return [
             b.workflow_id for b in self.roster.state.batches.values() if step is None or b.step == step.number
         ]
-
-    def batches_to_close(self) -> list[str]:
-        """Every batch of the run: those begun, and those the launcher started for a step that
-        never began (skipped, or the run ended first), which wait for a word until closed."""
-        waiting = [batch for step in self.plan.steps for batch, _ in step.batches(self.plan.batch_prefix)]
-        return list(dict.fromkeys([*self.batches_of(), *waiting]))
 
     async def signal_batch(self, batch_id: str, signal: str) -> None:
         """`stop` or `close`; a batch already gone has nothing left to do."""
@@ -278,7 +274,7 @@ class ProcedureRun:
             ringing += live
         await asyncio.gather(
             *(self.alerting.carrier.hang_up(call_sid) for call_sid in ringing),
-            *(self.signal_batch(batch, "close") for batch in self.batches_to_close()),
+            *(self.signal_batch(batch, "close") for batch in self.batches_of()),
             self.unregister_callers(),
         )
         if self.plan.record and room is not None:

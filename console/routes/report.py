@@ -12,7 +12,7 @@ from aiohttp import web
 
 from console.pages import render
 from console.reading import batch_people, everyone_for_page, summary_for_page
-from console.report import LISTED, report_csv_parts, with_batch_people
+from console.report import LISTED, report_csv_parts, report_rows_with
 from console.roster import everyone
 from console.state import console_of
 from console.streaming import stream_out
@@ -34,7 +34,7 @@ async def report(request: web.Request) -> web.StreamResponse:
     if count > LISTED:
         return render(request, "report.html", view=summary, everyone=count, people=None, rows=None)
     people = await everyone_for_page(client, summary)
-    rows = with_batch_people(summary, people[len(summary.people) :])
+    rows = report_rows_with(summary, people[len(summary.people) :])
     return render(request, "report.html", view=summary, everyone=count, people=people, rows=rows)
 
 
