@@ -25,7 +25,10 @@ STATES: tuple[PersonState, ...] = get_args(PersonState)
 
 
 def everyone(summary: RunView) -> int:
-    """How many rows the run's roster has: its own people and each batch's."""
+    """How many rows the run's roster has: its own people and each batch's (a run of 0.1.0
+    lists everyone itself, its batches' rows merged into its own)."""
+    if not summary.batches_list_their_people:
+        return len(summary.people)
     return len(summary.people) + sum(batch.size for batch in summary.batches)
 
 

@@ -23,13 +23,16 @@ from temporalio.testing import WorkflowEnvironment
 from bench import population as pop
 from bench import scale
 from carrier.simulator import Scenario
+from config import Settings
 from console.app import build_app, serve
 from console.auth import Users
 from console.roster import Roster, RosterQuery
 from domain.run_view import CallAttempt, PersonView, RunView, page_of
+from launching import LaunchRequest, prepare
 from remote import ConsoleApi
-from stack.loopback import eventually, harness
+from stack.loopback import Harness, eventually, harness
 from stack.ports import free_port
+from workflows.procedure_run import ProcedureRun, RunInput
 
 PEOPLE = 450
 PASSWORD = "correct horse battery"
@@ -41,12 +44,35 @@ class Run:
     url: str
     run_id: str
     token: str
+    old_run_id: str
+    """A run as 0.1.0 launched it: its plan holds everyone, it starts its batches itself."""
+
+
+OLD_PEOPLE = 250
+
+
+async def launch_as_0_1_0(h: Harness, settings: Settings) -> str:
+    """The launch of 0.1.0: the whole plan in the run's input, no batches started beforehand."""
+    people = range(PEOPLE, PEOPLE + OLD_PEOPLE)
+    fields = {"body": "22:00-23:00", "Contacts.S001": ",".join(pop.person_id(n) for n in people)}
+    inform = scale.INFORMATION.procedure("inform")
+    request = LaunchRequest(inform, scale.INFORMATION.schemes, fields, contacts_file=h.contacts_file)
+    run_id = f"inform-as-0-1-0-{PEOPLE}"
+    plan = prepare(request, settings, pin=None, run_id=run_id)
+    await h.client.start_workflow(
+        ProcedureRun.run,
+        RunInput(plan=plan, calls=settings.call_queue()),
+        id=run_id,
+        task_queue=settings.task_queue,
+    )
+    h.launched.append(run_id)
+    return run_id
 
 
 @pytest.fixture(scope="module")
 async def run(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     tmp = tmp_path_factory.mktemp("console-pages")
-    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(PEOPLE, phones=False))
+    contacts = pop.write_contacts(tmp / "contacts.yaml", pop.contacts(PEOPLE + OLD_PEOPLE, phones=False))
     async with harness(dev_env.client, tmp, contacts, Scenario()) as h, h.worker():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -61,7 +87,7 @@ async def run(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFac
                 "Contacts.S001": ",".join(pop.person_id(n) for n in range(PEOPLE)),
             }
             launched = await h.launch_procedure("inform", fields, definitions=scale.INFORMATION)
-            yield Run(url, launched.workflow_id, token)
+            yield Run(url, launched.workflow_id, token, await launch_as_0_1_0(h, settings))
         finally:
             await runner.cleanup()
 
@@ -230,3 +256,24 @@ def test_a_roster_page_of_a_run_without_batches_counts_each_state_and_keeps_its_
     assert (roster.previous, roster.next) == ("/runs/r", None)
     assert RosterQuery.kept("state=not-reached&page=2").suffix == "?state=not-reached&page=2"
     assert RosterQuery.kept("page=-4").suffix == "", "a form's own value is checked too"
+
+
+async def test_a_run_launched_by_0_1_0_lists_each_person_once_with_their_batch_events(
+    run: Run, http: aiohttp.ClientSession
+) -> None:
+    """Its own view holds everyone (empty rows for its batches' people): pages and the report
+    merge the batches' rows into them, as 0.1.0 showed them, never twice."""
+    old = ids(range(PEOPLE, PEOPLE + OLD_PEOPLE))
+    api = ConsoleApi(run.url, run.token)
+    await eventually(
+        lambda: api.people(run.old_run_id, 0, 0, "reached"), lambda a: a["people_total"] == OLD_PEOPLE, 120
+    )
+    everyone = await api.people(run.old_run_id)
+    assert [p["id"] for p in everyone["people"]] == old and everyone["people_total"] == OLD_PEOPLE
+    async with http.get(f"/runs/{run.old_run_id}/report") as page:
+        text = await page.text()
+    assert page.status == 200
+    listed = re.findall(r'<th scope="row">Person (\d+)</th>', text)
+    assert sorted(map(int, listed)) == list(range(PEOPLE, PEOPLE + OLD_PEOPLE)), "each person once"
+    texted = re.findall(r"<td>message</td><td>Person (\d+)</td><td>SMS</td>", text)
+    assert sorted(map(int, texted)) == list(range(PEOPLE, PEOPLE + OLD_PEOPLE)), "each one's SMS, once"

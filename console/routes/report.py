@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from console.pages import render
-from console.reading import batch_people, everyone_for_page, summary_for_page
+from console.reading import batch_people, batches_answering, everyone_for_page, summary_for_page
 from console.report import LISTED, report_csv_parts, report_rows_with
 from console.roster import everyone
 from console.state import console_of
@@ -33,8 +33,13 @@ async def report(request: web.Request) -> web.StreamResponse:
     count = everyone(summary)
     if count > LISTED:
         return render(request, "report.html", view=summary, everyone=count, people=None, rows=None)
-    people = await everyone_for_page(client, summary)
-    rows = report_rows_with(summary, people[len(summary.people) :])
+    with batches_answering():
+        batch = [person async for person in batch_people(client, summary)]
+    if summary.batches_list_their_people:
+        people = summary.people + batch
+    else:  # a run of 0.1.0: its own rows hold everyone, the batches' merged into them
+        people = await everyone_for_page(client, summary)
+    rows = report_rows_with(summary, batch)
     return render(request, "report.html", view=summary, everyone=count, people=people, rows=rows)
 
 
