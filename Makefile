@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run stack prod-like wheel test lint bench chaos clean
+.PHONY: run stack prod-like wheel test lint bench chaos catalogues clean
 
 # The embedded stack, prod-like, the bench and the drill run on the published dev secrets:
 # declared development (unset, RALLYCALL_ENVIRONMENT means production, which refuses them).
@@ -45,6 +45,9 @@ bench: $(STAMP)
 
 chaos: $(STAMP)  ## the chaos drill: four conferences on the prod-like topology broken on purpose (~12 min; README)
 	$(DEV) $(BIN)/python -m stack.chaos
+
+catalogues: $(STAMP)  ## refresh i18n/*.pot and the .po catalogues from the texts marked in the code
+	$(BIN)/python -m i18n.extract
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache build dist

@@ -23,6 +23,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from codec.aes import AesGcmCodec, BadKeys, EncryptionKey, parse_keys
 from domain.call_queue import CallQueue, calls_queue
+from i18n.languages import SHIPPED
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     twilio_auth_token: str = Field(DEV_AUTH_TOKEN, validation_alias="TWILIO_AUTH_TOKEN")
     dial_in_number: str = "+41215550100"
     """The conference number: caller ID of outbound calls, and the number people dial in to."""
+
+    language: str = "en"
+    """The installation's language: of procedures that name none, and for anyone whose own is
+    not shipped (en, fr, de, it)."""
 
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
@@ -138,6 +143,15 @@ class Settings(BaseSettings):
     accept_unsealed_payloads: bool = False
     """Read payloads that are not encrypted as they are. Only for histories written before
     encryption was turned on: otherwise anyone who can write to Temporal can forge a signal."""
+
+    @field_validator("language")
+    @classmethod
+    def _language_is_shipped(cls, value: str) -> str:
+        if value not in SHIPPED:
+            raise ValueError(
+                f"RALLYCALL_LANGUAGE: {value!r} is not one rallycall ships ({', '.join(SHIPPED)})"
+            )
+        return value
 
     @field_validator("encryption_keys")
     @classmethod

@@ -44,17 +44,21 @@ from domain.call_queue import PRIORITY
 from domain.capacity import StepLoad, StepReach, reach, step_loads
 from domain.contacts import Contact, load_contacts, resolve_destinations, shared_numbers, to_e164
 from domain.errors import InvalidLaunch
-from domain.messages import check_single_sms, fields_of, render
+from domain.messages import check_sms, fields_of, render, render_spoken
 from domain.plan import (
     ADDRESS_OF,
     DEFAULT_MAX_DURATION,
     LaunchChannel,
     PostObjective,
+    PostText,
     RunPlan,
     SchemeMedium,
     SchemePlan,
     StepPlan,
 )
+from domain.speech import plain
+from i18n.catalogues import N_, words
+from i18n.languages import SHIPPED, normalised, served
 from key_checks import problems_with_workers
 from links import call_me_url
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
@@ -88,6 +92,9 @@ class LaunchRequest:
     """Launch even when the account's call rate cannot keep the schemes' times."""
     idempotency_key: str | None = None
     """The same key (for the same procedure) launches once: a repeat gets the run it started."""
+    text_language: str | None = None
+    """The language the launcher wrote the form's texts in (`#{Body}`): they are spoken in it,
+    whatever the language around them. None: the procedure's."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,11 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
     fields = {
         f.template_name: request.fields.get(f.name, "").strip() for f in procedure.form if f.kind == "text"
     }
+    language = procedure.language or settings.language
+    try:
+        own = dict.fromkeys(fields, text_language(request.text_language, language))
+    except ValueError as exc:
+        raise InvalidLaunch([f"language of the texts: {exc}"]) from exc
     if procedure.has_conference():
         number = phonenumbers.parse(dial_in, None)
         fields["ConferenceNumber"] = phonenumbers.format_number(
@@ -181,14 +193,22 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
             people.setdefault(contact.id, contact)
         try:
             links = call_me if procedure.call_me_link else None
-            steps.append(plan_step(step, destinations, request.schemes, fields, schemes, links))
+            texts = Texts(fields, language, own)
+            steps.append(plan_step(step, destinations, request.schemes, texts, schemes, links))
         except InvalidLaunch as exc:
             problems += exc.problems
     problems += shared_numbers(list(people.values()))
     problems += size_problems(procedure, steps, len(people))
-    drop_message = way_back_message(procedure, fields) if procedure.has_conference() else ""
-    if drop_message and procedure.after_drop == "sms":
-        problems += sms_problems(drop_message, [c for c in people.values() if c.mobile], "after a drop")
+    languages = {served(c.language, language) for c in people.values()}
+    drop_messages = (
+        {lang: way_back_message(procedure, fields, lang, language) for lang in sorted(languages | {language})}
+        if procedure.has_conference()
+        else {}
+    )
+    if drop_messages and procedure.after_drop == "sms":
+        for lang, text in drop_messages.items():
+            texted = [c for c in people.values() if c.mobile and served(c.language, language) == lang]
+            problems += sms_problems(text, texted, f"after a drop, in {lang}")
     if problems:
         raise InvalidLaunch(problems)
     return RunPlan(
@@ -204,7 +224,9 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
         pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
         record=procedure.record if request.record is None else request.record,
         after_drop=procedure.after_drop,
-        drop_message=drop_message,
+        drop_message=drop_messages.get(language, ""),
+        drop_messages={lang: text for lang, text in drop_messages.items() if lang != language},
+        language=language,
         call_me_links={c.id: call_me(c) for c in people.values() if c.numbers()}
         if procedure.call_me_link
         else {},
@@ -214,27 +236,55 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
     )
 
 
-DEFAULT_WAY_BACK = "You left the conference call. To rejoin, dial #{ConferenceNumber} and enter PIN #{Pin}."
+DEFAULT_WAY_BACK = N_(
+    "You left the conference call. To rejoin, dial #{ConferenceNumber} and enter PIN #{Pin}."
+)
 
 
-def way_back_message(procedure: ProcedureDefinition, fields: dict[str, str]) -> str:
-    """What someone who dropped out of the bridge is texted: the first conference step's
-    post-objective SMS (the PIN invitation), else a plain one."""
+def way_back_message(
+    procedure: ProcedureDefinition, fields: dict[str, str], language: str, default: str
+) -> str:
+    """What someone served in `language` who dropped out of the bridge is texted: the first
+    conference step's post-objective SMS (the PIN invitation) in their language if the step has
+    it, else the catalogue's plain one in their language."""
     step = next(s for s in procedure.steps if s.objective == "conference")
-    post = step.post_objective
-    source = (post.sms or post.body) if post else DEFAULT_WAY_BACK
+    posts = step.post_objectives(default)
+    post = posts.get(language) or (None if language != default else posts.get(default))
+    plain_one = words(DEFAULT_WAY_BACK, language, default)
+    source = (post.sms or post.body) if post else plain_one
     personal = fields_of(source) - set(fields)  # #{Contact.Name}, #{CallMeLink}: one text for all
-    return render(DEFAULT_WAY_BACK if personal else source, fields)
+    return render(plain_one if personal else source, fields)
+
+
+def text_language(tag: str | None, default: str) -> str:
+    """The launcher's language for their texts: a shipped one, as a tag (its region may pick
+    the voice)."""
+    if not tag:
+        return default
+    found = normalised(tag)
+    if served(found, "") == "":
+        raise ValueError(f"{tag!r} is not a language rallycall ships ({', '.join(SHIPPED)})")
+    return found
 
 
 def sms_problems(text: str, recipients: list[Contact], what: str) -> list[str]:
     if not recipients:
         return []
     try:
-        check_single_sms(text, f"everyone ({what})")
+        check_sms(text, f"everyone ({what})")
     except InvalidLaunch as exc:
         return exc.problems
     return []
+
+
+@dataclass(frozen=True)
+class Texts:
+    """What a launch's texts are rendered with: the form's fields, the procedure's language,
+    and the language of each of the launcher's own fields."""
+
+    fields: dict[str, str]
+    language: str
+    own: dict[str, str]
 
 
 def size_problems(procedure: ProcedureDefinition, steps: list[StepPlan], people: int) -> list[str]:
@@ -287,15 +337,33 @@ def plan_step(
     step: StepDefinition,
     destinations: list[Contact],
     book: SchemeBook,
-    fields: dict[str, str],
+    texts: Texts,
     schemes: dict[str, SchemePlan],
     call_me: Callable[[Contact], str] | None = None,
 ) -> StepPlan:
     """The step with its schemes resolved (global scheme, else each contact's own, else the
-    default) and frozen into `schemes`, and its texts rendered; an SMS it would send must fit
-    one segment."""
+    default) and frozen into `schemes`, and its texts rendered in each of its languages; an
+    SMS it would send must fit SMS_SEGMENTS_AT_MOST parts in the language it goes in."""
     problems: list[str] = []
-    message = render(step.message, fields)
+    fields, language = texts.fields, texts.language
+    messages = {
+        lang: render_spoken(source, fields, lang, texts.own)
+        for lang, source in step.messages(language).items()
+    }
+    post = plan_post_objective(step, language)
+    planned = StepPlan(
+        number=step.number,
+        objective=step.objective,
+        percent=step.percent,
+        run=step.run,
+        destinations=tuple(c.id for c in destinations),
+        scheme=step.scheme,
+        message=plain(messages[language]),
+        message_language=language,
+        messages=messages,
+        deadline=step.deadline,
+        post_objective=post,
+    )
     for contact in destinations:
         scheme = scheme_for(step, contact, book)
         if scheme is None:
@@ -309,14 +377,16 @@ def plan_step(
         if unreachable:
             problems.append(f"contact {contact.id!r} (step {step.number}): {unreachable}")
             continue
+        served_in = served(contact.language, language)
         try:
             if contact.mobile and any(m.medium == "sms" for m in scheme.media):
-                check_single_sms(message, who)
-            if contact.mobile and step.post_objective:
+                check_sms(planned.text_for(served_in)[0], who)
+            if contact.mobile and post is not None:
                 personal: dict[str, object] = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
                 if call_me is not None:
                     personal["CallMeLink"] = call_me(contact)
-                check_single_sms(render(step.post_objective.sms or step.post_objective.body, personal), who)
+                version = post.in_language(served_in)
+                check_sms(render(version.sms or version.body, personal), who)
         except InvalidLaunch as exc:
             problems += exc.problems
     if problems:
@@ -324,17 +394,26 @@ def plan_step(
     default = book.get(book.default)
     assert default is not None, "the scheme book checks its default exists"
     schemes.setdefault(default.name, frozen_scheme(default))
-    post = step.post_objective
-    return StepPlan(
-        number=step.number,
-        objective=step.objective,
-        percent=step.percent,
-        run=step.run,
-        destinations=tuple(c.id for c in destinations),
-        scheme=step.scheme,
-        message=message,
-        deadline=step.deadline,
-        post_objective=PostObjective(subject=post.subject, body=post.body, sms=post.sms) if post else None,
+    return planned
+
+
+def plan_post_objective(step: StepDefinition, language: str) -> PostObjective | None:
+    """The step's post-objective templates: the procedure language's, and the others' as
+    versions."""
+    posts = step.post_objectives(language)
+    if not posts:
+        return None
+    first = posts[language]
+    return PostObjective(
+        subject=first.subject,
+        body=first.body,
+        sms=first.sms,
+        language=language,
+        versions={
+            lang: PostText(subject=post.subject, body=post.body, sms=post.sms, language=lang)
+            for lang, post in posts.items()
+            if lang != language
+        },
     )
 
 

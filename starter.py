@@ -38,6 +38,7 @@ from domain.contacts import to_e164
 from domain.errors import InvalidLaunch
 from domain.events import EndRequest, RejoinRequest
 from domain.run_view import PAGE_AT_MOST, PeopleQuery, PersonState, PersonView, RunView
+from i18n.languages import SHIPPED
 from launching import LaunchRequest, OverCapacity, launch, red_button
 from procedures.definitions import load_definitions
 from remote import ConsoleApi, ConsoleRefused, OverCapacityRemote, insecure_url
@@ -83,6 +84,7 @@ async def conference(client: Client, args: argparse.Namespace) -> None:
         channel=args.channel,
         force=args.force,
         idempotency_key=args.idempotency_key,
+        text_language=args.text_language,
     )
     await launch_and_report(client, request, args)
 
@@ -96,7 +98,8 @@ async def conference_remote(api: ConsoleApi, args: argparse.Namespace) -> None:
     if args.contacts:
         raise InvalidLaunch([THEIR_CONTACTS])
     body = {"to": args.to or [], "welcome": args.welcome or "", "record": args.record or None,
-            "force": args.force, "idempotency_key": args.idempotency_key}  # fmt: skip
+            "force": args.force, "idempotency_key": args.idempotency_key,
+            "text_language": args.text_language}  # fmt: skip
     await launch_remote_and_report(api, body, args)
 
 
@@ -104,7 +107,7 @@ async def procedure_launch_remote(api: ConsoleApi, args: argparse.Namespace) -> 
     if args.contacts:
         raise InvalidLaunch([THEIR_CONTACTS])
     body = {"procedure": args.name, "fields": form_fields(args.field), "force": args.force,
-            "idempotency_key": args.idempotency_key}  # fmt: skip
+            "idempotency_key": args.idempotency_key, "text_language": args.text_language}  # fmt: skip
     await launch_remote_and_report(api, body, args)
 
 
@@ -239,6 +242,7 @@ async def procedure_launch(client: Client, args: argparse.Namespace) -> None:
         channel=args.channel,
         force=args.force,
         idempotency_key=args.idempotency_key,
+        text_language=args.text_language,
     )
     await launch_and_report(client, request, args)
 
@@ -386,6 +390,11 @@ def launching_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--idempotency-key", metavar="KEY",
         help="launch once per KEY (e.g. the incident's ticket): a repeat prints the run already started",
+    )  # fmt: skip
+    command.add_argument(
+        "--text-language", metavar="TAG", choices=SHIPPED,
+        help="the language you write the texts in (--welcome, --field body=...): they are spoken in it; "
+        "default: the procedure's",
     )  # fmt: skip
 
 

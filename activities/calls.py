@@ -28,6 +28,8 @@ from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
 from domain.events import AttemptCalls, CallTruth, CarrierTruth
 from domain.messages import Outgoing
 from domain.plan import Objective
+from domain.speech import Speech, spoken
+from i18n.catalogues import N_, words
 
 ERROR_TYPES = {
     FailureKind.DESTINATION: "DestinationRejected",
@@ -39,6 +41,10 @@ FETCHES_AT_ONCE = 10
 """Concurrent carrier lookups of one reconciliation (Twilio limits concurrent API requests)."""
 
 
+PRESS_1 = N_("Press 1 to acknowledge.")
+NOT_ACKNOWLEDGED = N_("We did not get your acknowledgement. Goodbye.")
+
+
 class PlaceCall(BaseModel):
     attempt_id: str
     to: str
@@ -47,6 +53,11 @@ class PlaceCall(BaseModel):
     """conference: the message, then the bridge; acknowledgement: the message and "press 1";
     information: the message, then goodbye."""
     message: str
+    said: Speech = ()
+    """The message as this person hears it, in parts by language; empty before 0.2.0 (then
+    `message`, in the carrier's default voice)."""
+    language: str = ""
+    """The language this person is served in: of the prompts around the message."""
     record: bool
     ring_timeout: timedelta
     queued_at: datetime
@@ -177,20 +188,28 @@ class CarrierActivities:
 
     def _outbound(self, request: PlaceCall, run_id: str) -> OutboundCall:
         """Into the conference room (named after the run), or to acknowledge or hear the message."""
+        message = request.said or spoken(request.message, "")
+        language = request.language
+        acknowledging = request.objective == "acknowledgement"
+        served_in = {"lang": language} if language else {}
         return OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
             bridge=(
-                bridge_for(self._public_url, run_id, request.message, request.record)
+                bridge_for(self._public_url, run_id, message, request.record)
                 if request.objective == "conference"
                 else None
             ),
-            message=request.message,
+            message=message,
             acknowledge_url=(
-                callback_url(self._public_url, urls.ACKNOWLEDGE, run=run_id, attempt=request.attempt_id)
-                if request.objective == "acknowledgement"
+                callback_url(
+                    self._public_url, urls.ACKNOWLEDGE, run=run_id, attempt=request.attempt_id, **served_in
+                )
+                if acknowledging
                 else None
             ),
+            acknowledge_prompt=spoken(words(PRESS_1, language), language) if acknowledging else (),
+            not_acknowledged=spoken(words(NOT_ACKNOWLEDGED, language), language) if acknowledging else (),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
                 self._public_url, urls.CALL_STATUS, run=run_id, attempt=request.attempt_id

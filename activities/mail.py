@@ -85,7 +85,7 @@ def composed(request: SendEmail, sender: str, message_id: str) -> Composed:
     if not (sender.isascii() and request.to.isascii()):
         return Composed(envelope, request.to, compose(request, sender, message_id))
     subject, body = request.message.rendered()
-    shared, content = _content(subject, body)
+    shared, content = _content(subject, body, request.message.language)
     own = [
         f"From: {sender}",
         f"To: {request.to}",
@@ -96,16 +96,16 @@ def composed(request: SendEmail, sender: str, message_id: str) -> Composed:
 
 
 @lru_cache(maxsize=32)
-def _content(subject: str, body: str) -> tuple[bytes, bytes]:
+def _content(subject: str, body: str, language: str) -> tuple[bytes, bytes]:
     """The headers that are the same for every recipient of this text, and the MIME content."""
-    head, _, content = _message(subject, body).as_bytes(policy=SMTP).partition(b"\r\n\r\n")
+    head, _, content = _message(subject, body, language).as_bytes(policy=SMTP).partition(b"\r\n\r\n")
     return head, content
 
 
 def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
     """The whole message, for an address `composed` leaves to the library (SMTPUTF8)."""
     subject, body = request.message.rendered()
-    message = _message(subject, body)
+    message = _message(subject, body, request.message.language)
     message["From"] = sender
     message["To"] = request.to
     message["Date"] = formatdate(usegmt=True)
@@ -113,12 +113,15 @@ def compose(request: SendEmail, sender: str, message_id: str) -> EmailMessage:
     return message
 
 
-def _message(subject: str, body: str) -> EmailMessage:
-    """The text as plain and as HTML alternatives, under its subject."""
+def _message(subject: str, body: str, language: str) -> EmailMessage:
+    """The text as plain and as HTML alternatives, under its subject, saying its language
+    (RFC 3282) so a mail client can read it aloud or offer to translate it rightly."""
     message = EmailMessage()
     message["Subject"] = subject
     message.set_content(body, cte="quoted-printable")
-    message.add_alternative(email_html(subject, body), subtype="html", cte="quoted-printable")
+    message.add_alternative(email_html(subject, body, language), subtype="html", cte="quoted-printable")
+    if language:  # after the content: setting it clears the Content- headers
+        message["Content-Language"] = language
     return message
 
 

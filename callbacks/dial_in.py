@@ -31,11 +31,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -50,6 +52,9 @@ from directory import PinHolder, caller_key, conferences_of_caller, pin_holder
 from domain.contacts import masked
 from domain.events import DialInLimits, RejoinRequest, RejoinResult
 from domain.pin_check import LIMIT_REACHED
+from domain.speech import Speech, spoken
+from i18n.catalogues import N_, SOURCE_LANGUAGE, in_language, words
+from i18n.languages import spoken_in
 from workflows.dial_in_guard import (
     TURNED_AWAY,
     Attempt,
@@ -74,20 +79,25 @@ CALL_TOKEN_TTL = 600
 """The caller's runs, looked up at the prompt, are used for this long; then looked up again."""
 OFFER_FOR = 30.0
 """Seconds a check keeps offering the PIN to its run, even after the caller stopped waiting."""
-PROMPT = "Welcome to the conference line. Please enter your {digits} digit conference PIN."
-RETRY = "That PIN is not valid. Please enter it again."
-WRONG_PIN_GOODBYE = "That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye."
-TOO_MANY_GOODBYE = "Too many wrong PINs from this number. Please try again later. Goodbye."
-LINE_BUSY_GOODBYE = (
+PROMPT = N_("Welcome to the conference line. Please enter your {digits} digit conference PIN.")
+RETRY = N_("That PIN is not valid. Please enter it again.")
+WRONG_PIN_GOODBYE = N_("That PIN is not valid. Please check the PIN you received by SMS or email. Goodbye.")
+TOO_MANY_GOODBYE = N_("Too many wrong PINs from this number. Please try again later. Goodbye.")
+LINE_BUSY_GOODBYE = N_(
     "The conference line is not accepting PINs from this number right now. "
     "Please try again later, or use the link in your SMS. Goodbye."
 )
-HOLD = "Please hold while we check your PIN."
-LINE_PROBLEM_GOODBYE = (
+HOLD = N_("Please hold while we check your PIN.")
+LINE_PROBLEM_GOODBYE = N_(
     "We cannot check your PIN right now because of a technical problem on our side. "
     "Please call again in a few minutes. Goodbye."
 )
-ENDED_GOODBYE = "This conference has ended. Goodbye."
+ENDED_GOODBYE = N_("This conference has ended. Goodbye.")
+FOR_LANGUAGE = N_("For English, press {key}.")
+"""One line of the language menu, each said in its own language (translated as "Pour le
+français, tapez {key}.")."""
+MENU_PATIENCE = 5
+"""Seconds the menu waits for a key; then the caller goes on in the first language offered."""
 LIMITS_BY_ERROR = {error: limit for limit, error in LIMIT_REACHED.items()}
 
 
@@ -129,50 +139,95 @@ class DialIn:
     pin_digits: int
     limits: GuardLimits
     patience: float = INLINE_PATIENCE
+    language: str = SOURCE_LANGUAGE
+    """The installation's: for a caller whose language nothing tells."""
 
     # --- the TwiML answers -------------------------------------------------------------------
 
     async def answer(self, call: InboundCall) -> str:
-        """A call to the dial-in number: ask for the PIN (unless the number is turned away)."""
+        """A call to the dial-in number: ask for the PIN (unless the number is turned away), in
+        the caller's language: a person's own, else their number's country's; where the country
+        speaks several, the caller picks one from a menu first."""
         try:
-            verdict, runs = await self.within_patience(self.screen(call.caller))
+            verdict, runs, language = await self.within_patience(self.screen(call.caller))
         except (Transient, TimeoutError):
-            verdict, runs = Verdict(allowed=True), None  # the check after the digits asks again
+            verdict, runs, language = Verdict(allowed=True), None, ""  # the check after the digits asks again
+        offered = self.languages_offered(call.caller)
+        language = language or (offered[0] if len(offered) == 1 else "")
         if not verdict.allowed:
-            return self.carrier.say_goodbye(self.refusal(verdict.reason))
-        prompt = PROMPT.format(digits=self.pin_digits)
-        return self.ask_for_pin(call, 1, runs, prompt)
+            return self.say_goodbye(self.refusal(verdict.reason), language or offered[0])
+        if not language:
+            token = seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
+            menu = tuple(
+                part
+                for key, lang in enumerate(offered, start=1)
+                for part in self.said(FOR_LANGUAGE, lang, key=key)
+            )
+            return self.carrier.ask_for_key(urls.language_url(self.public_url, token), menu, MENU_PATIENCE)
+        return self.ask_for_pin(call, 1, runs, PROMPT, language)
 
-    async def check(self, call: InboundCall, tries: int, holds: int, token: str = "") -> str:
+    def chosen(self, call: InboundCall, token: str) -> str:
+        """The language menu's answer: the first language offered if no key or another key (a
+        caller who starts keying their PIN chose with its first digit)."""
+        offered = self.languages_offered(call.caller)
+        key = int(call.digits[:1]) if call.digits[:1].isdigit() else 0
+        language = offered[key - 1] if 1 <= key <= len(offered) else offered[0]
+        runs = callers_runs(self.secret, token, call.call_sid) if token else None
+        return self.ask_for_pin(call, 1, runs, PROMPT, language)
+
+    def languages_offered(self, caller: str) -> tuple[str, ...]:
+        """The shipped languages of the caller's country, and the installation's after them."""
+        try:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(caller, None))
+        except phonenumbers.NumberParseException:
+            region = None
+        return tuple(dict.fromkeys((*spoken_in(region), self.language)))
+
+    async def check(
+        self, call: InboundCall, tries: int, holds: int, token: str = "", language: str = ""
+    ) -> str:
         """Digits keyed at the prompt (or carried over a hold): into the bridge, another try,
         hold, or goodbye. `token` is the call's, from the URL: the caller's runs, if known."""
+        language = language or self.language
         runs = callers_runs(self.secret, token, call.call_sid) if token else None
         try:
-            outcome = await self.within_patience(self.decide(call, tries, runs))
+            outcome = await self.within_patience(self.decide(call, tries, runs, language))
         except (Transient, TimeoutError):
             if holds >= MAX_HOLDS:
                 log.warning("PIN check for %s given up after %d holds", masked(call.caller), holds)
-                return self.carrier.say_goodbye(LINE_PROBLEM_GOODBYE)
+                return self.say_goodbye(LINE_PROBLEM_GOODBYE, language)
             held = hold_token(self.secret, call, runs)
-            return self.carrier.hold(HOLD, urls.pin_url(self.public_url, tries, hold=holds + 1, token=held))
+            again = urls.pin_url(self.public_url, tries, hold=holds + 1, token=held, language=language)
+            return self.carrier.hold(self.said(HOLD, language), again)
         if outcome.kind == "admitted":
             assert outcome.run_id and outcome.result
-            bridge = urls.bridge_for(
-                self.public_url, outcome.run_id, outcome.result.welcome, outcome.result.record
-            )
+            welcome = outcome.result.said or spoken(outcome.result.welcome, "")
+            bridge = urls.bridge_for(self.public_url, outcome.run_id, welcome, outcome.result.record)
             return self.carrier.connect_to_bridge(bridge)
         if outcome.kind == "refused":
-            return self.carrier.say_goodbye(self.refusal(outcome.refused_by))
+            return self.say_goodbye(self.refusal(outcome.refused_by), language)
         if outcome.kind == "ended":
-            return self.carrier.say_goodbye(ENDED_GOODBYE)
+            return self.say_goodbye(ENDED_GOODBYE, language)
         if tries >= MAX_TRIES:
-            return self.carrier.say_goodbye(WRONG_PIN_GOODBYE)
-        return self.ask_for_pin(call, tries + 1, runs, RETRY)
+            return self.say_goodbye(WRONG_PIN_GOODBYE, language)
+        return self.ask_for_pin(call, tries + 1, runs, RETRY, language)
 
-    def ask_for_pin(self, call: InboundCall, tries: int, runs: list[str] | None, prompt: str) -> str:
+    def ask_for_pin(
+        self, call: InboundCall, tries: int, runs: list[str] | None, prompt: str, language: str
+    ) -> str:
         token = seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
-        url = urls.pin_url(self.public_url, tries, token=token)
-        return self.carrier.ask_for_pin(url, prompt, self.pin_digits)
+        url = urls.pin_url(self.public_url, tries, token=token, language=language)
+        return self.carrier.ask_for_pin(
+            url, self.said(prompt, language, digits=self.pin_digits), self.pin_digits
+        )
+
+    def said(self, text: str, language: str, **fields: object) -> Speech:
+        """A text of the line in `language` (or the installation's, where a catalogue lacks it)."""
+        translated = words(text, language, self.language, **fields)
+        return spoken(translated, in_language(text, language, self.language))
+
+    def say_goodbye(self, text: str, language: str) -> str:
+        return self.carrier.say_goodbye(self.said(text, language))
 
     async def within_patience(self, work: Coroutine[Any, Any, T]) -> T:
         """The caller is on the line: give up waiting after `patience`, without waiting for the
@@ -191,7 +246,9 @@ class DialIn:
 
     # --- the decision ------------------------------------------------------------------------
 
-    async def decide(self, call: InboundCall, tries: int, runs: list[str] | None) -> Outcome:
+    async def decide(
+        self, call: InboundCall, tries: int, runs: list[str] | None, language: str = ""
+    ) -> Outcome:
         """Their own runs first, then the line. What the caller hears never depends on a PIN
         the limits did not let be checked: a person the line no longer checks hears "not valid"
         for another run's PIN as for any wrong one, after the same steps."""
@@ -200,8 +257,9 @@ class DialIn:
         if runs is None:
             runs = await self.runs_of(call.caller)
         request = RejoinRequest(
-            pin=call.digits, from_number=call.caller, call_sid=call.call_sid, limits=self.run_limits
-        )
+            pin=call.digits, from_number=call.caller, call_sid=call.call_sid, limits=self.run_limits,
+            language=language,
+        )  # fmt: skip
         holder = await self.holder(call.digits) if len(runs) > 1 else None
         if runs:
             own = [holder.run_id] if holder and holder.run_id in runs else runs
@@ -327,18 +385,33 @@ class DialIn:
         """A query needs a worker: without one it would wait; the caller is on the line."""
         return timedelta(seconds=self.patience / 2)
 
-    async def screen(self, caller: str) -> tuple[Verdict, list[str] | None]:
+    async def screen(self, caller: str) -> tuple[Verdict, list[str] | None, str]:
         """At the prompt: the caller's runs (None if they could not be looked up now: the PIN's
-        check does it), and whether a limit turns them away already. With no wrong PIN in the
-        last ten minutes no guard runs and none is asked (whether it runs is answered by the
-        server, not by a worker)."""
+        check does it), whether a limit turns them away already, and the language their runs
+        know them in ("" for someone no run knows). With no wrong PIN in the last ten minutes no
+        guard runs and none is asked (whether it runs is answered by the server, not by a
+        worker)."""
         guarded, found = await asyncio.gather(
             self.guard_running(), self.runs_of(caller), return_exceptions=True
         )
         runs = None if isinstance(found, BaseException) else found
         if guarded is not True or runs is None:  # nothing to ask, or not now: the PIN's check decides
-            return Verdict(allowed=True), runs
-        return await self.verdict(caller, runs), runs
+            return Verdict(allowed=True), runs, await self.caller_language(caller, runs or [])
+        verdict, language = await asyncio.gather(
+            self.verdict(caller, runs), self.caller_language(caller, runs)
+        )
+        return verdict, runs, language
+
+    async def caller_language(self, caller: str, runs: list[str]) -> str:
+        """The language the caller's first run serves them in; "" if none can say now (the
+        country or the menu decides: not worth a hold)."""
+        for run_id in runs[:1]:
+            handle = self.client.get_workflow_handle_for(ProcedureRun.run, run_id)
+            try:
+                return await handle.query(ProcedureRun.caller_language, caller, rpc_timeout=self.rpc_timeout)
+            except (RPCError, WorkflowQueryFailedError):
+                return ""
+        return ""
 
     async def guard_running(self) -> bool:
         try:

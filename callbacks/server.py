@@ -24,6 +24,9 @@ from callbacks.relay import deliver, twiml
 from carrier.port import Carrier
 from config import Settings
 from domain.events import Acknowledgement, BridgeUpdate, CallProgress, RecordingReady
+from domain.speech import spoken
+from i18n.catalogues import N_, words
+from i18n.languages import served
 from workflows.dial_in_guard import GuardLimits
 from workflows.procedure_run import ProcedureRun
 
@@ -35,6 +38,8 @@ RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 ATTEMPT_ID = re.compile(r"^[^/\x00-\x1f]{1,20}/[^\x00-\x1f]{1,300}$")
 """`step/contact/index`: contact ids are the contacts file's, so only control characters are out."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ACKNOWLEDGED = N_("Thank you, your acknowledgement is recorded. Goodbye.")
+NOT_ONE = N_("That was not 1: your acknowledgement is not recorded. Goodbye.")
 
 CLIENT = web.AppKey("client", Client)
 CARRIER = web.AppKey("carrier", Carrier)
@@ -60,6 +65,7 @@ def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Applica
             per_line=config.pin_failures_per_line,
         ),
         patience=config.dial_in_patience_s,
+        language=config.language,
     )
     app.router.add_post(urls.CALL_STATUS, relay_call_event)
     app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)
@@ -68,6 +74,7 @@ def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Applica
     app.router.add_post(urls.ACKNOWLEDGE, relay_acknowledgement)
     app.router.add_post(urls.VOICE_INBOUND, answer_dial_in)
     app.router.add_post(urls.VOICE_PIN, check_pin)
+    app.router.add_post(urls.VOICE_LANGUAGE, choose_language)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -173,7 +180,9 @@ async def relay_acknowledgement(request: web.Request) -> web.Response:
         event = carrier.parse_call_event(form)
         acknowledgement = Acknowledgement(attempt_id=attempt_id, call_sid=event.call_sid)
         await deliver(request.app[CLIENT], run_id, ProcedureRun.acknowledged.__name__, acknowledgement)
-    return twiml(carrier.thank_for_acknowledgement(acknowledged))
+    language = served(request.query.get("lang"), "")
+    thanks = words(ACKNOWLEDGED if acknowledged else NOT_ONE, language)
+    return twiml(carrier.say_goodbye(spoken(thanks, language)))
 
 
 async def answer_dial_in(request: web.Request) -> web.Response:
@@ -201,7 +210,17 @@ async def check_pin(request: web.Request) -> web.Response:
         call = call.with_digits(digits)
     elif len(call.digits) > 32:
         raise web.HTTPBadRequest(text="Digits is too long")
-    return twiml(await dial_in.check(call, tries, holds, token))
+    return twiml(await dial_in.check(call, tries, holds, token, served(request.query.get("lang"), "")))
+
+
+async def choose_language(request: web.Request) -> web.Response:
+    """The key pressed at the language menu: the PIN prompt in that language."""
+    form = await signed_form(request)
+    required(form, "CallSid", "From")
+    call = request.app[CARRIER].parse_inbound_call(form)
+    if len(call.digits) > 32:
+        raise web.HTTPBadRequest(text="Digits is too long")
+    return twiml(request.app[DIAL_IN].chosen(call, request.query.get("t", "")))
 
 
 def bounded(request: web.Request, name: str, default: int, most: int) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from carrier.port import Bridge
+from domain.speech import Speech
 
 CALL_STATUS = "/twilio/call-status"
 MACHINE_DETECTION = "/twilio/machine-detection"
@@ -15,6 +16,8 @@ ACKNOWLEDGE = "/twilio/acknowledge"
 VOICE_INBOUND = "/twilio/voice/inbound"
 """Set this as the Voice URL (POST) of the dial-in number."""
 VOICE_PIN = "/twilio/voice/pin"
+VOICE_LANGUAGE = "/twilio/voice/language"
+"""Where the language menu's key is posted."""
 
 
 def callback_url(public_url: str, path: str, **query: str) -> str:
@@ -23,18 +26,26 @@ def callback_url(public_url: str, path: str, **query: str) -> str:
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "") -> str:
+def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "", language: str = "") -> str:
     """Where the digits keyed at the `tries`-th PIN prompt are posted; after a hold, where the
-    carrier comes back with the encrypted digits. `token`: what the call carries, encrypted."""
+    carrier comes back with the encrypted digits. `token`: what the call carries, encrypted;
+    `language`: the one the caller is served in."""
     query: dict[str, str | int] = {"try": tries}
     if hold:
         query["hold"] = hold
     if token:
         query["t"] = token
+    if language:
+        query["lang"] = language
     return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode(query)}"
 
 
-def bridge_for(public_url: str, run_id: str, welcome: str, record: bool) -> Bridge:
+def language_url(public_url: str, token: str = "") -> str:
+    """Where the language menu's key is posted (with what the call carries, if anything)."""
+    return f"{public_url.rstrip('/')}{VOICE_LANGUAGE}" + (f"?{urlencode({'t': token})}" if token else "")
+
+
+def bridge_for(public_url: str, run_id: str, welcome: Speech, record: bool) -> Bridge:
     """The conference room of a run (named after its workflow), reporting back to it."""
     return Bridge(
         room=run_id,

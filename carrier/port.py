@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
+from domain.speech import Speech
+
 
 class FailureKind(Enum):
     TRANSIENT = "transient"
@@ -38,7 +40,8 @@ class Bridge:
     """The conference room a call joins, and where the carrier reports on it."""
 
     room: str
-    welcome: str
+    welcome: Speech
+    """Said to each caller before they enter the room."""
     record: bool
     events_callback: str
     """Receives join, leave, start and end of the conference."""
@@ -47,17 +50,20 @@ class Bridge:
 
 @dataclass(frozen=True)
 class OutboundCall:
-    """A call that, once answered, joins the conference room (after its welcome), or asks to
-    press 1 to acknowledge `message` (reported to `acknowledge_url`), or just says `message`."""
+    """A call that, once answered, joins the conference room (after its welcome), or says
+    `message` and `acknowledge_prompt` and waits for 1 (reported to `acknowledge_url`, else
+    `not_acknowledged` is said), or just says `message`."""
 
     to: str
     caller_id: str
     bridge: Bridge | None
-    message: str
+    message: Speech
     acknowledge_url: str | None
     ring_timeout: timedelta
     status_callback: str
     machine_callback: str
+    acknowledge_prompt: Speech = ()
+    not_acknowledged: Speech = ()
 
 
 @dataclass(frozen=True)
@@ -149,18 +155,19 @@ class Carrier(Protocol):
 
     def parse_keyed_digits(self, params: Mapping[str, str]) -> str: ...
 
-    def thank_for_acknowledgement(self, acknowledged: bool) -> str:
-        """The answer to the digits keyed on an acknowledgement call."""
-
-    def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:
+    def ask_for_pin(self, action_url: str, prompt: Speech, digits: int) -> str:
         """The answer to an inbound call: say `prompt`, collect `digits` keys (or up to #), and
         post them to `action_url`."""
+
+    def ask_for_key(self, action_url: str, prompt: Speech, timeout_s: int) -> str:
+        """Say `prompt` (each part in its voice) and post the one key pressed to `action_url`,
+        or post nothing keyed after `timeout_s` seconds of silence."""
 
     def connect_to_bridge(self, bridge: Bridge) -> str:
         """The answer that speaks the welcome and puts the caller into the room."""
 
-    def say_goodbye(self, message: str) -> str:
+    def say_goodbye(self, message: Speech) -> str:
         """The answer that says `message` and hangs up."""
 
-    def hold(self, message: str, redirect_url: str) -> str:
+    def hold(self, message: Speech, redirect_url: str) -> str:
         """The answer that says `message` and comes back to `redirect_url` (POST)."""

@@ -32,6 +32,8 @@ from carrier.port import (
     RecordingEvent,
 )
 from domain.contacts import masked
+from domain.speech import Speech
+from i18n.languages import voice
 
 REQUEST_TIMEOUT = 15.0
 """The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
@@ -53,11 +55,18 @@ ALREADY_OVER = frozenset({"20404", "21220", "16022"})
 T = TypeVar("T")
 
 
+def say(verb: VoiceResponse | Gather, speech: Speech) -> None:
+    """Each part in a voice of its language (no `language` for a part of unknown language: the
+    carrier's default voice, as before 0.2.0)."""
+    for part in speech:
+        if part.text.strip():
+            verb.say(part.text.strip(), language=voice(part.language) if part.language else None)
+
+
 def bridge_twiml(bridge: Bridge) -> VoiceResponse:
     """What a caller hears on joining: the welcome message first, then the conference room."""
     response = VoiceResponse()
-    if bridge.welcome:
-        response.say(bridge.welcome)
+    say(response, bridge.welcome)
     dial = Dial()
     dial.conference(
         bridge.room,
@@ -80,13 +89,13 @@ def call_twiml(call: OutboundCall) -> str:
         return str(bridge_twiml(call.bridge))
     response = VoiceResponse()
     if call.acknowledge_url is None:
-        response.say(call.message)
+        say(response, call.message)
         response.hangup()
         return str(response)
     gather = Gather(input="dtmf", num_digits=1, action=call.acknowledge_url, method="POST", timeout=10)
-    gather.say(f"{call.message} Press 1 to acknowledge.".strip())
+    say(gather, call.message + call.acknowledge_prompt)
     response.append(gather)
-    response.say("We did not get your acknowledgement. Goodbye.")
+    say(response, call.not_acknowledged)
     return str(response)
 
 
@@ -243,35 +252,38 @@ class TwilioCarrier:
     def parse_keyed_digits(self, params: Mapping[str, str]) -> str:
         return params.get("Digits", "")
 
-    def thank_for_acknowledgement(self, acknowledged: bool) -> str:
-        return self.say_goodbye(
-            "Thank you, your acknowledgement is recorded. Goodbye."
-            if acknowledged
-            else "That was not 1: your acknowledgement is not recorded. Goodbye."
-        )
-
-    def ask_for_pin(self, action_url: str, prompt: str, digits: int) -> str:
+    def ask_for_pin(self, action_url: str, prompt: Speech, digits: int) -> str:
         response = VoiceResponse()
         gather = Gather(
             input="dtmf", action=action_url, method="POST", finish_on_key="#", timeout=10,
             num_digits=digits, action_on_empty_result=True,
         )  # fmt: skip
-        gather.say(prompt)
+        say(gather, prompt)
+        response.append(gather)
+        return str(response)
+
+    def ask_for_key(self, action_url: str, prompt: Speech, timeout_s: int) -> str:
+        response = VoiceResponse()
+        gather = Gather(
+            input="dtmf", action=action_url, method="POST", num_digits=1, timeout=timeout_s,
+            action_on_empty_result=True,
+        )  # fmt: skip
+        say(gather, prompt)
         response.append(gather)
         return str(response)
 
     def connect_to_bridge(self, bridge: Bridge) -> str:
         return str(bridge_twiml(bridge))
 
-    def hold(self, message: str, redirect_url: str) -> str:
+    def hold(self, message: Speech, redirect_url: str) -> str:
         response = VoiceResponse()
-        response.say(message)
+        say(response, message)
         response.pause(length=1)
         response.redirect(redirect_url, method="POST")
         return str(response)
 
-    def say_goodbye(self, message: str) -> str:
+    def say_goodbye(self, message: Speech) -> str:
         response = VoiceResponse()
-        response.say(message)
+        say(response, message)
         response.hangup()
         return str(response)

@@ -2,9 +2,10 @@
 beside the fields they are about.
 
 Field inputs are named after the definition's form fields: `f:NAME` for a text field, and for
-a contacts field `c:NAME` (each contact ticked) and `n:NAME` (other numbers, typed). The
-launcher (`launching.py`, the same as the CLI's) says what is wrong in sentences that name the
-field, the step, or the destination as it was given; `place` finds the field from that.
+a contacts field `c:NAME` (each contact ticked) and `n:NAME` (other numbers, typed);
+`text_language` says which language the texts are written in. The launcher (`launching.py`,
+the same as the CLI's) says what is wrong in sentences that name the field, the step, or the
+destination as it was given; `place` finds the field from that.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from multidict import MultiMapping
 from procedures.definitions import ProcedureDefinition
 
 TEXT, CHOSEN, NUMBERS = "f:", "c:", "n:"
-RECORD, FORCE = "record", "force"
+RECORD, FORCE, TEXT_LANGUAGE = "record", "force", "text_language"
 NUMBER_SEPARATORS = re.compile(r"[\n,;]+")
 FIELD_PROBLEM = re.compile(r"^field '(?P<name>[^']+)'(?: \([^)]*\))? (?P<rest>.+)$")
 STEP_PROBLEM = re.compile(r"^step (?P<step>\d{3}): (?P<rest>.+)$")
 SMS_PROBLEM = re.compile(r"^SMS for \S+ \(step \d{3}\)")
 """An SMS too long for one segment: the text typed in is what can be shortened."""
 QUOTED = re.compile(r"'([^']+)'")
+LANGUAGE_PROBLEM = re.compile(r"^language of the texts: (?P<rest>.+)$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class FilledForm:
     """What was typed in each contacts field's box for other numbers."""
     record: bool = False
     force: bool = False
+    text_language: str = ""
+    """The language the texts are written in, as chosen; "": the procedure's."""
 
     @classmethod
     def read(cls, procedure: ProcedureDefinition, form: MultiMapping[object]) -> FilledForm:
@@ -51,7 +55,8 @@ class FilledForm:
                 ticked = form.getall(CHOSEN + form_field.name, [])
                 chosen[form_field.name] = [v for v in ticked if isinstance(v, str) and v]
                 numbers[form_field.name] = text(NUMBERS + form_field.name)
-        return cls(texts, chosen, numbers, record=bool(form.get(RECORD)), force=bool(form.get(FORCE)))
+        return cls(texts, chosen, numbers, record=bool(form.get(RECORD)), force=bool(form.get(FORCE)),
+                   text_language=text(TEXT_LANGUAGE).strip())  # fmt: skip
 
     @classmethod
     def blank(cls, procedure: ProcedureDefinition) -> FilledForm:
@@ -70,6 +75,7 @@ class FilledForm:
         pairs = [(TEXT + name, value) for name, value in self.text.items()]
         pairs += [(CHOSEN + name, value) for name, ids in self.chosen.items() for value in ids]
         pairs += [(NUMBERS + name, value) for name, value in self.numbers.items() if value]
+        pairs += [(TEXT_LANGUAGE, self.text_language)] if self.text_language else []
         return pairs + ([(RECORD, "on")] if self.record else [])
 
 
@@ -92,7 +98,9 @@ def place(procedure: ProcedureDefinition, filled: FilledForm, problems: Iterable
     required` becomes `This is required.` beside the body field."""
     placed = Placed()
     for problem in problems:
-        if found := FIELD_PROBLEM.match(problem):
+        if found := LANGUAGE_PROBLEM.match(problem):
+            placed.add(TEXT_LANGUAGE, f"{found['rest']}.")
+        elif found := FIELD_PROBLEM.match(problem):
             name = found["name"] if procedure.field(found["name"]) else None
             placed.add(name, f"This {found['rest']}." if name else problem)
         elif found := STEP_PROBLEM.match(problem):

@@ -3,24 +3,31 @@ in the run's view; a template lays it out and never recomputes it.
 
 Times are written as `<time datetime="…">` in UTC with a UTC fallback text, which the page's
 script rewrites in the browser's time zone.
+
+The console's pages are in English; a page for someone called (the call-me page) is in their
+language, its texts marked `_()` in the templates and translated by the catalogues (`i18n`).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from babel import Locale
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from console.access import account_of
 from console.sessions import CSRF_FIELD, session_of
 from domain.run_view import MEDIUM_LABELS
+from i18n.catalogues import SOURCE_LANGUAGE, words
+from i18n.languages import SHIPPED
 from rendering.words import OBJECTIVE_WORDS, OUTCOME_WORDS, person_state, step_line
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -64,6 +71,40 @@ def phone(e164: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def language_name(language: str) -> str:
+    """`fr` -> `French`: a language as the console's own (English) pages name it."""
+    return Locale.parse(language, sep="-").get_display_name(SOURCE_LANGUAGE) or language
+
+
+def in_language(language: str) -> dict[str, Any]:
+    """What renders a page in `language` (a shipped one): its `<html lang>` and its texts,
+    each written `{{ _("...", field=...) }}` in the template and found there by
+    `python -m i18n.extract`. Other pages are rendered in English, the source language."""
+    return {"page_language": language, "_": partial(words, language=language)}
+
+
+def browser_language(request: web.Request, default: str) -> str:
+    """The shipped language the browser prefers (`Accept-Language`, matched by Babel), else
+    `default`: for a page shown before anyone is known (a call-me link that is not valid)."""
+    found = Locale.negotiate(preferred_tags(request.headers.get("Accept-Language", "")), SHIPPED, sep="-")
+    return found.language if found else default
+
+
+def preferred_tags(accept_language: str) -> list[str]:
+    """`de-CH,de;q=0.9,en;q=0.5` -> `["de-CH", "de", "en"]`: by weight, then as listed."""
+    weighed = []
+    for position, item in enumerate(accept_language.split(",")):
+        tag, *parameters = (part.strip() for part in item.split(";"))
+        weights = [p.removeprefix("q=") for p in parameters if p.startswith("q=")]
+        try:
+            weight = float(weights[0]) if weights else 1.0
+        except ValueError:
+            continue
+        if tag and tag != "*" and weight > 0:
+            weighed.append((-weight, position, tag))
+    return [tag for _, _, tag in sorted(weighed)]
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -83,6 +124,8 @@ def environment() -> Environment:
         outcome_words=OUTCOME_WORDS,
         objective_words=OBJECTIVE_WORDS,
         csrf_field=CSRF_FIELD,
+        language_name=language_name,
+        **in_language(SOURCE_LANGUAGE),
     )
     return env
 

@@ -15,6 +15,7 @@ import io
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from domain.run_view import MEDIUM_LABELS, PersonView, RunView
 
@@ -38,7 +39,11 @@ class ReportRow:
     by: str = ""
     detail: str = ""
     person_id: str = ""
-    """The person's id in the contacts (a name may be shared); last, so older readers keep theirs."""
+    """The person's id in the contacts (a name may be shared); added after the others, so older
+    readers keep theirs."""
+    language: str = ""
+    """The language the person is served in (`fr`; "" in a run launched before 0.2.0); added
+    last, as every new column is."""
 
 
 COLUMNS = [f.name for f in fields(ReportRow)]
@@ -52,18 +57,21 @@ def report_rows(view: RunView) -> list[ReportRow]:
     """The run's own events in time order (a run without batches: all of them)."""
     rows = [ReportRow(view.started_at, "launched", by=view.launched_by, detail=f"channel {view.channel}")]
     names = {person.id: person.name for person in view.people}
+    languages = {person.id: person.language for person in view.people}
     for person in view.people:
         rows += person_rows(person, view.has_bridge)
     for pin in view.pin_attempts:
         who = names.get(pin.participant_id or "", "guest" if pin.accepted else "")
         rows.append(ReportRow(pin.at, "pin", who, address=pin.from_number,
                               outcome="accepted" if pin.accepted else "refused",
-                              person_id=pin.participant_id or ""))  # fmt: skip
+                              person_id=pin.participant_id or "",
+                              language=languages.get(pin.participant_id or "", "")))  # fmt: skip
     for action in view.moderation:
         who = names.get(action.person_id, action.person_id)
         rows.append(
             ReportRow(action.at, "moderation", who, outcome=action.kind, by=action.by,
-                      detail=f"channel {action.channel}", person_id=action.person_id)
+                      detail=f"channel {action.channel}", person_id=action.person_id,
+                      language=languages.get(action.person_id, ""))
         )  # fmt: skip
     if view.ended_at:
         rows.append(ReportRow(view.ended_at, "ended", by=view.ended_by, detail=view.end_reason or ""))
@@ -74,14 +82,17 @@ def report_rows(view: RunView) -> list[ReportRow]:
 
 def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
     """One person's calls, messages, joins and leaves, in the order they were recorded."""
+
+    def row(at: datetime | None, event: str, **details: Any) -> ReportRow:
+        return ReportRow(at, event, person.name, person_id=person.id, language=person.language, **details)
+
     rows = []
     for attempt in person.attempts:
         call = f"call {attempt.call_sid}" if attempt.call_sid else ""
         rows.append(
-            ReportRow(attempt.placed_at or attempt.queued_at, "call", person.name,
-                      MEDIUM_LABELS[attempt.medium], attempt.number, attempt.outcome, attempt.outcome_at,
-                      detail="; ".join(part for part in (call, attempt.error or "") if part),
-                      person_id=person.id)
+            row(attempt.placed_at or attempt.queued_at, "call", medium=MEDIUM_LABELS[attempt.medium],
+                address=attempt.number, outcome=attempt.outcome, outcome_at=attempt.outcome_at,
+                detail="; ".join(part for part in (call, attempt.error or "") if part))
         )  # fmt: skip
     for note in person.notifications:
         purpose = (
@@ -89,18 +100,17 @@ def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
             else "PIN invitation" if has_bridge else "closing message"
         )  # fmt: skip
         rows.append(
-            ReportRow(note.sent_at, "message", person.name, MEDIUM_LABELS[note.channel], note.to,
-                      "sent", detail=f"{purpose}, step {note.step}" if note.step else purpose,
-                      person_id=person.id)
+            row(note.sent_at, "message", medium=MEDIUM_LABELS[note.channel], address=note.to, outcome="sent",
+                detail=f"{purpose}, step {note.step}" if note.step else purpose)
         )  # fmt: skip
     if person.joined_at:
         rejoined = f"rejoined {person.rejoins} time(s)" if person.rejoins else ""
-        rows.append(ReportRow(person.joined_at, "joined", person.name, detail=rejoined, person_id=person.id))
+        rows.append(row(person.joined_at, "joined", detail=rejoined))
     if person.left_at:
-        rows.append(ReportRow(person.left_at, "left", person.name, person_id=person.id))
+        rows.append(row(person.left_at, "left"))
     if person.too_late:
         late = f"too late for step {', '.join(person.too_late)}: not counted"
-        rows.append(ReportRow(None, "too late", person.name, detail=late, person_id=person.id))
+        rows.append(row(None, "too late", detail=late))
     return rows
 
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from domain.run_view import ModerationRecord
+from i18n.catalogues import N_
 
 LINK = "call-me link"
 """`by` of a "call again now" sent by a call-me link (an account name never has a space)."""
 CALLS_PER_PERSON = 3
-SPENT = (
-    f"this link has called you {CALLS_PER_PERSON} times, its limit for this conference; "
+SPENT_TEXT = N_(
+    "this link has called you {calls} times, its limit for this conference; "
     "dial in with the number and PIN in your message"
 )
+"""The refusal as the catalogues translate it (the call-me page says it in its person's language)."""
+SPENT = SPENT_TEXT.format(calls=CALLS_PER_PERSON)
 
 
 def calls_made(moderation: Iterable[ModerationRecord], person_id: str) -> int:

@@ -14,9 +14,11 @@ figures. SMS and email wait for no turn and are not counted.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
+from domain.messages import SmsSize, fields_of, render, sms_size
 from domain.plan import Alert, RunPlan, StepPlan
 from domain.run_view import MEDIUM_LABELS
 
@@ -165,6 +167,11 @@ class StepReach:
     deadline: timedelta
     late: bool
     """Some calls or SMS would go after their turn's tolerance or the deadline."""
+    languages: dict[str, int] = field(default_factory=dict)
+    """How many destinations are served in each language."""
+    pin_sms: dict[str, str] = field(default_factory=dict)
+    """By language, how the post-objective SMS travels (`1 part (GSM-7, 104 characters)`):
+    the longest of that language's recipients."""
 
     def as_json(self) -> dict[str, object]:
         """For `--json` and the console's API: times in seconds from the step's start, and
@@ -193,6 +200,10 @@ class StepReach:
             )
         if self.emails:
             parts.append(f"{self.emails} emails (as fast as the mail server takes them)")
+        if len(self.languages) > 1:
+            parts.append("in " + ", ".join(f"{lang} {count}" for lang, count in self.languages.items()))
+        if self.pin_sms:
+            parts.append("PIN SMS " + ", ".join(f"{lang} {size}" for lang, size in self.pin_sms.items()))
         late = " (the carrier's rates reach some late)" if self.late else ""
         return "; ".join(parts) + f"; deadline {_clock(self.deadline)}{late}"
 
@@ -220,7 +231,29 @@ def step_reach(plan: RunPlan, step: StepPlan, calls: StepLoad, sms_per_second: f
         emails=sum(a.medium == "email" for a in due),
         deadline=step.deadline,
         late=not calls.in_time or (last_sms is not None and last_sms >= step.deadline),
+        languages=dict(sorted(Counter(plan.language_for(plan.person(c)) for c in step.destinations).items())),
+        pin_sms=pin_sms_sizes(plan, step),
     )
+
+
+def pin_sms_sizes(plan: RunPlan, step: StepPlan) -> dict[str, str]:
+    """The post-objective SMS's parts in each language, as its longest recipient's text takes."""
+    if step.post_objective is None:
+        return {}
+    largest: dict[str, SmsSize] = {}
+    for contact_id in step.destinations:
+        contact = plan.person(contact_id)
+        if not contact.mobile:
+            continue
+        version = step.post_objective.in_language(plan.language_for(contact))
+        source = version.sms or version.body
+        if version.language in largest and not fields_of(source) - set(plan.fields):
+            continue  # the same text for everyone in this language: measured once
+        size = sms_size(render(source, plan.post_fields(contact)))
+        held = largest.get(version.language)
+        if held is None or (size.segments, size.units) > (held.segments, held.units):
+            largest[version.language] = size
+    return {language: size.described for language, size in sorted(largest.items())}
 
 
 def _last_turn(due: list[timedelta], per_second: float) -> timedelta | None:

@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict
 
 from domain.errors import InvalidLaunch
+from i18n.languages import normalised
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's loader when PyYAML has it (its wheels do): measured 3 to 5 times faster on 1,000 people."""
@@ -39,6 +40,8 @@ class Contact(BaseModel):
     email: str | None = None
     scheme: str | None = None
     """A personal alert scheme, used by steps that name no global one."""
+    language: str | None = None
+    """What they are spoken to and written in (a BCP 47 tag, `fr-CH`); else the run's."""
 
     def numbers(self) -> set[str]:
         return {n for n in (self.voice_pro, self.voice_home, self.mobile) if n}
@@ -137,7 +140,13 @@ def validate_contact(raw: dict[str, Any]) -> Contact:
     scheme = raw.get("scheme")
     if scheme not in (None, ""):
         fields["scheme"] = str(scheme)
-    unknown = set(raw) - {"id", "name", "email", "scheme", *PHONE_FIELDS}
+    language = raw.get("language")
+    if language not in (None, ""):
+        try:
+            fields["language"] = normalised(str(language))
+        except ValueError as exc:
+            problems.append(f"contact {contact_id!r}: language {exc}")
+    unknown = set(raw) - {"id", "name", "email", "scheme", "language", *PHONE_FIELDS}
     if unknown:
         problems.append(f"contact {contact_id!r}: unknown field(s) {', '.join(sorted(unknown))}")
     if not problems and not any(fields.get(f) for f in (*PHONE_FIELDS, "email")):

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.speech import Speech
+
 Moderation = Literal["mute", "unmute", "remove", "call_again"]
 
 
@@ -63,6 +65,8 @@ class RejoinRequest(BaseModel):
     limits: DialInLimits | None = None
     """Set by the dial-in line: the run counts the wrong PINs keyed from its people's numbers
     and, over these limits, refuses them (right PIN or not) before comparing anything."""
+    language: str = ""
+    """The language the caller is served in on the line (a guest's welcome is in it)."""
 
 
 class PinRefused(BaseModel):
@@ -77,6 +81,8 @@ class RejoinResult(BaseModel):
     guest: bool = False
     reason: str | None = None
     welcome: str = ""
+    said: Speech = ()
+    """The welcome in the caller's language: a person's own, a guest's from the line."""
     record: bool = False
     refused_by: Literal["caller", "run"] | None = None
     """This wrong PIN reached the request's limit of its number or of the run's numbers."""

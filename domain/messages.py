@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
 from domain.errors import InvalidLaunch
+from domain.speech import Said, Speech
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -23,7 +24,10 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
-SMS_SEGMENT = 160
+SMS_SEGMENTS_AT_MOST = 3
+"""Parts one SMS may take: an accented French or Italian text (ê, ô, ï) is UCS-2, 70 characters
+a part, and its PIN invitation takes two; beyond three, parts arrive late or out of order on
+some networks, and each is billed."""
 
 
 def _environment(autoescape: bool) -> SandboxedEnvironment:
@@ -68,6 +72,8 @@ class Outgoing(BaseModel):
     subject: str
     body: str
     fields: dict[str, Any] | None = None
+    language: str = ""
+    """The language it is written in: an email says so (`Content-Language`)."""
 
     def rendered(self) -> tuple[str, str]:
         if self.fields is None:
@@ -75,14 +81,34 @@ class Outgoing(BaseModel):
         return render(self.subject, self.fields), render(self.body, self.fields)
 
 
-def email_html(subject: str, body: str) -> str:
+def email_html(subject: str, body: str, language: str = "") -> str:
     """The HTML part of an email: the layout in `templates/`, the text escaped into it."""
-    return _layout().render(subject=subject, paragraphs=body.split("\n\n")).strip()
+    return _layout().render(subject=subject, paragraphs=body.split("\n\n"), language=language).strip()
 
 
-def fields_of(source: str) -> set[str]:
+MARK = "\x00"
+
+
+def render_spoken(source: str, fields: dict[str, Any], language: str, own: dict[str, str]) -> Speech:
+    """A message as spoken: the template's words in `language`, and each launcher's field
+    (`own`: field name -> the language the launcher wrote it in) a part in its own language.
+    The fields are rendered as marks first, so the parts are cut where the template put them."""
+    marked = {**fields, **{name: f"{MARK}{name}{MARK}" for name in own if fields.get(name)}}
+    pieces = render(source, marked).split(MARK)
+    if len(pieces) % 2 == 0 or any(pieces[i] not in own for i in range(1, len(pieces), 2)):
+        return (Said(text=render(source, fields), language=language),)  # a filter ate a mark
+    parts = []
+    for index, piece in enumerate(pieces):
+        text = piece if index % 2 == 0 else str(fields.get(piece, ""))
+        if text.strip():
+            parts.append(Said(text=text, language=language if index % 2 == 0 else own[piece]))
+    return tuple(parts)
+
+
+@lru_cache(maxsize=256)
+def fields_of(source: str) -> frozenset[str]:
     """The fields a template names (`#{Body}`, `#{Contact.Name}` as `Contact`)."""
-    return set(meta.find_undeclared_variables(_TEXT.parse(source)))
+    return frozenset(meta.find_undeclared_variables(_TEXT.parse(source)))
 
 
 def check_fields(source: str, where: str, fields: frozenset[str]) -> None:
@@ -124,11 +150,41 @@ def gsm7_units(text: str) -> int | None:
     return units
 
 
-def check_single_sms(text: str, who: str) -> None:
-    """An SMS must fit one GSM-7 segment: split or UCS-2 SMS arrive late or garbled."""
-    units = gsm7_units(text)
-    if units is None:
-        bad = next(c for c in text if c not in GSM7_BASIC | GSM7_EXTENDED)
-        raise InvalidLaunch([f"SMS for {who}: character {bad!r} is not GSM-7 (the SMS would split)"])
-    if units > SMS_SEGMENT:
-        raise InvalidLaunch([f"SMS for {who} is {units} GSM-7 characters; one SMS holds {SMS_SEGMENT}"])
+class SmsSize(BaseModel):
+    """How an SMS travels: its encoding, its length in that encoding's units, and its parts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    encoding: str
+    """`GSM-7` (160 septets in one part, 153 a part when split) or `UCS-2` (70 and 67)."""
+    units: int
+    segments: int
+
+    @property
+    def described(self) -> str:
+        parts = "1 part" if self.segments == 1 else f"{self.segments} parts"
+        return f"{parts} ({self.encoding}, {self.units} characters)"
+
+
+def sms_size(text: str) -> SmsSize:
+    """The parts the carrier sends `text` in: one character outside GSM-7 makes it all UCS-2,
+    counted in UTF-16 units (an emoji is two)."""
+    septets = gsm7_units(text)
+    if septets is not None:
+        return SmsSize(encoding="GSM-7", units=septets, segments=1 if septets <= 160 else -(-septets // 153))
+    units = len(text.encode("utf-16-le")) // 2
+    return SmsSize(encoding="UCS-2", units=units, segments=1 if units <= 70 else -(-units // 67))
+
+
+def check_sms(text: str, who: str) -> SmsSize:
+    """An SMS may take SMS_SEGMENTS_AT_MOST parts; the error says what makes it long."""
+    size = sms_size(text)
+    if size.segments > SMS_SEGMENTS_AT_MOST:
+        why = ""
+        if size.encoding == "UCS-2":
+            bad = next(c for c in text if c not in GSM7_BASIC | GSM7_EXTENDED)
+            why = f"; character {bad!r} is not GSM-7, which makes every part 67 characters"
+        raise InvalidLaunch(
+            [f"SMS for {who} takes {size.described}: at most {SMS_SEGMENTS_AT_MOST} parts{why}"]
+        )
+    return size

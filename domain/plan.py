@@ -20,6 +20,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.contacts import Contact
+from domain.speech import Speech, spoken
+from i18n.languages import served
 
 Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
 VoiceMedium = Literal["voice_pro", "voice_home", "voice_mobile"]
@@ -55,13 +57,27 @@ class SchemePlan(Frozen):
     ring_timeout: timedelta = timedelta(seconds=30)
 
 
-class PostObjective(Frozen):
-    """Sent by SMS and email to the step's destinations when the step ends (template sources)."""
+class PostText(Frozen):
+    """A post-objective message in one language (template sources)."""
 
     subject: str
     body: str
     sms: str | None = None
     """What the SMS says; the body when absent."""
+    language: str = ""
+    """The language it is written in ("" before 0.2.0)."""
+
+
+class PostObjective(PostText):
+    """Sent by SMS and email to the step's destinations when the step ends, in the procedure's
+    default language and in any other it was written in."""
+
+    versions: dict[str, PostText] = {}
+    """The same message in other languages, by language."""
+
+    def in_language(self, language: str) -> PostText:
+        """The version for someone served in `language`: theirs if written, else the default."""
+        return self.versions.get(language, self)
 
 
 class StepPlan(Frozen):
@@ -75,7 +91,12 @@ class StepPlan(Frozen):
     """One scheme for every destination; None: each contact's own, else the run's default."""
     message: str = ""
     """Already rendered: spoken on calls (before the bridge, or with the acknowledgement
-    prompt) and sent by the sms and email media."""
+    prompt) and sent by the sms and email media; in `message_language`."""
+    message_language: str = ""
+    """The language of `message`: the procedure's default ("" before 0.2.0)."""
+    messages: dict[str, Speech] = {}
+    """The message in each language its procedure holds, as spoken: the launcher's own text
+    (`#{Body}`) is a part in the language the launcher wrote it in."""
     deadline: timedelta
     post_objective: PostObjective | None = None
     batch_sizes: tuple[int, ...] = ()
@@ -98,6 +119,18 @@ class StepPlan(Frozen):
     @property
     def has_bridge(self) -> bool:
         return self.objective == "conference"
+
+    def said_to(self, language: str) -> Speech:
+        """The message as someone served in `language` hears it: their version if the
+        procedure holds one, else the default one."""
+        return self.messages.get(language) or spoken(self.message, self.message_language)
+
+    def text_for(self, language: str) -> tuple[str, str]:
+        """The message as an SMS or email to someone served in `language` carries it, and the
+        language that text is in."""
+        if language in self.messages:
+            return "".join(part.text for part in self.messages[language]).strip(), language
+        return self.message, self.message_language
 
 
 def batch_id(prefix: str, step_number: str, index: int) -> str:
@@ -164,6 +197,11 @@ class RunPlan(Frozen):
     """What someone who drops out of the bridge gets: the way back by SMS, a call back, nothing."""
     drop_message: str = ""
     """The SMS for `sms`, rendered at launch: the dial-in number and the PIN."""
+    drop_messages: dict[str, str] = {}
+    """The same in the other languages of the run's people, by language."""
+    language: str = ""
+    """The run's default language: of its procedure's texts, and for anyone whose own is not
+    shipped ("" before 0.2.0: English, in the carrier's default voice)."""
     call_me_links: dict[str, str] = {}
     """Each person's signed "call me into the conference" link, when the procedure offers it."""
     max_duration: timedelta = DEFAULT_MAX_DURATION
@@ -193,6 +231,28 @@ class RunPlan(Frozen):
     def welcome(self) -> str:
         """What a caller hears before the bridge: the first conference step's message."""
         return next((s.message for s in self.steps if s.has_bridge), "")
+
+    def language_for(self, contact: Contact) -> str:
+        """The shipped language a person is served in: theirs, else the run's."""
+        return served(contact.language, self.language)
+
+    def post_fields(self, contact: Contact) -> dict[str, object]:
+        """What a post-objective message to this person is rendered with: the launch's fields,
+        their own (`#{Contact.Name}`) and their call-me link."""
+        fields: dict[str, object] = {**self.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+        if self.call_me_links:
+            fields["CallMeLink"] = self.call_me_links.get(contact.id, "")
+        return fields
+
+    def welcome_to(self, language: str) -> Speech:
+        """The welcome as someone served in `language` hears it."""
+        return next((s.said_to(language) for s in self.steps if s.has_bridge), ())
+
+    def way_back(self, language: str) -> tuple[str, str]:
+        """The SMS after a drop for someone served in `language`, and the language it is in."""
+        if language in self.drop_messages:
+            return self.drop_messages[language], language
+        return self.drop_message, self.language
 
     def step(self, number: str) -> StepPlan:
         return next(s for s in self.steps if s.number == number)

@@ -41,6 +41,7 @@ from domain.run_view import (
     RunView,
     StepView,
 )
+from i18n.languages import served
 
 REASONS_WE_CAUSED = frozenset(
     {"participant_updated_via_api", "conference_ended_via_api", "moderator_ended_conference"}
@@ -94,7 +95,9 @@ class RosterState(BaseModel):
         }
         return cls(
             started_at=started_at,
-            people={c.id: PersonView(id=c.id, name=c.name) for c in plan.people},
+            people={
+                c.id: PersonView(id=c.id, name=c.name, language=plan.language_for(c)) for c in plan.people
+            },
             steps={
                 s.number: StepView(
                     number=s.number,
@@ -339,6 +342,8 @@ class Roster:
         person = (
             self.state.people[decision.person.id] if decision.person else self._guest(request.from_number)
         )
+        if person.guest:
+            person.language = served(request.language, self.plan.language)
         if person.joined_at is not None:
             person.rejoins += 1
         if request.call_sid:
@@ -351,6 +356,7 @@ class Roster:
             participant_id=person.id,
             guest=person.guest,
             welcome=self.plan.welcome,
+            said=self.plan.welcome_to(person.language),
             record=self.plan.record,
         )
 

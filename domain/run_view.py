@@ -100,6 +100,8 @@ class ModerationRecord(BaseModel):
 class PersonView(BaseModel):
     id: str
     name: str
+    language: str = ""
+    """The language they are spoken to and written in ("" for runs launched before 0.2.0)."""
     guest: bool = False
     in_conference: bool = False
     muted: bool = False

@@ -32,6 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from domain.errors import InvalidDefinition, InvalidLaunch
 from domain.messages import check_fields
+from i18n.languages import SHIPPED
 
 M = TypeVar("M", bound=BaseModel)
 Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
@@ -115,6 +116,17 @@ class PostObjectiveMessage(Strict):
     """The SMS text, when the body would not fit one GSM-7 SMS (160 plain characters)."""
 
 
+def _shipped_language(value: Any) -> Any:
+    """A key of texts by language: a language rallycall ships (`fr`, not `fr-CH`: a text is
+    for everyone served in French)."""
+    if not isinstance(value, str) or value not in SHIPPED:
+        raise ValueError(f"{value!r} is not a language rallycall ships ({', '.join(SHIPPED)})")
+    return value
+
+
+Language = Annotated[str, BeforeValidator(_shipped_language)]
+
+
 class StepDefinition(Strict):
     number: str = Field(pattern=r"^\d{3}$")
     objective: Objective
@@ -123,13 +135,29 @@ class StepDefinition(Strict):
     """Fixed destinations: contact ids or E.164 numbers."""
     contact_fields: tuple[str, ...] = ()
     """Destinations chosen at launch: names of `contacts` form fields."""
-    message: str = ""
-    """Spoken on calls and sent by the scheme's sms/email media."""
+    message: str | dict[Language, str] = ""
+    """Spoken on calls and sent by the scheme's sms/email media: one text in the procedure's
+    language, or one per language (`{fr: ..., de: ...}`)."""
     scheme: str | None = None
     """A global scheme for every destination; without it each contact's personal scheme."""
     deadline: Duration
-    post_objective: PostObjectiveMessage | None = None
+    post_objective: PostObjectiveMessage | dict[Language, PostObjectiveMessage] | None = None
+    """One message, or one per language (`{fr: {subject: ..., body: ...}, de: ...}`)."""
     run: Literal["always", "if_previous_not_reached"] = "always"
+
+    def messages(self, language: str) -> dict[str, str]:
+        """The message by language; one text is in the procedure's `language`."""
+        return dict(self.message) if isinstance(self.message, dict) else {language: self.message}
+
+    def post_objectives(self, language: str) -> dict[str, PostObjectiveMessage]:
+        if self.post_objective is None:
+            return {}
+        if isinstance(self.post_objective, PostObjectiveMessage):
+            return {language: self.post_objective}
+        return dict(self.post_objective)
+
+    def by_language(self) -> bool:
+        return isinstance(self.message, dict) or isinstance(self.post_objective, dict)
 
     @model_validator(mode="after")
     def _has_destinations(self) -> StepDefinition:
@@ -150,6 +178,9 @@ class ProcedureDefinition(Strict):
     call_me_link: bool = False
     """Each person's PIN SMS may carry `#{CallMeLink}`: a personal link that makes the bridge
     call them."""
+    language: Language | None = None
+    """The language its texts are written in, and anyone's whose own is not shipped; unset:
+    the installation's (`RALLYCALL_LANGUAGE`). Required when texts are given by language."""
 
     def field(self, name: str) -> FormField | None:
         return next((f for f in self.form if f.name == name), None)
@@ -185,7 +216,7 @@ def load_schemes(path: Path) -> SchemeBook:
     return _validated(SchemeBook, path)
 
 
-UNQUOTED_FIELD = re.compile(r"^\s*(?:-\s*)?(message|subject|body|sms):\s*[^'\"|>\s].*\s#")
+UNQUOTED_FIELD = re.compile(r"^\s*(?:-\s*)?(message|subject|body|sms|en|fr|de|it):\s*[^'\"|>\s{].*\s#")
 
 
 def _unquoted_fields(path: Path) -> list[str]:
@@ -224,20 +255,49 @@ def load_procedure(path: Path, schemes: SchemeBook) -> ProcedureDefinition:
                 problems.append(f"{where}.contact_fields: {name!r} is not a contacts field of the form")
         if index == 0 and step.run != "always":
             problems.append(f"{where}.run: the first step always runs")
-        sources = {"message": step.message}
-        if step.post_objective:
-            sources |= {"post_objective.subject": step.post_objective.subject}
-            sources |= {"post_objective.body": step.post_objective.body}
-            if step.post_objective.sms is not None:
-                sources |= {"post_objective.sms": step.post_objective.sms}
-        for key, source in sources.items():
+        problems += _language_problems(where, step, procedure.language)
+        for key, source in _sources(step).items():
             try:
-                check_fields(source, f"{where}.{key}", message_fields if key == "message" else post_fields)
+                check_fields(
+                    source, f"{where}.{key}", message_fields if key.startswith("message") else post_fields
+                )
             except InvalidLaunch as exc:
                 problems += exc.problems
     if problems:
         raise InvalidDefinition(problems)
     return procedure
+
+
+def _language_problems(where: str, step: StepDefinition, language: str | None) -> list[str]:
+    """Texts by language need the procedure's `language`, and a text in it: the one for whoever
+    has no version of their own."""
+    if not step.by_language():
+        return []
+    if language is None:
+        return [f"{where}: texts given by language need the procedure's 'language:' (its default)"]
+    languages: dict[str, set[str]] = {
+        "message": set(step.messages(language)),
+        "post_objective": set(step.post_objectives(language)),
+    }
+    return [
+        f"{where}.{name}: no text in {language}, the procedure's language"
+        for name, written in languages.items()
+        if written and language not in written
+    ]
+
+
+def _sources(step: StepDefinition) -> dict[str, str]:
+    """Every template of a step, by where it stands (`message.fr`, `post_objective.de.sms`)."""
+    by_language = step.by_language()
+    sources: dict[str, str] = {}
+    for language, text in step.messages("").items():
+        sources[f"message.{language}" if by_language and language else "message"] = text
+    for language, post in step.post_objectives("").items():
+        prefix = f"post_objective.{language}" if isinstance(step.post_objective, dict) else "post_objective"
+        sources |= {f"{prefix}.subject": post.subject, f"{prefix}.body": post.body}
+        if post.sms is not None:
+            sources[f"{prefix}.sms"] = post.sms
+    return sources
 
 
 class Definitions(BaseModel):

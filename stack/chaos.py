@@ -144,8 +144,10 @@ def compressed_definitions(
         procedure = yaml.safe_load(shipped.read_text(encoding="utf-8"))
         for step in procedure["steps"]:
             step["deadline"] = f"{deadline_at:g}s"
-            if "sms" in step.get("post_objective", {}):
-                step["post_objective"]["sms"] = "#{Contact.Name}: " + step["post_objective"]["sms"]
+            post = step.get("post_objective", {})
+            for version in [post] if "subject" in post else post.values():  # one, or one per language
+                if "sms" in version:
+                    version["sms"] = "#{Contact.Name}: " + version["sms"]
         (folder / "procedures" / shipped.name).write_text(yaml.safe_dump(procedure, allow_unicode=True),
                                                            encoding="utf-8")  # fmt: skip
     return folder

@@ -44,8 +44,8 @@ def call_to(number: str) -> OutboundCall:
     return OutboundCall(
         to=number,
         caller_id="+41215550100",
-        bridge=bridge_for("http://127.0.0.1:9", "conference-test", "", record=False),
-        message="",
+        bridge=bridge_for("http://127.0.0.1:9", "conference-test", (), record=False),
+        message=(),
         acknowledge_url=None,
         ring_timeout=timedelta(seconds=30),
         status_callback="http://127.0.0.1:9/unused",

@@ -196,7 +196,10 @@ async def test_a_post_without_the_csrf_token_is_refused(site: Site) -> None:
         async with http.post("/red-button", data={**form, "csrf": token}) as review:
             text = await review.text()
             assert review.status == 200 and "Confirm: Conference call" in text
-            reach = "step 001: 1 person; 2 calls if nobody answers, the last at +0:02; deadline +0:04"
+            reach = (
+                "step 001: 1 person; 2 calls if nobody answers, the last at +0:02; "
+                "PIN SMS en 1 part (GSM-7, 38 characters); deadline +0:04"
+            )
             assert reach in text, "the confirmation says when the carrier's rates reach them"
 
 

@@ -66,7 +66,7 @@ def test_the_shipped_definitions_load() -> None:
         "CONFCALL",
         timedelta(minutes=2),
     )
-    assert step.post_objective and step.post_objective.subject == "Invitation Conference Call - Pin"
+    assert step.post_objectives("en")["en"].subject == "Invitation Conference Call - Pin"
     confcall = definitions.schemes.get("CONFCALL")
     assert confcall and [(m.medium, m.after) for m in confcall.media] == [
         ("voice_pro", timedelta(0)),
@@ -143,7 +143,8 @@ def test_an_unquoted_hash_would_cut_a_message_short(tmp_path: Path) -> None:
         .replace("'To join the conference call", "To join the conference call")
         .replace("pin code #{Pin}.'", "pin code #{Pin}.")
     )
-    assert "line 19: body has ' #' in an unquoted value, which YAML reads as a comment" in refused(
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "body: To join the" in row)
+    assert f"line {line}: body has ' #' in an unquoted value, which YAML reads as a comment" in refused(
         tmp_path, text
     )
 
@@ -222,11 +223,16 @@ def test_global_scheme_overrides_personal_ones_and_personal_ones_apply_otherwise
         prepare(launch_request(tmp_path, personal, {"Contacts.S001": "eve"}), Settings(_env_file=None), "1")
 
 
-def test_a_post_objective_sms_that_would_split_is_refused_at_launch(tmp_path: Path) -> None:
-    post = {**CONFERENCE["steps"][0]["post_objective"]}
-    del post["sms"]  # the body alone has 'n°', which is not GSM-7
+def test_a_post_objective_sms_over_three_parts_is_refused_at_launch(tmp_path: Path) -> None:
+    post = {**CONFERENCE["steps"][0]["post_objective"]["en"]}
+    del post["sms"]  # the body alone has 'n°', which is not GSM-7: every part holds 67
+    post["body"] = " ".join([post["body"]] * 3)
     procedure = with_step(post_objective=post)
-    with pytest.raises(InvalidLaunch, match=r"SMS for alice \(step 001\): character '°' is not GSM-7"):
+    with pytest.raises(
+        InvalidLaunch,
+        match=r"SMS for alice \(step 001\) takes 4 parts \(UCS-2, \d+ characters\): at most 3 parts; "
+        r"character '°' is not GSM-7",
+    ):
         prepare(
             launch_request(tmp_path, procedure, {"Contacts.S001": "alice"}), Settings(_env_file=None), "1"
         )

@@ -27,6 +27,14 @@ async def dial_in(h: Harness, caller: str, *digits: str) -> dict[str, Any]:
     return await place_inbound_call(h.simulator_url, caller, list(digits))
 
 
+def transcript(call: dict[str, Any]) -> list[str]:
+    """The call's transcript, each line heard without the language it was spoken in."""
+    return [
+        f"heard: {line.partition(']: ')[2]}" if line.startswith("heard [") else line
+        for line in call["transcript"]
+    ]
+
+
 def person(report: RunView, participant_id: str) -> Any:
     return next(p for p in report.people if p.id == participant_id)
 
@@ -47,7 +55,7 @@ async def test_right_pin_hears_the_welcome_and_joins_the_bridge(line: Harness) -
     launched = await line.launch("alice", "chloe", welcome="Server room flooded")
     call = await dial_in(line, CHLOE_MOBILE, launched.pin)
     assert call["joined"] == launched.workflow_id
-    assert call["transcript"] == [
+    assert transcript(call) == [
         f"heard: {PROMPT.format(digits=line.settings.pin_digits)}",
         f"keyed: {launched.pin}",
         "heard: Server room flooded",
@@ -63,7 +71,7 @@ async def test_wrong_pin_then_right_pin_every_attempt_recorded(line: Harness) ->
     launched = await line.launch("alice", "chloe")
     call = await dial_in(line, CHLOE_MOBILE, "000000", launched.pin)
     assert call["joined"] == launched.workflow_id
-    assert f"heard: {RETRY}" in call["transcript"]
+    assert f"heard: {RETRY}" in transcript(call)
     report = await eventually(lambda: line.roster(launched), lambda r: person(r, "chloe").in_conference)
     assert [(a.from_number, a.accepted) for a in report.pin_attempts] == [
         (CHLOE_MOBILE, False),
@@ -74,23 +82,23 @@ async def test_wrong_pin_then_right_pin_every_attempt_recorded(line: Harness) ->
 
 async def test_three_wrong_pins_and_the_line_hangs_up(line: Harness) -> None:
     launched = await line.launch("alice")
-    call = await dial_in(line, "+41797770001", "111111", "222222", "333333", launched.pin)
+    call = await dial_in(line, "+447400100001", "111111", "222222", "333333", launched.pin)
     assert call["joined"] is None and call["status"] == "completed"
-    assert call["transcript"][-2:] == [f"heard: {WRONG_PIN_GOODBYE}", "hung up by the application"]
-    assert call["transcript"].count("heard: " + RETRY) == 2, "three tries, then goodbye"
+    assert transcript(call)[-2:] == [f"heard: {WRONG_PIN_GOODBYE}", "hung up by the application"]
+    assert transcript(call).count("heard: " + RETRY) == 2, "three tries, then goodbye"
     await end(line, launched.workflow_id)
 
 
 async def test_a_caller_guessing_pins_is_turned_away(line: Harness) -> None:
     launched = await line.launch("alice")
-    guesser = "+41797770002"
+    guesser = "+447400100002"
     await dial_in(line, guesser, "111111", "222222", "333333")
     second = await dial_in(line, guesser, "444444", "555555", "666666")
-    assert second["transcript"][-2:] == [f"heard: {TOO_MANY_GOODBYE}", "hung up by the application"]
-    assert second["transcript"].count("heard: " + RETRY) == 1, "the fifth wrong PIN in ten minutes ends it"
+    assert transcript(second)[-2:] == [f"heard: {TOO_MANY_GOODBYE}", "hung up by the application"]
+    assert transcript(second).count("heard: " + RETRY) == 1, "the fifth wrong PIN in ten minutes ends it"
     third = await dial_in(line, guesser, launched.pin)
-    assert third["joined"] is None and third["transcript"][0] == f"heard: {TOO_MANY_GOODBYE}"
-    other = await dial_in(line, "+41797770003", launched.pin)
+    assert third["joined"] is None and transcript(third)[0] == f"heard: {TOO_MANY_GOODBYE}"
+    other = await dial_in(line, "+447400100003", launched.pin)
     assert other["joined"] == launched.workflow_id, "other callers are not affected"
     await end(line, launched.workflow_id)
 
@@ -99,24 +107,25 @@ async def test_the_pin_of_a_conference_that_has_ended_is_told_so_and_not_counted
     """Someone who kept the invitation dials in after the end: not a wrong PIN, not a guess."""
     launched = await line.launch("alice")
     await end(line, launched.workflow_id)
-    late = "+41797770009"
+    late = "+447400100009"
     for _ in range(6):  # more than the per-caller limit of wrong PINs
         call = await dial_in(line, late, launched.pin)
         assert call["joined"] is None
-        assert call["transcript"][-2:] == [f"heard: {ENDED_GOODBYE}", "hung up by the application"]
+        assert transcript(call)[-2:] == [f"heard: {ENDED_GOODBYE}", "hung up by the application"]
     wrong = "0" * 6 if launched.pin != "0" * 6 else "1" * 6
     guess = await dial_in(line, late, wrong)
-    assert f"heard: {RETRY}" in guess["transcript"], "none of the six counted against the number"
+    assert f"heard: {RETRY}" in transcript(guess), "none of the six counted against the number"
 
 
 async def test_unknown_number_with_the_right_pin_joins_as_a_guest(line: Harness) -> None:
     launched = await line.launch("alice")
-    await dial_in(line, "+41797770004", launched.pin)
+    call = await dial_in(line, "+41797770004", "2", launched.pin)  # a Swiss number: the menu first
+    assert call["transcript"][5].startswith("heard [fr-FR]: Bienvenue sur la ligne de conférence.")
     report = await eventually(
         lambda: line.roster(launched), lambda r: any(p.guest and p.in_conference for p in r.people)
     )
     guest = next(p for p in report.people if p.guest)
-    assert guest.name == "Guest +41797770004"
+    assert (guest.name, guest.language) == ("Guest +41797770004", "fr"), "the guest's choice is kept"
     await end(line, launched.workflow_id)
 
 

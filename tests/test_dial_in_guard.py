@@ -36,7 +36,9 @@ from tests.support import SCENARIO, Harness, eventually, harness
 from workflows.dial_in_guard import Attempt, guard_id
 from workflows.procedure_run import ProcedureRun
 
-STRANGER = "+41797770{:03d}"
+STRANGER = "+4474001{:05d}"
+"""Guests calling from abroad: a British number is asked for its PIN in English at once (a Swiss
+number nobody knows is offered the language menu first: tests/test_scale_languages.py)."""
 CHLOE_MOBILE = "+41795550103"
 ALICE_NUMBERS = ["+41215550101", "+41215550111", "+41795550101"]
 CHLOE_NUMBERS = [CHLOE_MOBILE, "+41215550103", "+41215550113"]
@@ -47,7 +49,8 @@ async def dial(simulator_url: str, caller: str, *digits: str) -> dict[str, Any]:
 
 
 def heard(call: dict[str, Any]) -> list[str]:
-    return [line.removeprefix("heard: ") for line in call["transcript"] if line.startswith("heard: ")]
+    """What the caller heard, without the language it was spoken in (`heard [en-US]: text`)."""
+    return [line.partition("]: ")[2] for line in call["transcript"] if line.startswith("heard [")]
 
 
 async def end(h: Harness, workflow_id: str) -> None:
@@ -123,12 +126,15 @@ async def test_a_worker_that_is_down_is_never_a_wrong_pin(
         async with h.worker():
             launched = await h.launch("alice", "chloe")
             await eventually(lambda: h.roster(launched), lambda r: r.person("alice").in_conference)
-        stranded = await dial(h.simulator_url, CHLOE_MOBILE, launched.pin)
+        stranded = await dial(h.simulator_url, CHLOE_MOBILE, "4", launched.pin)
         assert stranded["joined"] is None
-        assert heard(stranded)[1:] == [HOLD, HOLD, HOLD, LINE_PROBLEM_GOODBYE], (
+        assert heard(stranded)[3] == "For English, press 4.", (
+            "with no worker to say which language is hers, her Swiss number is offered the menu"
+        )
+        assert heard(stranded)[5:] == [HOLD, HOLD, HOLD, LINE_PROBLEM_GOODBYE], (
             "asked to hold, then told the line has a problem; never that the PIN is wrong"
         )
-        call = asyncio.create_task(dial(h.simulator_url, CHLOE_MOBILE, launched.pin))
+        call = asyncio.create_task(dial(h.simulator_url, CHLOE_MOBILE, "4", launched.pin))
         await asyncio.sleep(1.5)  # the caller is holding
         async with h.worker():
             answered = await call

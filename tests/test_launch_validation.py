@@ -11,7 +11,7 @@ import yaml
 from bench import scale
 from config import Settings
 from domain.errors import InvalidLaunch
-from domain.messages import check_single_sms
+from domain.messages import check_sms, sms_size
 from launching import LaunchRequest, prepare, red_button
 from tests.support import DEFINITIONS
 
@@ -148,17 +148,27 @@ def test_raw_numbers_are_called_and_texted_only_when_mobile(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "encoding", "units", "parts"),
     [
-        ("PIN 123456 \u2014 dial now", "character '\u2014' is not GSM-7"),
-        ("x" * 161, "is 161 GSM-7 characters; one SMS holds 160"),
-        ("{" * 81, "is 162 GSM-7 characters"),
+        ("x" * 160, "GSM-7", 160, 1),
+        ("x" * 161, "GSM-7", 161, 2),  # split parts hold 153 (their header takes 7)
+        ("{" * 80, "GSM-7", 160, 1),  # an extended character takes two septets
+        ("é" * 160, "GSM-7", 160, 1),  # French é, è, à and German ä, ö, ü, ß are GSM-7
+        ("ê" * 70, "UCS-2", 70, 1),  # ê, ô, î, ç lower case are not: the whole SMS is UCS-2
+        ("ê" * 71, "UCS-2", 71, 2),
+        ("\U0001f525" * 35, "UCS-2", 70, 1),  # an emoji is two UTF-16 units
     ],
 )
-def test_sms_must_fit_one_gsm7_segment(text: str, message: str) -> None:
-    with pytest.raises(InvalidLaunch, match=message):
-        check_single_sms(text, "alice")
+def test_sms_parts_are_counted_in_the_encoding_the_text_needs(
+    text: str, encoding: str, units: int, parts: int
+) -> None:
+    size = sms_size(text)
+    assert (size.encoding, size.units, size.segments) == (encoding, units, parts)
 
 
-def test_sms_of_exactly_one_segment_is_accepted() -> None:
-    check_single_sms("é" * 160, "alice")
+def test_an_sms_over_three_parts_is_refused_naming_what_makes_it_long() -> None:
+    check_sms("x" * 153 * 3, "alice")
+    with pytest.raises(InvalidLaunch, match=r"SMS for alice takes 4 parts \(GSM-7, 460 characters\)"):
+        check_sms("x" * (153 * 3 + 1), "alice")
+    with pytest.raises(InvalidLaunch, match="character 'ê' is not GSM-7, which makes every part 67"):
+        check_sms("Fenêtre " + "x" * 200, "alice")

@@ -125,6 +125,7 @@ class Calls:
 
     def start(self, step: StepPlan, alert: Alert, attempt_id: str, deadline: datetime) -> ActivityHandle[str]:
         left = max(deadline - workflow.now(), timedelta(seconds=1))
+        language = self.run.plan.language_for(alert.contact)
         return workflow.start_activity_method(
             CarrierActivities.place_call,
             PlaceCall(
@@ -133,6 +134,8 @@ class Calls:
                 caller_id=self.run.plan.dial_in_number,
                 objective=step.objective,
                 message=step.message,
+                said=step.said_to(language),
+                language=language,
                 record=self.run.plan.record,
                 ring_timeout=self.run.plan.scheme_for(step, alert.contact).ring_timeout,
                 queued_at=workflow.now(),

@@ -38,7 +38,8 @@ class Messages:
     async def send_alert(self, step: StepPlan, alert: Alert) -> None:
         """The scheme's sms or email medium: the step's message, rendered at launch. On an
         information step, delivered is reached."""
-        message = Outgoing(subject=self.run.plan.title, body=step.message)
+        text, language = step.text_for(self.run.plan.language_for(alert.contact))
+        message = Outgoing(subject=self.run.plan.title, body=text, language=language)
         channel: Channel = "sms" if alert.medium == "sms" else "email"
         sent = await self.send(alert.contact, channel, alert.address or "", message, step, "alert")
         if sent and step.objective == "information":
@@ -55,12 +56,13 @@ class Messages:
         sends = []
         for contact_id in step.destinations:
             contact = plan.person(contact_id)
-            fields: dict[str, Any] = {**plan.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
-            if plan.call_me_links:
-                fields["CallMeLink"] = plan.call_me_links.get(contact.id, "")
-            message = Outgoing(subject=post.subject, body=post.body, fields=fields)
+            fields = plan.post_fields(contact)
+            version = post.in_language(plan.language_for(contact))
+            message = Outgoing(
+                subject=version.subject, body=version.body, fields=fields, language=version.language
+            )
             if contact.mobile:
-                sms = message.model_copy(update={"body": post.sms or post.body})
+                sms = message.model_copy(update={"body": version.sms or version.body})
                 sends.append(self.send(contact, "sms", contact.mobile, sms, step, "post_objective"))
             if contact.email:
                 sends.append(self.send(contact, "email", contact.email, message, step, "post_objective"))

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RejoinResult,
     )
     from domain.messages import Outgoing
-    from domain.pin_check import LIMIT_REACHED, turned_away
+    from domain.pin_check import LIMIT_REACHED, person_calling, turned_away
     from domain.plan import RunPlan, StepPlan, batch_id
     from domain.roster import Roster, RosterState
     from domain.run_view import PeoplePage, PeopleQuery, RunView, page_of
@@ -326,7 +326,8 @@ class ProcedureRun:
             await self.alerting.moderation.call_again(contact)
         elif self.plan.after_drop == "sms" and contact.mobile:
             step = next(s for s in self.plan.steps if s.has_bridge and person_id in s.destinations)
-            message = Outgoing(subject=self.plan.title, body=self.plan.drop_message)
+            text, language = self.plan.way_back(self.plan.language_for(contact))
+            message = Outgoing(subject=self.plan.title, body=text, language=language)
             await self.alerting.messages.send(contact, "sms", contact.mobile, message, step, "rejoin")
 
     def publish(self) -> None:
@@ -445,6 +446,13 @@ class ProcedureRun:
     def attempt_calls(self, attempt_id: str) -> AttemptCalls:
         """For a retried call whose answer was lost: its own call, if a callback told it."""
         return self.roster.attempt_calls(attempt_id)
+
+    @workflow.query
+    def caller_language(self, number: str) -> str:
+        """The language a person of this run calling from `number` is served in ("" for a
+        number none of them has): the dial-in line asks for their PIN in it."""
+        person = person_calling(self.plan, number)
+        return self.plan.language_for(person) if person else ""
 
     @workflow.query
     def people(self, query: PeopleQuery) -> PeoplePage:

@@ -1,6 +1,7 @@
 """Running TwiML as Twilio does, for the verbs rallycall answers with: Say, Gather (keyed by
 the caller), Redirect, Dial/Conference and Hangup. A document that runs out hangs up, and a
-TwiML URL that fails plays Twilio's application error."""
+TwiML URL that fails plays Twilio's application error. Every Say is journalled (`said`) with
+the language it was spoken in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import urljoin
 
 from carrier.simulator import twiml
 from carrier.simulator.calls import Call, Calls
+from carrier.simulator.journal import Journal
 from carrier.simulator.rooms import Participant, Rooms, RoomSettings
 from carrier.simulator.switch import Switch
 from carrier.simulator.webhooks import Webhooks
@@ -16,20 +18,24 @@ APPLICATION_ERROR = "<Response><Say>An application error has occurred.</Say><Han
 
 
 class Runtime:
-    def __init__(self, calls: Calls, rooms: Rooms, switch: Switch, webhooks: Webhooks) -> None:
+    def __init__(
+        self, calls: Calls, rooms: Rooms, switch: Switch, webhooks: Webhooks, journal: Journal
+    ) -> None:
         self._calls = calls
         self._rooms = rooms
         self._switch = switch
         self._webhooks = webhooks
+        self._journal = journal
 
     async def run(self, call: Call, document: str, url: str, keys: list[str], transcript: list[str]) -> None:
         """Execute `document` (fetched from `url`), keying `keys` in order at each Gather and
         writing what the caller heard and did to `transcript`."""
         for verb in twiml.parse(document):
             if isinstance(verb, twiml.Say):
-                transcript.append(f"heard: {verb.text}")
+                self._say(call, verb, transcript)
             elif isinstance(verb, twiml.Gather):
-                transcript += [f"heard: {prompt}" for prompt in verb.prompts]
+                for prompt in verb.prompts:
+                    self._say(call, prompt, transcript)
                 if not keys:
                     transcript.append("keyed nothing")
                     continue
@@ -53,6 +59,20 @@ class Runtime:
                 await self._switch.hang_up(call, "completed")
                 return
         await self._switch.hang_up(call, "completed")
+
+    def _say(self, call: Call, say: twiml.Say, transcript: list[str]) -> None:
+        transcript.append(f"heard [{say.spoken_in}]: {say.text}")
+        self._journal.record(
+            "said",
+            {
+                "sid": call.sid,
+                "to": call.to,
+                "from": call.sender,
+                "direction": call.direction,
+                "language": say.spoken_in,
+                "text": say.text,
+            },
+        )
 
     async def fetch(self, url: str, call: Call, **extra: str) -> str:
         """The TwiML at `url`; an inbound call is answered (in-progress) by its first fetch."""

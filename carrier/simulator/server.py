@@ -5,7 +5,8 @@ with, so they hear the welcome and join a conference room. Rooms send conference
 callbacks, calls send status and answering-machine callbacks, messages send status callbacks;
 all are signed as Twilio signs them. Inbound calls to the dial-in number fetch its Voice URL and
 key in digits at each `<Gather>`, as a caller's phone would through Twilio. Calls, hang-ups,
-texts, webhooks and faults are appended to a JSON-lines journal.
+what each call said and in which language, texts, webhooks and faults are appended to a
+JSON-lines journal.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class CarrierSimulator:
         self._rooms = Rooms(account_sid, self.webhooks, scenario.recording_seconds)
         self._messages = Messages(account_sid, scenario, self.webhooks, self.journal)
         self._switch = Switch(self._calls, self._rooms)
-        runtime = Runtime(self._calls, self._rooms, self._switch, self.webhooks)
+        runtime = Runtime(self._calls, self._rooms, self._switch, self.webhooks, self.journal)
         self._phones = Phones(scenario, self._calls, self._switch, runtime, self.journal)
         self._control = Control(self._phones, self.faults, dial_in_number, voice_url)
 

@@ -5,16 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
+DEFAULT_LANGUAGE = "en-US"
+"""What Twilio speaks a `<Say>` without a `language` in."""
+
 
 @dataclass(frozen=True)
 class Say:
     text: str
+    language: str = ""
+    """The `language` attribute as written; empty: Twilio's default."""
+
+    @property
+    def spoken_in(self) -> str:
+        return self.language or DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
 class Gather:
     action: str
-    prompts: tuple[str, ...]
+    prompts: tuple[Say, ...]
 
 
 @dataclass(frozen=True)
@@ -42,9 +51,9 @@ def parse(document: str) -> list[Verb]:
     verbs: list[Verb] = []
     for element in root:
         if element.tag == "Say":
-            verbs.append(Say(element.text or ""))
+            verbs.append(_say(element))
         elif element.tag == "Gather":
-            prompts = tuple(child.text or "" for child in element if child.tag == "Say")
+            prompts = tuple(_say(child) for child in element if child.tag == "Say")
             verbs.append(Gather(element.get("action", ""), prompts))
         elif element.tag == "Dial":
             conference = element.find("Conference")
@@ -55,3 +64,7 @@ def parse(document: str) -> list[Verb]:
         elif element.tag == "Hangup":
             verbs.append(Hangup())
     return verbs
+
+
+def _say(element: ElementTree.Element) -> Say:
+    return Say(element.text or "", element.get("language", ""))

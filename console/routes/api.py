@@ -56,6 +56,8 @@ class LaunchBody(BaseModel):
     record: bool | None = None
     force: bool = False
     idempotency_key: str | None = None
+    text_language: str | None = None
+    """The language the texts are written in (`fr`): they are spoken in it."""
 
 
 def as_json(data: Any) -> str:
@@ -82,6 +84,7 @@ async def api_launch(request: web.Request) -> web.StreamResponse:
         "record": body.record,
         "force": body.force,
         "idempotency_key": body.idempotency_key,
+        "text_language": body.text_language,
     }
     try:
         if body.procedure is None:

@@ -4,6 +4,9 @@ Each goes form, confirmation, launch, then the dial-in number and PIN. The check
 launch are `launching.py`'s, the same as the CLI's, with channel `web` and the signed-in
 account as the launcher; a refusal comes back as the form, each problem beside its field.
 
+The launcher says which language their texts are written in (the procedure's, unless they
+chose another): those texts are spoken by a voice of it, the rest in each person's language.
+
 The confirmation form carries a one-time key, the launch's idempotency key: a second submit
 (a double click, a reload, a phone resending the form, the same form sent to another console
 replica or after a restart) gets the run the first one started. The console keeps no launch in
@@ -29,6 +32,7 @@ from domain.call_queue import PRIORITY
 from domain.capacity import StepLoad, StepReach, reach, step_loads
 from domain.contacts import load_contacts
 from domain.errors import InvalidLaunch
+from i18n.languages import SHIPPED
 from launching import (
     Launched,
     LaunchRequest,
@@ -69,6 +73,10 @@ class LaunchPage:
     def template(self) -> str:
         return "red_button.html" if self.red else "procedure.html"
 
+    def texts_in(self, filled: FilledForm, installed: str) -> str:
+        """The language the form's texts are in: as chosen, else the procedure's."""
+        return filled.text_language or self.procedure.language or installed
+
 
 def page_for(request: web.Request) -> LaunchPage:
     console = console_of(request)
@@ -107,6 +115,8 @@ def form_page(
         contacts=contacts,
         text_field=next((f for f in form if f.kind == "text"), None),
         contacts_field=next((f for f in form if f.kind == "contacts"), None),
+        languages=SHIPPED,
+        texts_in=page.texts_in(filled, console.settings.language),
     )
 
 
@@ -122,6 +132,7 @@ def launch_request(
         "channel": "web",
         "record": filled.record,
         "force": filled.force,
+        "text_language": filled.text_language or None,
     }
     schemes = page.definitions.schemes
     if not page.red:
@@ -154,6 +165,7 @@ def confirmation(
         people_count=len(people),
         loads=loads,
         reaching=reaching or [],
+        texts_in=page.texts_in(filled, console_of(request).settings.language),
         key=secrets.token_urlsafe(16),
     )
 
