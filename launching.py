@@ -55,6 +55,7 @@ from domain.plan import (
     SchemeMedium,
     SchemePlan,
     StepPlan,
+    post_fields,
 )
 from domain.speech import plain
 from i18n.catalogues import N_, words
@@ -248,8 +249,7 @@ def way_back_message(
     conference step's post-objective SMS (the PIN invitation) in their language if the step has
     it, else the catalogue's plain one in their language."""
     step = next(s for s in procedure.steps if s.objective == "conference")
-    posts = step.post_objectives(default)
-    post = posts.get(language) or (None if language != default else posts.get(default))
+    post = step.post_objectives(default).get(language)
     plain_one = words(DEFAULT_WAY_BACK, language, default)
     source = (post.sms or post.body) if post else plain_one
     personal = fields_of(source) - set(fields)  # #{Contact.Name}, #{CallMeLink}: one text for all
@@ -382,9 +382,7 @@ def plan_step(
             if contact.mobile and any(m.medium == "sms" for m in scheme.media):
                 check_sms(planned.text_for(served_in)[0], who)
             if contact.mobile and post is not None:
-                personal: dict[str, object] = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
-                if call_me is not None:
-                    personal["CallMeLink"] = call_me(contact)
+                personal = post_fields(fields, contact, call_me(contact) if call_me else None)
                 version = post.in_language(served_in)
                 check_sms(render(version.sms or version.body, personal), who)
         except InvalidLaunch as exc:

@@ -217,6 +217,14 @@ async def procedure_list(client: Client | None, args: argparse.Namespace) -> Non
 async def procedure_show(client: Client | None, args: argparse.Namespace) -> None:
     procedure = load_definitions(settings().definitions_dir).procedure(args.name)
     say(f"{procedure.name}: {procedure.title}")
+    language = procedure.language or settings().language
+    written = {
+        lang
+        for step in procedure.steps
+        for lang in (*step.messages(language), *step.post_objectives(language))
+    }
+    others = f" (also in {', '.join(sorted(written - {language}))})" if written - {language} else ""
+    say(f"language: {language}{others}; --text-language says which language your texts are in")
     say("launch form:")
     for form_field in procedure.form:
         need = "required" if form_field.required else "optional"
@@ -392,9 +400,9 @@ def launching_options(command: argparse.ArgumentParser) -> None:
         help="launch once per KEY (e.g. the incident's ticket): a repeat prints the run already started",
     )  # fmt: skip
     command.add_argument(
-        "--text-language", metavar="TAG", choices=SHIPPED,
-        help="the language you write the texts in (--welcome, --field body=...): they are spoken in it; "
-        "default: the procedure's",
+        "--text-language", metavar="TAG",
+        help=f"the language you write the texts in (--welcome, --field body=...; {', '.join(SHIPPED)}, or a "
+        "tag such as fr-CH): they are spoken in it; default: the procedure's",
     )  # fmt: skip
 
 

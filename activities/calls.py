@@ -29,7 +29,7 @@ from domain.events import AttemptCalls, CallTruth, CarrierTruth
 from domain.messages import Outgoing
 from domain.plan import Objective
 from domain.speech import Speech, spoken
-from i18n.catalogues import N_, words
+from i18n.catalogues import N_, said
 
 ERROR_TYPES = {
     FailureKind.DESTINATION: "DestinationRejected",
@@ -208,8 +208,8 @@ class CarrierActivities:
                 if acknowledging
                 else None
             ),
-            acknowledge_prompt=spoken(words(PRESS_1, language), language) if acknowledging else (),
-            not_acknowledged=spoken(words(NOT_ACKNOWLEDGED, language), language) if acknowledging else (),
+            acknowledge_prompt=said(PRESS_1, language) if acknowledging else (),
+            not_acknowledged=said(NOT_ACKNOWLEDGED, language) if acknowledging else (),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
                 self._public_url, urls.CALL_STATUS, run=run_id, attempt=request.attempt_id

@@ -53,7 +53,7 @@ from domain.contacts import masked
 from domain.events import DialInLimits, RejoinRequest, RejoinResult
 from domain.pin_check import LIMIT_REACHED
 from domain.speech import Speech, spoken
-from i18n.catalogues import N_, SOURCE_LANGUAGE, in_language, words
+from i18n.catalogues import N_, SOURCE_LANGUAGE, said
 from i18n.languages import spoken_in
 from workflows.dial_in_guard import (
     TURNED_AWAY,
@@ -223,8 +223,7 @@ class DialIn:
 
     def said(self, text: str, language: str, **fields: object) -> Speech:
         """A text of the line in `language` (or the installation's, where a catalogue lacks it)."""
-        translated = words(text, language, self.language, **fields)
-        return spoken(translated, in_language(text, language, self.language))
+        return said(text, language or self.language, self.language, **fields)
 
     def say_goodbye(self, text: str, language: str) -> str:
         return self.carrier.say_goodbye(self.said(text, language))
@@ -404,11 +403,15 @@ class DialIn:
 
     async def caller_language(self, caller: str, runs: list[str]) -> str:
         """The language the caller's first run serves them in; "" if none can say now (the
-        country or the menu decides: not worth a hold)."""
+        country or the menu decides: not worth a hold). It is asked after their runs are found,
+        so it gets half their time: both stay within the caller's patience, and the runs found
+        are kept whatever it answers."""
         for run_id in runs[:1]:
             handle = self.client.get_workflow_handle_for(ProcedureRun.run, run_id)
             try:
-                return await handle.query(ProcedureRun.caller_language, caller, rpc_timeout=self.rpc_timeout)
+                return await handle.query(
+                    ProcedureRun.caller_language, caller, rpc_timeout=self.rpc_timeout / 2
+                )
             except (RPCError, WorkflowQueryFailedError):
                 return ""
         return ""

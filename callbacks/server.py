@@ -24,8 +24,7 @@ from callbacks.relay import deliver, twiml
 from carrier.port import Carrier
 from config import Settings
 from domain.events import Acknowledgement, BridgeUpdate, CallProgress, RecordingReady
-from domain.speech import spoken
-from i18n.catalogues import N_, words
+from i18n.catalogues import N_, said
 from i18n.languages import served
 from workflows.dial_in_guard import GuardLimits
 from workflows.procedure_run import ProcedureRun
@@ -181,8 +180,7 @@ async def relay_acknowledgement(request: web.Request) -> web.Response:
         acknowledgement = Acknowledgement(attempt_id=attempt_id, call_sid=event.call_sid)
         await deliver(request.app[CLIENT], run_id, ProcedureRun.acknowledged.__name__, acknowledgement)
     language = served(request.query.get("lang"), "")
-    thanks = words(ACKNOWLEDGED if acknowledged else NOT_ONE, language)
-    return twiml(carrier.say_goodbye(spoken(thanks, language)))
+    return twiml(carrier.say_goodbye(said(ACKNOWLEDGED if acknowledged else NOT_ONE, language)))
 
 
 async def answer_dial_in(request: web.Request) -> web.Response:

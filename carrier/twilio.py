@@ -99,6 +99,15 @@ def call_twiml(call: OutboundCall) -> str:
     return str(response)
 
 
+def gather_keys(action_url: str, prompt: Speech, **keys: object) -> str:
+    """Say `prompt` and post the keys pressed to `action_url` (posting nothing keyed, too)."""
+    gather = Gather(input="dtmf", action=action_url, method="POST", action_on_empty_result=True, **keys)
+    say(gather, prompt)
+    response = VoiceResponse()
+    response.append(gather)
+    return str(response)
+
+
 def classify(exc: Exception) -> CarrierError:
     """Turn an SDK or network failure into what the caller should do about it."""
     if isinstance(exc, TwilioRestException):
@@ -253,24 +262,10 @@ class TwilioCarrier:
         return params.get("Digits", "")
 
     def ask_for_pin(self, action_url: str, prompt: Speech, digits: int) -> str:
-        response = VoiceResponse()
-        gather = Gather(
-            input="dtmf", action=action_url, method="POST", finish_on_key="#", timeout=10,
-            num_digits=digits, action_on_empty_result=True,
-        )  # fmt: skip
-        say(gather, prompt)
-        response.append(gather)
-        return str(response)
+        return gather_keys(action_url, prompt, num_digits=digits, finish_on_key="#", timeout=10)
 
     def ask_for_key(self, action_url: str, prompt: Speech, timeout_s: int) -> str:
-        response = VoiceResponse()
-        gather = Gather(
-            input="dtmf", action=action_url, method="POST", num_digits=1, timeout=timeout_s,
-            action_on_empty_result=True,
-        )  # fmt: skip
-        say(gather, prompt)
-        response.append(gather)
-        return str(response)
+        return gather_keys(action_url, prompt, num_digits=1, timeout=timeout_s)
 
     def connect_to_bridge(self, bridge: Bridge) -> str:
         return str(bridge_twiml(bridge))

@@ -24,7 +24,7 @@ NUMBER_SEPARATORS = re.compile(r"[\n,;]+")
 FIELD_PROBLEM = re.compile(r"^field '(?P<name>[^']+)'(?: \([^)]*\))? (?P<rest>.+)$")
 STEP_PROBLEM = re.compile(r"^step (?P<step>\d{3}): (?P<rest>.+)$")
 SMS_PROBLEM = re.compile(r"^SMS for \S+ \(step \d{3}\)")
-"""An SMS too long for one segment: the text typed in is what can be shortened."""
+"""An SMS of too many parts: the text typed in is what can be shortened."""
 QUOTED = re.compile(r"'([^']+)'")
 LANGUAGE_PROBLEM = re.compile(r"^language of the texts: (?P<rest>.+)$")
 

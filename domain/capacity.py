@@ -21,6 +21,7 @@ from datetime import timedelta
 from domain.messages import SmsSize, fields_of, render, sms_size
 from domain.plan import Alert, RunPlan, StepPlan
 from domain.run_view import MEDIUM_LABELS
+from i18n.languages import language_of
 
 
 @dataclass
@@ -169,9 +170,10 @@ class StepReach:
     """Some calls or SMS would go after their turn's tolerance or the deadline."""
     languages: dict[str, int] = field(default_factory=dict)
     """How many destinations are served in each language."""
-    pin_sms: dict[str, str] = field(default_factory=dict)
-    """By language, how the post-objective SMS travels (`1 part (GSM-7, 104 characters)`):
-    the longest of that language's recipients."""
+    pin_sms: dict[str, SmsSize] = field(default_factory=dict)
+    """By language, how the post-objective SMS travels: the longest of that language's."""
+    served_otherwise: list[str] = field(default_factory=list)
+    """Who is not served entirely in their own language, and in what instead."""
 
     def as_json(self) -> dict[str, object]:
         """For `--json` and the console's API: times in seconds from the step's start, and
@@ -184,7 +186,8 @@ class StepReach:
                 ("deadline", self.deadline),
             )
         }
-        return {**asdict(self), **seconds, "says": self.describe()}
+        sizes = {language: size.model_dump() for language, size in self.pin_sms.items()}
+        return {**asdict(self), **seconds, "pin_sms": sizes, "says": self.describe()}
 
     def describe(self) -> str:
         """`step 001: 50000 people; 50000 SMS at 100/s, the last leaving the carrier at +8:20;
@@ -202,8 +205,10 @@ class StepReach:
             parts.append(f"{self.emails} emails (as fast as the mail server takes them)")
         if len(self.languages) > 1:
             parts.append("in " + ", ".join(f"{lang} {count}" for lang, count in self.languages.items()))
+        parts += self.served_otherwise
         if self.pin_sms:
-            parts.append("PIN SMS " + ", ".join(f"{lang} {size}" for lang, size in self.pin_sms.items()))
+            sizes = ", ".join(f"{lang} {size.described}" for lang, size in self.pin_sms.items())
+            parts.append(f"PIN SMS {sizes}")
         late = " (the carrier's rates reach some late)" if self.late else ""
         return "; ".join(parts) + f"; deadline {_clock(self.deadline)}{late}"
 
@@ -233,10 +238,37 @@ def step_reach(plan: RunPlan, step: StepPlan, calls: StepLoad, sms_per_second: f
         late=not calls.in_time or (last_sms is not None and last_sms >= step.deadline),
         languages=dict(sorted(Counter(plan.language_for(plan.person(c)) for c in step.destinations).items())),
         pin_sms=pin_sms_sizes(plan, step),
+        served_otherwise=served_otherwise(plan, step),
     )
 
 
-def pin_sms_sizes(plan: RunPlan, step: StepPlan) -> dict[str, str]:
+def served_otherwise(plan: RunPlan, step: StepPlan) -> list[str]:
+    """Nothing silent: who asked for a language rallycall does not ship (`es`: served in the
+    run's), and who is served in a language the procedure wrote no text in (they hear the
+    prompts in theirs, and read the procedure's texts in its language)."""
+    asked: Counter[tuple[str, str]] = Counter()
+    served: Counter[str] = Counter()
+    for contact_id in step.destinations:
+        contact = plan.person(contact_id)
+        language = plan.language_for(contact)
+        served[language] += 1
+        if contact.language and language_of(contact.language) != language:
+            asked[(contact.language, language)] += 1
+    notes = [
+        f"{n} asked for {tag}, not shipped: served in {lang}" for (tag, lang), n in sorted(asked.items())
+    ]
+    written = set(step.messages) if len(step.messages) > 1 else set(served)  # one text: the launcher's
+    if step.post_objective is not None:
+        written &= {step.post_objective.language, *step.post_objective.versions}
+    for language, count in sorted(served.items()):
+        if plan.language and language not in written:
+            notes.append(
+                f"{count} in {language} read the procedure's {step.message_language or plan.language} texts"
+            )
+    return notes
+
+
+def pin_sms_sizes(plan: RunPlan, step: StepPlan) -> dict[str, SmsSize]:
     """The post-objective SMS's parts in each language, as its longest recipient's text takes."""
     if step.post_objective is None:
         return {}
@@ -253,7 +285,7 @@ def pin_sms_sizes(plan: RunPlan, step: StepPlan) -> dict[str, str]:
         held = largest.get(version.language)
         if held is None or (size.segments, size.units) > (held.segments, held.units):
             largest[version.language] = size
-    return {language: size.described for language, size in sorted(largest.items())}
+    return dict(sorted(largest.items()))
 
 
 def _last_turn(due: list[timedelta], per_second: float) -> timedelta | None:

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.contacts import Contact
-from domain.speech import Speech, spoken
+from domain.speech import Speech, plain, spoken
 from i18n.languages import served
 
 Medium = Literal["voice_pro", "voice_home", "voice_mobile", "sms", "email"]
@@ -129,8 +129,17 @@ class StepPlan(Frozen):
         """The message as an SMS or email to someone served in `language` carries it, and the
         language that text is in."""
         if language in self.messages:
-            return "".join(part.text for part in self.messages[language]).strip(), language
+            return plain(self.messages[language]), language
         return self.message, self.message_language
+
+
+def post_fields(fields: dict[str, str], contact: Contact, call_me_link: str | None) -> dict[str, object]:
+    """A post-objective message's fields for one person: the launch's, their own
+    (`#{Contact.Name}`) and, when the procedure offers it, their call-me link."""
+    personal: dict[str, object] = {**fields, "Contact": {"Id": contact.id, "Name": contact.name}}
+    if call_me_link is not None:
+        personal["CallMeLink"] = call_me_link
+    return personal
 
 
 def batch_id(prefix: str, step_number: str, index: int) -> str:
@@ -237,12 +246,9 @@ class RunPlan(Frozen):
         return served(contact.language, self.language)
 
     def post_fields(self, contact: Contact) -> dict[str, object]:
-        """What a post-objective message to this person is rendered with: the launch's fields,
-        their own (`#{Contact.Name}`) and their call-me link."""
-        fields: dict[str, object] = {**self.fields, "Contact": {"Id": contact.id, "Name": contact.name}}
-        if self.call_me_links:
-            fields["CallMeLink"] = self.call_me_links.get(contact.id, "")
-        return fields
+        """What a post-objective message to this person is rendered with."""
+        link = self.call_me_links.get(contact.id, "") if self.call_me_links else None
+        return post_fields(self.fields, contact, link)
 
     def welcome_to(self, language: str) -> Speech:
         """The welcome as someone served in `language` hears it."""

@@ -17,6 +17,7 @@ from string import Formatter
 
 from babel.messages.pofile import read_po
 
+from domain.speech import Speech, spoken
 from i18n.languages import SHIPPED, language_of
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -63,8 +64,12 @@ def placeholders(text: str) -> set[str]:
         return kept | {"{?}"}
 
 
-def words(message: str, language: str, default: str = SOURCE_LANGUAGE, **fields: object) -> str:
-    """`message` (as marked with `N_`) in `language`, its `{fields}` filled."""
+def translated(
+    message: str, language: str, default: str = SOURCE_LANGUAGE, **fields: object
+) -> tuple[str, str]:
+    """`message` (as marked with `N_`) in `language`, its `{fields}` filled, and the language
+    it really is in: a catalogue that lacks it, or breaks its placeholders, gives way to the
+    default language, then English (so a voice of that language says it)."""
     for candidate in dict.fromkeys((language_of(language or default), language_of(default))):
         text = translations(candidate).get(message)
         if text is None:
@@ -72,14 +77,17 @@ def words(message: str, language: str, default: str = SOURCE_LANGUAGE, **fields:
         if placeholders(text) != placeholders(message):
             log.warning("the %s translation of %r breaks its placeholders: not used", candidate, message)
             continue
-        return text.format(**fields) if fields else text
-    return message.format(**fields) if fields else message
+        return (text.format(**fields) if fields else text), candidate
+    return (message.format(**fields) if fields else message), SOURCE_LANGUAGE
 
 
-def in_language(message: str, language: str, default: str = SOURCE_LANGUAGE) -> str:
-    """The language `words` really gives `message` in: a text missing from a catalogue is in
-    the default language, or English (an email's Content-Language must say which)."""
-    for candidate in dict.fromkeys((language_of(language or default), language_of(default))):
-        if candidate == SOURCE_LANGUAGE or message in translations(candidate):
-            return candidate
-    return SOURCE_LANGUAGE
+def words(message: str, language: str, default: str = SOURCE_LANGUAGE, **fields: object) -> str:
+    """`translated`'s text alone, for what is written whatever its language (a web page)."""
+    return translated(message, language, default, **fields)[0]
+
+
+def said(message: str, language: str, default: str = SOURCE_LANGUAGE, **fields: object) -> Speech:
+    """`message` as a voice of the language it comes in says it; a run launched before 0.2.0
+    (`language` "") keeps the carrier's default voice."""
+    text, really = translated(message, language, default, **fields)
+    return spoken(text, really if language else "")

@@ -113,7 +113,7 @@ class PostObjectiveMessage(Strict):
     subject: str = Field(min_length=1)
     body: str = Field(min_length=1)
     sms: str | None = None
-    """The SMS text, when the body would not fit one GSM-7 SMS (160 plain characters)."""
+    """The SMS text, when the body is too long for an SMS (at most 3 parts; `n°` makes it UCS-2)."""
 
 
 def _shipped_language(value: Any) -> Any:

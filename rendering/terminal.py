@@ -40,8 +40,9 @@ def person_line(person: PersonView) -> str:
     mark = "IN " if person.in_conference else "   "
     extra = f", rejoins {person.rejoins}" if person.rejoins else ""
     extra += f", too late for step {', '.join(person.too_late)}" if person.too_late else ""
+    name = f"{person.name} ({person.language})" if person.language else person.name
     return (
-        f"  {mark} {person.name:<24} {person_state(person)}; calls: {calls_line(person)}; "
+        f"  {mark} {name:<29} {person_state(person)}; calls: {calls_line(person)}; "
         f"sent: {sent_line(person)}{extra}"
     )
 

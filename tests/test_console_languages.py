@@ -12,21 +12,16 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-import yaml
-from argon2 import PasswordHasher
 from temporalio.testing import WorkflowEnvironment
 
-from console.app import build_app, serve
-from console.auth import Users
 from console.pages import preferred_tags
 from domain.events import EndRequest
 from domain.run_view import RunView
 from launching import frozen_plan
 from links import call_me_token
 from procedures.definitions import load_definitions
-from stack.ports import free_port
-from tests.support import CONTACTS, eventually, harness
-from tests.test_console_web import PASSWORD, Site, client, signed_in_session, write_definitions
+from tests.support import CONTACTS, eventually
+from tests.test_console_web import Site, client, console_site, signed_in_session
 from watch import read_view
 from workflows.procedure_run import ProcedureRun
 
@@ -37,26 +32,12 @@ run's language (English: the procedures name none, the installation's is `en`)."
 
 @pytest.fixture(scope="module")
 async def site(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    tmp = tmp_path_factory.mktemp("console-languages")
-    contacts = tmp / "contacts.yaml"
     people = [
         {**c, "language": LANGUAGES[c["id"]]} if c["id"] in LANGUAGES else c for c in CONTACTS["contacts"]
     ]
-    contacts.write_text(yaml.safe_dump({"contacts": people}, allow_unicode=True), encoding="utf-8")
-    async with harness(dev_env.client, tmp, contacts) as h, h.worker():
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        settings = h.settings.model_copy(
-            update={"definitions_dir": write_definitions(tmp / "definitions"), "contacts_file": contacts,
-                    "console_url": url, "console_addr": f"127.0.0.1:{port}"}
-        )  # fmt: skip
-        users = Users(tmp / "users.json", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        users.add("lea", "launcher", PASSWORD)
-        runner = await serve(build_app(dev_env.client, settings, users), "127.0.0.1", port)
-        try:
-            yield Site(url, h, settings)
-        finally:
-            await runner.cleanup()
+    tmp = tmp_path_factory.mktemp("console-languages")
+    async with console_site(dev_env.client, tmp, {"contacts": people}, {"lea": "launcher"}) as site:
+        yield site
 
 
 def html_lang(page: str) -> str:

@@ -9,6 +9,7 @@ also save the README's screenshots there (`RALLYCALL_SCREENSHOTS=docs make test`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,6 +26,7 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 from playwright.async_api import Browser, Page, async_playwright, expect
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
@@ -103,28 +105,36 @@ def write_definitions(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-async def site(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    tmp = tmp_path_factory.mktemp("console")
-    contacts = tmp / "contacts.yaml"
-    contacts.write_text(yaml.safe_dump(CONTACTS, allow_unicode=True), encoding="utf-8")
-    async with harness(dev_env.client, tmp, contacts) as h, h.worker():
+@contextlib.asynccontextmanager
+async def console_site(
+    client: Client, tmp: Path, contacts: dict[str, Any], accounts: dict[str, str]
+) -> AsyncIterator[Site]:
+    """A console served in-process on the loopback harness, with these contacts and accounts
+    (name: role, all with PASSWORD)."""
+    contacts_file = tmp / "contacts.yaml"
+    contacts_file.write_text(yaml.safe_dump(contacts, allow_unicode=True), encoding="utf-8")
+    async with harness(client, tmp, contacts_file) as h, h.worker():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         settings = h.settings.model_copy(
-            update={"definitions_dir": write_definitions(tmp / "definitions"), "contacts_file": contacts,
+            update={"definitions_dir": write_definitions(tmp / "definitions"), "contacts_file": contacts_file,
                     "console_url": url, "console_addr": f"127.0.0.1:{port}"}
         )  # fmt: skip
         users = Users(tmp / "users.json", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        users.add("lea", "launcher", PASSWORD)
-        users.add("vic", "viewer", PASSWORD)
-        users.add("pam", "procedure-manager", PASSWORD)
-        users.add("max", "administrator", PASSWORD)
-        runner = await serve(build_app(dev_env.client, settings, users), "127.0.0.1", port)
+        for name, role in accounts.items():
+            users.add(name, role, PASSWORD)
+        runner = await serve(build_app(client, settings, users), "127.0.0.1", port)
         try:
             yield Site(url, h, settings)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def site(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    accounts = {"lea": "launcher", "vic": "viewer", "pam": "procedure-manager", "max": "administrator"}
+    async with console_site(dev_env.client, tmp_path_factory.mktemp("console"), CONTACTS, accounts) as site:
+        yield site
 
 
 # --- HTTP: what the server refuses, whatever a page shows ---------------------------------------

@@ -30,6 +30,7 @@ from carrier.simulator.client import place_inbound_call
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from domain.events import EndRequest
+from i18n.catalogues import words
 from stack.ports import free_port
 from tests.histories import keep
 from tests.support import SCENARIO, Harness, eventually, harness
@@ -126,19 +127,21 @@ async def test_a_worker_that_is_down_is_never_a_wrong_pin(
         async with h.worker():
             launched = await h.launch("alice", "chloe")
             await eventually(lambda: h.roster(launched), lambda r: r.person("alice").in_conference)
-        stranded = await dial(h.simulator_url, CHLOE_MOBILE, "4", launched.pin)
+        stranded = await dial(h.simulator_url, CHLOE_MOBILE, "2", launched.pin)
         assert stranded["joined"] is None
-        assert heard(stranded)[3] == "For English, press 4.", (
+        assert heard(stranded)[1] == "Pour le français, tapez 2.", (
             "with no worker to say which language is hers, her Swiss number is offered the menu"
         )
-        assert heard(stranded)[5:] == [HOLD, HOLD, HOLD, LINE_PROBLEM_GOODBYE], (
-            "asked to hold, then told the line has a problem; never that the PIN is wrong"
+        hold, problem = words(HOLD, "fr"), words(LINE_PROBLEM_GOODBYE, "fr")
+        assert heard(stranded)[5:] == [hold, hold, hold, problem], (
+            "asked to hold, then told the line has a problem, in the language she chose (it is carried "
+            "over each hold); never that the PIN is wrong"
         )
-        call = asyncio.create_task(dial(h.simulator_url, CHLOE_MOBILE, "4", launched.pin))
+        call = asyncio.create_task(dial(h.simulator_url, CHLOE_MOBILE, "2", launched.pin))
         await asyncio.sleep(1.5)  # the caller is holding
         async with h.worker():
             answered = await call
-            assert answered["joined"] == launched.workflow_id and HOLD in heard(answered)
+            assert answered["joined"] == launched.workflow_id and hold in heard(answered)
             view = await eventually(lambda: h.roster(launched), lambda r: r.person("chloe").in_conference)
             assert all(a.accepted for a in view.pin_attempts), "no wrong PIN was recorded"
             after = await dial(h.simulator_url, CHLOE_MOBILE, "000000", launched.pin)

@@ -6,22 +6,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from babel.messages.pofile import read_po
+from temporalio.testing import WorkflowEnvironment
 
 from carrier.port import OutboundCall
+from carrier.simulator.scenario import NumberPlan
 from carrier.twilio import call_twiml
 from config import Settings
+from domain.capacity import reach, step_loads
 from domain.contacts import validate_contact
 from domain.errors import InvalidDefinition, InvalidLaunch
 from domain.messages import render, render_spoken, sms_size
+from domain.run_view import PersonView
 from domain.speech import Said, plain
 from i18n import catalogues
-from i18n.catalogues import SOURCE_LANGUAGE, catalogue_path, in_language, placeholders, translations, words
+from i18n.catalogues import (
+    SOURCE_LANGUAGE,
+    catalogue_path,
+    placeholders,
+    said,
+    translated,
+    translations,
+    words,
+)
 from i18n.extract import extracted
 from i18n.languages import SHIPPED, normalised, served, spoken_in, voice
 from launching import DEFAULT_WAY_BACK, LaunchRequest, prepare
 from procedures.definitions import load_definitions
-from tests.support import DEFINITIONS
+from rendering.terminal import person_line
+from tests.support import CONTACTS, DEFINITIONS, SCENARIO, eventually, harness
+from tests.test_procedures import ACK, WORK, definitions_with
 
 PROMPT = "Welcome to the conference line. Please enter your {digits} digit conference PIN."
 
@@ -59,10 +74,15 @@ def test_a_missing_or_broken_translation_falls_back_to_the_default_language_then
     broken = {"Please hold while we check your PIN.": "Bitte warten {oops}"}
     tables = {"de": {**german, **broken}, "fr": translations("fr"), "it": {}}
     monkeypatch.setattr(catalogues, "translations", lambda language: tables.get(language, {}))
-    assert words(PROMPT, "de", "fr", digits=6).startswith("Bienvenue"), "missing in German: French"
-    assert in_language(PROMPT, "de", "fr") == "fr"
-    assert words(PROMPT, "it", "it", digits=6) == PROMPT.format(digits=6), "nowhere: English, never blank"
-    assert words("Please hold while we check your PIN.", "de", "en") == "Please hold while we check your PIN."
+    text, language = translated(PROMPT, "de", "fr", digits=6)
+    assert (text[:9], language) == ("Bienvenue", "fr"), "missing in German: French, said by a French voice"
+    assert translated(PROMPT, "it", "it", digits=6) == (PROMPT.format(digits=6), "en"), "nowhere: English"
+    hold = "Please hold while we check your PIN."
+    assert translated(hold, "de", "en") == (hold, "en"), "a broken translation is not used"
+    assert said(hold, "de", "en") == (Said(text=hold, language="en"),), "and its voice is English"
+    assert said(hold, "", "en") == (Said(text=hold, language=""),), (
+        "a run from before 0.2.0: the default voice"
+    )
 
 
 def test_language_tags_are_read_with_babel_and_mapped_to_voices_the_carrier_has() -> None:
@@ -217,3 +237,79 @@ def test_every_shipped_pin_sms_and_way_back_fits_two_parts_in_every_language() -
     assert {language for _, _, language in sizes} == set(SHIPPED)
     too_long = {where: size.described for where, size in sizes.items() if size.segments > 2}
     assert not too_long
+
+
+def test_status_names_each_persons_language() -> None:
+    line = person_line(PersonView(id="anna", name="Anna Keller", language="de"))
+    assert line.startswith("      Anna Keller (de)   ") and line.endswith(
+        "not alerted yet; calls: -; sent: -"
+    )
+
+
+def test_the_launch_says_who_is_served_in_what_and_how_each_pin_sms_travels(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(
+        "contacts:\n"
+        "  - {id: anna, name: Anna, voice_pro: '+41215550101', mobile: '+41795550101', language: de-CH}\n"
+        "  - {id: luca, name: Luca, voice_pro: '+41215550102', mobile: '+41795550102', language: it}\n"
+        "  - {id: pepe, name: Pepe, voice_pro: '+41215550103', mobile: '+41795550103', language: es}\n",
+        encoding="utf-8",
+    )
+    red = DEFINITIONS.procedure("conference-call")
+    fields = {"body": "Fire", "Contacts.S001": "anna,luca,pepe"}
+    plan = prepare(
+        LaunchRequest(red, DEFINITIONS.schemes, fields, contacts_file=contacts), Settings(), "1" * 10
+    )
+    [step] = reach(plan, step_loads(plan, 10.0, 0), 100.0)
+    assert step.languages == {"de": 1, "en": 1, "it": 1}
+    assert step.served_otherwise == ["1 asked for es, not shipped: served in en"]
+    assert {lang: (size.encoding, size.segments) for lang, size in step.pin_sms.items()} == {
+        "de": ("GSM-7", 1), "en": ("GSM-7", 1), "it": ("GSM-7", 1),
+    }  # fmt: skip
+    assert "PIN SMS de 1 part (GSM-7, 104 characters)" in step.describe()
+    assert step.as_json()["pin_sms"]["it"] == {"encoding": "GSM-7", "units": 99, "segments": 1}  # type: ignore[index]
+
+    english_only = red.steps[0].model_copy(
+        update={"post_objective": red.steps[0].post_objectives("en")["en"]}
+    )
+    plain_red = red.model_copy(update={"steps": (english_only,)})
+    plan = prepare(
+        LaunchRequest(plain_red, DEFINITIONS.schemes, fields, contacts_file=contacts), Settings(), "1" * 10
+    )
+    [step] = reach(plan, step_loads(plan, 10.0, 0), 100.0)
+    assert step.served_otherwise == [
+        "1 asked for es, not shipped: served in en",
+        "1 in de read the procedure's en texts",
+        "1 in it read the procedure's en texts",
+    ]
+
+
+async def test_an_acknowledgement_call_asks_and_thanks_in_the_persons_language(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """What the carrier's journal says the call spoke: the message, "press 1" and the thanks
+    after the key (the acknowledgement route keeps the language the call was placed in)."""
+    people = [{**c, "language": "de-CH"} if c["id"] == "alice" else c for c in CONTACTS["contacts"]]
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(yaml.safe_dump({"contacts": people}, allow_unicode=True), encoding="utf-8")
+    by_language = {**ACK, "language": "en", "steps": [{**ACK["steps"][0], "message": {
+        "en": "Alert: #{Body}.", "de": "Alarm: #{Body}."}}]}  # fmt: skip
+    scenario = SCENARIO.model_copy(
+        update={"numbers": {**SCENARIO.numbers, WORK["alice"]: NumberPlan(answer="answer", press="1")}}
+    )
+    async with harness(dev_env.client, tmp_path, contacts, scenario) as h, h.worker():
+        launched = await h.launch_procedure(
+            "acknowledge", {"body": "Rauch im Keller", "Contacts.S001": "alice"},
+            definitions=definitions_with(tmp_path, by_language), text_language="de",
+        )  # fmt: skip
+
+        def spoken_to_alice() -> list[tuple[str, str]]:
+            return [(e["language"], e["text"]) for e in h.carrier_entries("said") if e["to"] == WORK["alice"]]
+
+        said = await eventually(spoken_to_alice, lambda s: len(s) == 5)
+        assert said == [
+            ("de-DE", "Alarm:"), ("de-DE", "Rauch im Keller"), ("de-DE", "."),
+            ("de-DE", "Drücken Sie 1, um den Empfang zu bestätigen."),
+            ("de-DE", "Danke, Ihre Bestätigung ist erfasst. Auf Wiederhören."),
+        ]  # fmt: skip
+        await eventually(lambda: h.roster(launched), lambda r: r.person("alice").acknowledged_at is not None)
