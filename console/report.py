@@ -62,8 +62,10 @@ def report_rows(view: RunView) -> list[ReportRow]:
         rows += person_rows(person, view.has_bridge)
     for pin in view.pin_attempts:
         who = names.get(pin.participant_id or "", "guest" if pin.accepted else "")
+        locked = f"turned away from now on ({pin.turned_away} limit)" if pin.turned_away else ""
         rows.append(ReportRow(pin.at, "pin", who, address=pin.from_number,
                               outcome="accepted" if pin.accepted else "refused",
+                              detail=locked,
                               person_id=pin.participant_id or "",
                               language=languages.get(pin.participant_id or "", "")))  # fmt: skip
     for action in view.moderation:

@@ -12,9 +12,11 @@ continues as new carries it over intact.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.contacts import masked
 from domain.events import (
     Acknowledgement,
     AttemptCalls,
@@ -376,6 +378,26 @@ class Roster:
             ModerationRecord(
                 at=at, kind=action.kind, person_id=person.id, by=action.by, channel=action.channel
             )
+        )
+
+    def turned_away(self, limit: Literal["caller", "run"], window: timedelta) -> None:
+        """The wrong PIN just recorded reached a limit: nothing silent, though the line records
+        no more attempts from there (a flood must not grow the history): the attempt says so,
+        and the run's problems say who cannot dial in now and what still brings them in."""
+        attempt = self.state.pin_attempts[-1]
+        attempt.turned_away = limit
+        minutes = f"{window.total_seconds() / 60:g} minutes"
+        if limit == "run":
+            self.problem(
+                f"the dial-in line turns away every number of this run's people for {minutes} (too many "
+                "wrong PINs from them): bring people in with 'call again now'"
+            )
+            return
+        person = self.state.people.get(attempt.participant_id or "")
+        who = person.name if person else "a number of this run"
+        self.problem(
+            f"the dial-in line turns away {who}'s number {masked(attempt.from_number)} for {minutes} "
+            "(too many wrong PINs from it): bring them in with 'call again now' or their call-me link"
         )
 
     def pin_refused(self, refused: PinRefused, at: datetime) -> None:

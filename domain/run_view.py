@@ -87,6 +87,9 @@ class PinAttempt(BaseModel):
     at: datetime
     accepted: bool
     participant_id: str | None = None
+    turned_away: Literal["caller", "run"] | None = None
+    """This wrong PIN reached a limit: from then on, for the limits' window, the line turns
+    away this number (`caller`) or every number of the run's people (`run`), unrecorded."""
 
 
 class ModerationRecord(BaseModel):

@@ -204,11 +204,41 @@ async def test_wrong_pins_at_once_from_a_runs_people_never_get_past_its_limit(
         assert sum(RETRY in heard(c) for c in calls) == 2, "asked again twice; the third reached the limit"
         assert sum(heard(c)[-1] == TOO_MANY_GOODBYE for c in calls) == 6
         view = await h.roster(launched)
-        assert [a.accepted for a in view.pin_attempts] == [False] * 3, "three compared and recorded"
+        assert [(a.accepted, a.turned_away) for a in view.pin_attempts] == [(False, None)] * 2 + [
+            (False, "run")
+        ], "three compared and recorded, the third turning the run's numbers away"
+        assert any(
+            "turns away every number of this run's people for 10 minutes" in p for p in view.problems
+        ), "nothing silent: the run says who cannot dial in now (the refusals after are not recorded)"
         chloe = await dial(h.simulator_url, CHLOE_MOBILE, launched.pin)
         assert chloe["joined"] is None and heard(chloe)[-1] == TOO_MANY_GOODBYE
         guest = await dial(h.simulator_url, STRANGER.format(600), launched.pin)
         assert guest["joined"] == launched.workflow_id, "the run's limit turns away its own people only"
+        await end(h, launched.workflow_id)
+
+
+async def test_a_person_turned_away_by_their_numbers_limit_is_said_on_the_run(
+    dev_env: WorkflowEnvironment, tmp_path: Path, contacts_file: Path
+) -> None:
+    """Nothing silent: the wrong PIN that reaches a person's limit is recorded as turning their
+    number away, and the run's problems say so and what still brings them in; the refusals
+    after it are not recorded (a flood of them must not grow the run's history)."""
+    async with harness(dev_env.client, tmp_path, contacts_file, pin_failures_per_caller=2) as h, h.worker():
+        launched = await h.launch("alice", "chloe")
+        wrong = "1" * len(launched.pin) if set(launched.pin) != {"1"} else "2" * len(launched.pin)
+        first = await dial(h.simulator_url, CHLOE_MOBILE, wrong, wrong)
+        assert heard(first)[-1] == TOO_MANY_GOODBYE
+        refused = await dial(h.simulator_url, CHLOE_MOBILE, launched.pin)
+        assert refused["joined"] is None and heard(refused)[-1] == TOO_MANY_GOODBYE
+        view = await h.roster(launched)
+        assert [(a.participant_id, a.turned_away) for a in view.pin_attempts] == [
+            ("chloe", None), ("chloe", "caller"),
+        ]  # fmt: skip
+        assert (
+            "the dial-in line turns away Chloé Rochat's number +41*****0103 for 10 minutes "
+            "(too many wrong PINs "
+            "from it): bring them in with 'call again now' or their call-me link"
+        ) in view.problems
         await end(h, launched.workflow_id)
 
 

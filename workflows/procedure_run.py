@@ -402,6 +402,8 @@ class ProcedureRun:
         result = self.roster.rejoin(request, workflow.now())
         if not result.accepted:
             result.refused_by = self.turned_away(request)
+            if result.refused_by is not None and request.limits is not None:
+                self.roster.turned_away(result.refused_by, request.limits.window)
         self.publish()
         return result
 
