@@ -10,12 +10,12 @@ thousands of destinations and every byte of it is in the workflow history.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from itertools import groupby
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -225,6 +225,13 @@ class RunPlan(Frozen):
     @cached_property
     def _people(self) -> dict[str, Contact]:
         return {contact.id: contact for contact in self.people}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RunPlan:
+        """A copy whose people index is built again: pydantic copies the instance's `__dict__`,
+        where the cached index lives, so a copy with other people would look up the old ones."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_people", None)
+        return copied
 
     def person(self, contact_id: str) -> Contact:
         return self._people[contact_id]

@@ -254,7 +254,11 @@ async def test_a_locked_line_checks_a_persons_pin_against_their_own_runs_only(li
         await dial(line.simulator_url, STRANGER.format(700 + n), f"{9_100_000_000 + n}")
     locked = await dial(line.simulator_url, CHLOE_MOBILE, other.pin, hers.pin)
     assert heard(locked)[1] == RETRY and locked["joined"] == hers.workflow_id
-    assert await checks_counted(line) == 6, "her PIN was not one of the line's to check"
+    assert await checks_counted(line) == 6, "the line's limit was reached by the strangers"
+    others = await line.roster(other)
+    assert [(a.from_number, a.accepted) for a in others.pin_attempts] == [(CHLOE_MOBILE, True)], (
+        "the other run heard of her PIN while the line was open, not once it was locked"
+    )
     view = await line.roster(hers)
     assert [a.accepted for a in view.pin_attempts] == [False, False, True], (
         "her own run compares first: the other run's PIN is a wrong one there, both times"

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from directory import pin_lease_id
 from domain.events import EndRequest, RecordingReady
+from domain.run_view import RunView
 from tests.support import eventually, harness
 from tests.test_procedures import ACK, definitions_with
 from workflows.procedure_run import ProcedureRun
@@ -31,7 +32,9 @@ async def test_signals_and_updates_sent_in_clear_do_not_reach_the_run(
     async with harness(dev_env.client, tmp_path, contacts_file) as h, h.worker():
         launched = await h.launch("alice", "bruno")
         forged = forger.get_workflow_handle_for(ProcedureRun.run, launched.workflow_id)
-        await forged.signal(ProcedureRun.recording_ready, RecordingReady(recording_sid="RE1", url="https://evil/"))
+        await forged.signal(
+            ProcedureRun.recording_ready, RecordingReady(recording_sid="RE1", url="https://evil/")
+        )
         with pytest.raises(WorkflowUpdateFailedError):
             await forged.execute_update(ProcedureRun.end, EndRequest(reason="forged", by="mallory"))
 
@@ -76,7 +79,10 @@ async def test_signals_that_had_no_argument_are_ignored_without_their_sealed_one
         for signal in ("stop", "close"):
             await batch.signal(signal)
             await handled(batch, signal)
-        assert (await batch.describe()).status == WorkflowExecutionStatus.RUNNING, "still alerting"
+        alerting: RunView = await batch.query("view", result_type=RunView)
+        assert (alerting.state, alerting.end_reason) == ("running", None), "still alerting: not closed"
+        home = [a for a in alerting.people[0].attempts if a.medium == "voice_home"]
+        assert home == [], "nor stopped: a stop would have written the home call off (not attempted)"
 
         await h.handle(acknowledge).execute_update(ProcedureRun.end, EndRequest(reason="drill over"))
         await h.handle(conference).execute_update(ProcedureRun.end, EndRequest(reason="drill over"))

@@ -313,3 +313,17 @@ async def test_an_acknowledgement_call_asks_and_thanks_in_the_persons_language(
             ("de-DE", "Danke, Ihre Bestätigung ist erfasst. Auf Wiederhören."),
         ]  # fmt: skip
         await eventually(lambda: h.roster(launched), lambda r: r.person("alice").acknowledged_at is not None)
+
+
+def test_a_copy_of_a_plan_with_other_people_finds_them() -> None:
+    """The plan's people index is cached on the instance: a copy must not inherit it."""
+    plan = prepare(
+        LaunchRequest(DEFINITIONS.procedure("conference-call"), DEFINITIONS.schemes,
+                      {"Contacts.S001": "+41795550101"}),
+        Settings(_env_file=None), "1" * 10,
+    )  # fmt: skip
+    assert plan.knows("+41795550101")
+    other = validate_contact({"id": "zoe", "name": "Zoé", "voice_pro": "+41215550199", "language": "fr"})
+    copied = plan.model_copy(update={"people": (other,)})
+    assert copied.knows("zoe") and not copied.knows("+41795550101")
+    assert copied.language_for(copied.person("zoe")) == "fr"
