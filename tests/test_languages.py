@@ -15,7 +15,7 @@ from carrier.simulator.scenario import NumberPlan
 from carrier.twilio import call_twiml
 from config import Settings
 from domain.capacity import reach, step_loads
-from domain.contacts import validate_contact
+from domain.contacts import contact_for_number, validate_contact
 from domain.errors import InvalidDefinition, InvalidLaunch
 from domain.messages import render, render_spoken, sms_size
 from domain.run_view import PersonView
@@ -327,3 +327,8 @@ def test_a_copy_of_a_plan_with_other_people_finds_them() -> None:
     copied = plan.model_copy(update={"people": (other,)})
     assert copied.knows("zoe") and not copied.knows("+41795550101")
     assert copied.language_for(copied.person("zoe")) == "fr"
+
+
+def test_a_raw_number_is_served_in_its_countrys_language_when_it_has_one() -> None:
+    french, swiss, spanish = (contact_for_number(n) for n in ("+33612345678", "+41795550101", "+34612345678"))
+    assert (french.language, swiss.language, spanish.language) == ("fr", None, None)
