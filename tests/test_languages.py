@@ -180,7 +180,8 @@ def test_texts_by_language_are_checked_when_the_procedure_loads(
         load_definitions(folder)
 
 
-def test_each_person_gets_the_texts_of_their_language_and_the_rest_the_procedures(tmp_path: Path) -> None:
+def three_speakers(tmp_path: Path) -> Path:
+    """Anna speaks Swiss German, Luca Italian, Pepe Spanish (not shipped)."""
     contacts = tmp_path / "contacts.yaml"
     contacts.write_text(
         "contacts:\n"
@@ -189,6 +190,11 @@ def test_each_person_gets_the_texts_of_their_language_and_the_rest_the_procedure
         "  - {id: pepe, name: Pepe, voice_pro: '+41215550103', mobile: '+41795550103', language: es}\n",
         encoding="utf-8",
     )
+    return contacts
+
+
+def test_each_person_gets_the_texts_of_their_language_and_the_rest_the_procedures(tmp_path: Path) -> None:
+    contacts = three_speakers(tmp_path)
     crisis = DEFINITIONS.procedure("crisis-with-deputies")
     request = LaunchRequest(
         crisis, DEFINITIONS.schemes, {"body": "Incendie au dépôt", "Contacts.S001": "anna,luca,pepe",
@@ -247,14 +253,7 @@ def test_status_names_each_persons_language() -> None:
 
 
 def test_the_launch_says_who_is_served_in_what_and_how_each_pin_sms_travels(tmp_path: Path) -> None:
-    contacts = tmp_path / "contacts.yaml"
-    contacts.write_text(
-        "contacts:\n"
-        "  - {id: anna, name: Anna, voice_pro: '+41215550101', mobile: '+41795550101', language: de-CH}\n"
-        "  - {id: luca, name: Luca, voice_pro: '+41215550102', mobile: '+41795550102', language: it}\n"
-        "  - {id: pepe, name: Pepe, voice_pro: '+41215550103', mobile: '+41795550103', language: es}\n",
-        encoding="utf-8",
-    )
+    contacts = three_speakers(tmp_path)
     red = DEFINITIONS.procedure("conference-call")
     fields = {"body": "Fire", "Contacts.S001": "anna,luca,pepe"}
     plan = prepare(
