@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.events import ModeratorAction
     from domain.plan import Alert, VoiceMedium
     from domain.run_view import PersonView
+    from i18n.catalogues import N_
     from workflows.activity_policies import CARRIER_RETRY, HEARTBEAT
     from workflows.calling import Calls
     from workflows.run_context import RunContext
@@ -32,23 +33,25 @@ class Moderation:
         self.calls = calls
 
     def refusal(self, action: ModeratorAction) -> str | None:
-        """Why this action cannot be taken now (None: it can): checked before it is accepted."""
+        """Why this action cannot be taken now (None: it can): checked before it is accepted.
+        Those a call-me page may show are marked for the catalogues (it says them in its
+        person's language)."""
         roster, plan = self.run.roster, self.run.plan
         if roster.ended:
-            return "this run has ended"
+            return N_("this run has ended")
         if not plan.has_bridge:
-            return "this run has no bridge"
+            return N_("this run has no bridge")
         if action.person_id not in roster.state.people:
             return f"no one with id {action.person_id!r} in this run"
         in_bridge = bool(roster.live_legs(action.person_id))
         if action.kind == "call_again":
             if in_bridge:
-                return "already in the bridge"
+                return N_("already in the bridge")
             used = call_me.calls_made(roster.state.moderation, action.person_id)
             if action.by == call_me.LINK and used >= call_me.CALLS_PER_PERSON:
                 return call_me.SPENT
             if not plan.knows(action.person_id) or not plan.person(action.person_id).numbers():
-                return "no phone number to call"
+                return N_("no phone number to call")
         elif not in_bridge or roster.state.conference_sid is None:
             return "not in the bridge on a phone call"
         return None
