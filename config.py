@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     """The installation's language: of procedures that name none, and for anyone whose own is
     not shipped (en, fr, de, it)."""
 
+    workflow_cache: int = Field(1000, ge=1)
+    """Runs and batches a worker keeps in memory between their tasks (Temporal's sticky cache;
+    the SDK's default). One evicted is replayed from its history at its next task: fewer bound
+    a worker's memory at the cost of replays (bench (d) measures both)."""
+
     calls_per_second: float = Field(1.0, gt=0)
     """Outbound calls per second the carrier account allows (Twilio's default is 1)."""
     sms_per_second: float = Field(100.0, gt=0)

@@ -223,6 +223,7 @@ async def running_workers(
             index.unregister_callers,
         ],
         max_concurrent_activities=ACTIVITY_SLOTS,
+        max_cached_workflows=config.workflow_cache,
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(ACTIVITY_POLLERS),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_POLLERS),
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
