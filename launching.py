@@ -59,7 +59,7 @@ from domain.plan import (
 )
 from domain.speech import plain
 from i18n.catalogues import N_, words
-from i18n.languages import SHIPPED, normalised, served
+from i18n.languages import SHIPPED, language_of, normalised, served
 from key_checks import problems_with_workers
 from links import call_me_url
 from procedures.definitions import ProcedureDefinition, SchemeBook, SchemeDefinition, StepDefinition
@@ -184,6 +184,9 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
     def call_me(contact: Contact) -> str:
         return call_me_url(settings.console_url, settings.console_secret, run_id, contact.id)
 
+    texts = Texts(fields, language, own)
+    links = call_me if procedure.call_me_link else None
+
     for step in procedure.steps:
         try:
             destinations = step_destinations(step, request.fields, contacts)
@@ -193,23 +196,24 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
         for contact in destinations:
             people.setdefault(contact.id, contact)
         try:
-            links = call_me if procedure.call_me_link else None
-            texts = Texts(fields, language, own)
             steps.append(plan_step(step, destinations, request.schemes, texts, schemes, links))
         except InvalidLaunch as exc:
             problems += exc.problems
     problems += shared_numbers(list(people.values()))
     problems += size_problems(procedure, steps, len(people))
-    languages = {served(c.language, language) for c in people.values()}
+    texted: dict[str, list[Contact]] = {language: []}  # by the language each is served in
+    for contact in people.values():
+        group = texted.setdefault(served(contact.language, language), [])
+        if contact.mobile:
+            group.append(contact)
     drop_messages = (
-        {lang: way_back_message(procedure, fields, lang, language) for lang in sorted(languages | {language})}
+        {lang: way_back_message(procedure, fields, lang, language) for lang in sorted(texted)}
         if procedure.has_conference()
         else {}
     )
     if drop_messages and procedure.after_drop == "sms":
         for lang, text in drop_messages.items():
-            texted = [c for c in people.values() if c.mobile and served(c.language, language) == lang]
-            problems += sms_problems(text, texted, f"after a drop, in {lang}")
+            problems += sms_problems(text, texted[lang], f"after a drop, in {lang}")
     if problems:
         raise InvalidLaunch(problems)
     return RunPlan(
@@ -262,7 +266,7 @@ def text_language(tag: str | None, default: str) -> str:
     if not tag:
         return default
     found = normalised(tag)
-    if served(found, "") == "":
+    if language_of(found) not in SHIPPED:
         raise ValueError(f"{tag!r} is not a language rallycall ships ({', '.join(SHIPPED)})")
     return found
 

@@ -157,13 +157,13 @@ class DialIn:
         if not verdict.allowed:
             return self.say_goodbye(self.refusal(verdict.reason), language or offered[0])
         if not language:
-            token = seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
             menu = tuple(
                 part
                 for key, lang in enumerate(offered, start=1)
                 for part in self.said(FOR_LANGUAGE, lang, key=key)
             )
-            return self.carrier.ask_for_key(urls.language_url(self.public_url, token), menu, MENU_PATIENCE)
+            menu_url = urls.language_url(self.public_url, self.call_token(call, runs))
+            return self.carrier.ask_for_key(menu_url, menu, MENU_PATIENCE)
         return self.ask_for_pin(call, 1, runs, PROMPT, language)
 
     def chosen(self, call: InboundCall, token: str) -> str:
@@ -215,11 +215,14 @@ class DialIn:
     def ask_for_pin(
         self, call: InboundCall, tries: int, runs: list[str] | None, prompt: str, language: str
     ) -> str:
-        token = seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
-        url = urls.pin_url(self.public_url, tries, token=token, language=language)
+        url = urls.pin_url(self.public_url, tries, token=self.call_token(call, runs), language=language)
         return self.carrier.ask_for_pin(
             url, self.said(prompt, language, digits=self.pin_digits), self.pin_digits
         )
+
+    def call_token(self, call: InboundCall, runs: list[str] | None) -> str:
+        """What the call carries to its next webhook: its runs, sealed ("" when not looked up)."""
+        return seal(self.secret, call.call_sid, runs=runs) if runs is not None else ""
 
     def said(self, text: str, language: str, **fields: object) -> Speech:
         """A text of the line in `language` (or the installation's, where a catalogue lacks it)."""

@@ -42,7 +42,7 @@ def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "", languag
 
 def language_url(public_url: str, token: str = "") -> str:
     """Where the language menu's key is posted (with what the call carries, if anything)."""
-    return f"{public_url.rstrip('/')}{VOICE_LANGUAGE}" + (f"?{urlencode({'t': token})}" if token else "")
+    return callback_url(public_url, VOICE_LANGUAGE, **({"t": token} if token else {}))
 
 
 def bridge_for(public_url: str, run_id: str, welcome: Speech, record: bool) -> Bridge:

@@ -106,9 +106,8 @@ def link_page(
     refusal: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    """The page with its button, or what was done, or why not (`refusal`, in English: the
-    run's limit and the route's own are said in the person's language, the run's others as
-    the run gives them)."""
+    """The page with its button, or what was done, or why not (`refusal`, in English as the
+    run or the route gives it, said here in the person's language where the catalogues have it)."""
     language = language_for(request, person)
     used_up = refusal == link_limits.SPENT
     if used_up:
