@@ -318,6 +318,8 @@ class CarrierActivities:
         refused, is an outcome; a carrier that cannot take them now fails the try, and the next
         sends the rest."""
         progress, may_have_been_sent = progress_so_far()
+        info = activity.info()
+        once_key = f"{info.workflow_id}/{info.activity_id}"  # every try of this batch: the same keys
         limit = asyncio.Semaphore(FETCHES_AT_ONCE)
         refused: list[CarrierError] = []
         not_sent: list[int] = []
@@ -333,7 +335,9 @@ class CarrierActivities:
                 try:
                     sid = await self._in_flight.once(
                         f"sms{index}",
-                        lambda: self._carrier.send_sms(request.to, request.sender, body, sent_since=since),
+                        lambda: self._carrier.send_sms(
+                            request.to, request.sender, body, sent_since=since, key=f"{once_key}/{index}"
+                        ),
                     )
                 except CarrierError as exc:
                     settle_sms_failure(progress, index, exc, refused, not_sent)

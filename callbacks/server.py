@@ -21,7 +21,7 @@ from temporalio.client import Client
 from callbacks import urls
 from callbacks.dial_in import MAX_HOLDS, MAX_TRIES, DialIn
 from callbacks.relay import deliver, twiml
-from carrier.port import Carrier
+from carrier.port import Carrier, SignedCallback
 from config import Settings
 from domain.events import Acknowledgement, BridgeUpdate, CallProgress, RecordingReady
 from i18n.catalogues import N_, said
@@ -105,13 +105,15 @@ async def signed_form(request: web.Request) -> dict[str, str]:
         form = {key: str(value) for key, value in (await request.post()).items()}
     except ValueError as exc:
         raise web.HTTPBadRequest(text="unreadable form") from exc
-    signature = request.headers.get("X-Twilio-Signature", "")
+    body = await request.read()
     public = request.app[PUBLIC_URL]
     paths = {request.raw_path}
     if request.query:
         paths.add(f"{request.path}?{urlencode(list(request.query.items()))}")
     carrier = request.app[CARRIER]
-    if not any(carrier.is_authentic(public + path, form, signature) for path in paths):
+    if not any(
+        carrier.is_authentic(SignedCallback(public + path, form, request.headers, body)) for path in paths
+    ):
         log.warning("refused unsigned or forged request to %s", request.path)
         raise web.HTTPForbidden(text="invalid signature")
     return form

@@ -104,6 +104,18 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class SignedCallback:
+    """A callback as it arrived: what any carrier's signature scheme covers (Twilio: the URL
+    and the form; Telnyx: a timestamp header and the raw body)."""
+
+    url: str
+    """The public URL it was sent to, query included."""
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class InboundCall:
     """A call to the dial-in number, with the digits keyed at the last prompt if any."""
 
@@ -139,11 +151,15 @@ class Carrier(Protocol):
     async def bridge_members(self, room: str) -> tuple[str | None, list[str]]:
         """The room's conference ID, if it is in progress, and the calls in it now."""
 
-    async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
-        """Send and return the message ID; with `sent_since`, reuse an identical earlier send."""
+    async def send_sms(
+        self, to: str, sender: str, body: str, *, sent_since: datetime | None, key: str = ""
+    ) -> str:
+        """Send and return the message ID; with `sent_since`, reuse an identical earlier send.
+        `key` is the same for every try at one message: a carrier that keeps idempotency keys
+        sends it once whatever the tries."""
 
-    def is_authentic(self, url: str, params: Mapping[str, str], signature: str) -> bool:
-        """Whether a callback really comes from the carrier (its signature over URL and form)."""
+    def is_authentic(self, callback: SignedCallback) -> bool:
+        """Whether a callback really comes from the carrier, by its own signature scheme."""
 
     def parse_call_event(self, params: Mapping[str, str]) -> CallEvent: ...
 

@@ -30,6 +30,7 @@ from carrier.port import (
     InboundCall,
     OutboundCall,
     RecordingEvent,
+    SignedCallback,
 )
 from domain.contacts import masked
 from domain.speech import Speech
@@ -217,7 +218,10 @@ class TwilioCarrier:
         members = await self._call_api(self._client.conferences(rooms[0].sid).participants.list_async())
         return str(rooms[0].sid), sorted(str(m.call_sid) for m in members)
 
-    async def send_sms(self, to: str, sender: str, body: str, *, sent_since: datetime | None) -> str:
+    async def send_sms(
+        self, to: str, sender: str, body: str, *, sent_since: datetime | None, key: str = ""
+    ) -> str:
+        """Twilio keeps no idempotency key (`key` is unused): a retry looks for its send."""
         if sent_since is not None:
             earlier = await self._call_api(self._client.messages.list_async(to=to, from_=sender, limit=20))
             for found in earlier:
@@ -226,8 +230,9 @@ class TwilioCarrier:
         sent = await self._call_api(self._client.messages.create_async(to=to, from_=sender, body=body))
         return str(sent.sid)
 
-    def is_authentic(self, url: str, params: Mapping[str, str], signature: str) -> bool:
-        return bool(signature) and self._validator.validate(url, params, signature)
+    def is_authentic(self, callback: SignedCallback) -> bool:
+        signature = callback.headers.get("X-Twilio-Signature", "")
+        return bool(signature) and self._validator.validate(callback.url, callback.params, signature)
 
     def parse_call_event(self, params: Mapping[str, str]) -> CallEvent:
         return CallEvent(
