@@ -21,6 +21,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from carrier.accounts import CarrierAccount
 from codec.aes import AesGcmCodec, BadKeys, EncryptionKey, parse_keys
 from domain.call_queue import CallQueue, calls_queue
 from i18n.languages import SHIPPED
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     twilio_auth_token: str = Field(DEV_AUTH_TOKEN, validation_alias="TWILIO_AUTH_TOKEN")
     dial_in_number: str = "+41215550100"
     """The conference number: caller ID of outbound calls, and the number people dial in to."""
+
+    carriers: list[CarrierAccount] = []
+    """The carriers in order, as JSON (deploy/README.md): calls and SMS go through the first that
+    works. Unset: one, `twilio`, from TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,
+    RALLYCALL_TWILIO_API_URL, RALLYCALL_DIAL_IN_NUMBER and the rates below."""
 
     language: str = "en"
     """The installation's language: of procedures that name none, and for anyone whose own is
@@ -158,6 +164,29 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("carriers")
+    @classmethod
+    def _carriers_are_distinct(cls, value: list[CarrierAccount]) -> list[CarrierAccount]:
+        names = [account.name for account in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"RALLYCALL_CARRIERS: {', '.join(twice)} named more than once")
+        return value
+
+    def carrier_accounts(self) -> list[CarrierAccount]:
+        """RALLYCALL_CARRIERS, else the one Twilio account of the TWILIO_* variables."""
+        return self.carriers or [
+            CarrierAccount(
+                name="twilio",
+                account_sid=self.twilio_account_sid,
+                auth_token=SecretStr(self.twilio_auth_token),
+                api_url=self.twilio_api_url,
+                number=self.dial_in_number,
+                calls_per_second=self.calls_per_second,
+                sms_per_second=self.sms_per_second,
+            )
+        ]
+
     @field_validator("encryption_keys")
     @classmethod
     def _keys_are_usable(cls, value: SecretStr) -> SecretStr:
@@ -172,11 +201,14 @@ class Settings(BaseSettings):
         return parse_keys(self.encryption_keys.get_secret_value())
 
     def call_queue(self) -> CallQueue:
-        """Where runs launched now place their calls: the account is the calls' fairness key."""
+        """Where runs launched now place their calls: each carrier's account is its calls'
+        fairness key; the first carrier's is also the queue's before 0.2.0."""
+        accounts = self.carrier_accounts()
         return CallQueue(
             task_queue=calls_queue(self.task_queue),
-            account=self.twilio_account_sid,
-            calls_per_second=self.calls_per_second,
+            account=accounts[0].account_sid,
+            calls_per_second=accounts[0].calls_per_second,
+            carriers=[account.route() for account in accounts],
         )
 
     @property
@@ -219,7 +251,15 @@ def production_problems(config: Settings) -> list[str]:
         ("RALLYCALL_CONSOLE_SECRET", config.console_secret == DEV_CONSOLE_SECRET, "a long random secret"),
         ("RALLYCALL_ENCRYPTION_KEYS", uses_dev_key(config), "your own keys (`python -m codec new-key ID`)"),
     ]
+    checks += [
+        (f"RALLYCALL_CARRIERS ({account.name})", dev_token(account), "that account's auth token")
+        for account in config.carriers
+    ]
     return [f"{name} is the embedded dev value: set it to {what}" for name, dev, what in checks if dev]
+
+
+def dev_token(account: CarrierAccount) -> bool:
+    return account.auth_token.get_secret_value() == DEV_AUTH_TOKEN
 
 
 def refuse_dev_secrets(config: Settings, what: str) -> None:

@@ -159,7 +159,7 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
     if problems:
         raise InvalidLaunch(problems)
     try:
-        dial_in = to_e164(settings.dial_in_number)
+        dial_in = to_e164(settings.carrier_accounts()[0].number)
     except ValueError as exc:
         raise InvalidLaunch([f"RALLYCALL_DIAL_IN_NUMBER: {exc}"]) from exc
     contacts = load_contacts(request.contacts_file) if request.contacts_file else {}
@@ -225,6 +225,7 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
         default_scheme=request.schemes.default,
         fields=fields,
         dial_in_number=dial_in,
+        carriers={account.name: to_e164(account.number) for account in settings.carrier_accounts()},
         pin=pin if procedure.has_conference() else None,
         pin_lease_id=pin_lease_id(pin, settings.pin_secret) if pin and procedure.has_conference() else None,
         record=procedure.record if request.record is None else request.record,

@@ -30,8 +30,8 @@ import key_checks
 from activities.caller_index import CallerIndexActivities
 from activities.calls import CarrierActivities
 from activities.mail import MailActivities, SmtpSettings
+from carrier.accounts import Carriers
 from carrier.port import Carrier
-from carrier.twilio import TwilioCarrier
 from config import Settings, checked_settings, connect_temporal
 from domain.call_queue import UNKNOWN_ACCOUNT_RATE, CallQueue
 from workflows.caller_index import CallerIndex
@@ -118,8 +118,8 @@ async def deployment(client: Client, config: Settings) -> WorkerDeploymentConfig
 
 
 async def keep_calls_paced(client: Client, calls: CallQueue) -> bool:
-    """Tell the server the account's rate: calls of its fairness key start at most
-    `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE. The
+    """Tell the server each carrier account's rate: calls of its fairness key start at most
+    its `calls_per_second`, for every worker; a key no worker named gets UNKNOWN_ACCOUNT_RATE. The
     operator's equivalent is in deploy/README.md (`temporal task-queue config set`). False where
     the server keeps no task-queue rates (the time-skipping test server): each worker then keeps
     the rate for itself. Any other refusal stops the worker before it serves anything: unpaced
@@ -132,11 +132,12 @@ async def keep_calls_paced(client: Client, calls: CallQueue) -> bool:
     )
     request.update_fairness_key_rate_limit_default.rate_limit.requests_per_second = UNKNOWN_ACCOUNT_RATE
     request.update_fairness_key_rate_limit_default.reason = "rallycall: an unknown carrier account's rate"
-    weight = calls.calls_per_second / UNKNOWN_ACCOUNT_RATE
-    request.set_fairness_weight_overrides[calls.account] = weight
+    weights = {route.account: route.calls_per_second / UNKNOWN_ACCOUNT_RATE for route in calls.routes("")}
+    for account, weight in weights.items():
+        request.set_fairness_weight_overrides[account] = weight
 
     async def set_rate() -> None:
-        if not await rate_is_set(client, calls, weight):
+        if not await rate_is_set(client, calls, weights):
             await client.workflow_service.update_task_queue_config(request)
 
     try:
@@ -164,7 +165,7 @@ async def retrying(what: str, call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable: the last try raises")
 
 
-async def rate_is_set(client: Client, calls: CallQueue, weight: float) -> bool:
+async def rate_is_set(client: Client, calls: CallQueue, weights: dict[str, float]) -> bool:
     """The queue already has the rates this worker would set (a restart writes nothing)."""
     described = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
@@ -176,7 +177,8 @@ async def rate_is_set(client: Client, calls: CallQueue, weight: float) -> bool:
     )
     config = described.config
     default = config.fairness_keys_rate_limit_default.rate_limit.requests_per_second
-    return default == UNKNOWN_ACCOUNT_RATE and config.fairness_weight_overrides.get(calls.account) == weight
+    overrides = config.fairness_weight_overrides
+    return default == UNKNOWN_ACCOUNT_RATE and all(overrides.get(a) == w for a, w in weights.items())
 
 
 def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
@@ -194,7 +196,7 @@ def smtp_settings(config: Settings, port: int | None = None) -> SmtpSettings:
 async def running_workers(
     client: Client,
     config: Settings,
-    carrier: Carrier,
+    carriers: Carrier | Carriers,
     smtp: SmtpSettings,
     *,
     runs_too: bool = True,
@@ -203,7 +205,9 @@ async def running_workers(
     """Run the workflows and their activities until the block exits: the runs' task queue
     (workflows, messages, carrier clean-ups) and the calls task queue, whose rate the server
     keeps; either can be left to other workers."""
-    carrier_activities = CarrierActivities(carrier, config.public_url, client)
+    carrier_activities = CarrierActivities(
+        Carriers.given(carriers, config.carrier_accounts()), config.public_url, client
+    )
     mail = MailActivities(smtp)
     index = CallerIndexActivities(client, config.task_queue, config.pin_secret)
     versions = await deployment(client, config)  # both checks before any worker starts: a refusal
@@ -256,7 +260,7 @@ async def main(serve: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = checked_settings("worker")
     client = await connect_temporal(config.metrics_addr)
-    carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
+    carriers = Carriers.of(config.carrier_accounts())
     # SIGTERM, as a rolling upgrade sends it: shut down cleanly, so the server moves our runs at once
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -264,14 +268,14 @@ async def main(serve: str) -> None:
         async with running_workers(
             client,
             config,
-            carrier,
+            carriers,
             smtp_settings(config),
             runs_too=serve != "calls",
             calls_too=serve != "runs",
         ):
             await stop.wait()
     finally:
-        await carrier.close()
+        await carriers.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ request; call progress comes back later as signed callbacks, never by waiting he
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from activities.message_batches import (
 )
 from callbacks import urls
 from callbacks.urls import bridge_for, callback_url
+from carrier.accounts import Carriers
 from carrier.port import Carrier, CarrierError, FailureKind, OutboundCall
 from domain.events import AttemptCalls, CallTruth, CarrierTruth
 from domain.messages import Outgoing
@@ -36,7 +37,10 @@ ERROR_TYPES = {
     FailureKind.CONFIGURATION: "CarrierMisconfigured",
     FailureKind.TRANSIENT: "CarrierUnavailable",
 }
-NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate", "CallOutcomeUnknown"]
+CARRIER_DOWN = "CarrierDown"
+"""A call not placed because its carrier is failing (`carrier.health`): the run places it
+through the next carrier."""
+NON_RETRYABLE = ["DestinationRejected", "CarrierMisconfigured", "TooLate", "CallOutcomeUnknown", CARRIER_DOWN]
 FETCHES_AT_ONCE = 10
 """Concurrent carrier lookups of one reconciliation (Twilio limits concurrent API requests)."""
 
@@ -58,6 +62,11 @@ class PlaceCall(BaseModel):
     `message`, in the carrier's default voice)."""
     language: str = ""
     """The language this person is served in: of the prompts around the message."""
+    carrier: str = ""
+    """Which carrier places it (empty before 0.2.0: the worker's first)."""
+    fail_over: bool = False
+    """Another carrier could take it: when this one is failing, say so at once (CarrierDown)
+    instead of trying it again until the deadline."""
     record: bool
     ring_timeout: timedelta
     queued_at: datetime
@@ -74,8 +83,17 @@ class SendSms(BaseModel):
     requested_at: datetime
 
 
+class SmsRoute(BaseModel):
+    carrier: str
+    sender: str
+    """Its number: what the SMS come from."""
+
+
 class SmsBatch(BaseModel):
     messages: list[SendSms]
+    routes: list[SmsRoute] = []
+    """The carriers in order (0.2.0): each message goes through the first this worker has not
+    seen failing; empty before: the worker's first carrier, from each message's `sender`."""
 
 
 class CarrierQuestion(BaseModel):
@@ -83,11 +101,15 @@ class CarrierQuestion(BaseModel):
     """Calls whose outcome a callback should have told us by now."""
     room: str | None = None
     """The run's conference room (its friendly name), whose members we want."""
+    carriers: dict[str, str] = {}
+    """The carrier of each call, where not the first (0.2.0)."""
+    room_carrier: str = ""
 
 
 class BridgeLeg(BaseModel):
     conference_sid: str
     call_sid: str
+    carrier: str = ""
 
 
 class MuteLeg(BridgeLeg):
@@ -117,6 +139,15 @@ def earlier_try(attempt: int, details: Sequence[Any], queued_at: datetime) -> Ea
     return EarlierTry(True, queued_at, False)
 
 
+def carrier_down(carrier: str, why: str, *, maybe_placed: bool = False) -> ApplicationError:
+    """The call was not placed through `carrier` (or, `maybe_placed`, its answer was lost too):
+    this worker has seen it fail several times running."""
+    doubt = " (the carrier may have placed it before failing)" if maybe_placed else ""
+    return ApplicationError(
+        f"{carrier} is failing: {why}{doubt}", carrier, maybe_placed, type=CARRIER_DOWN, non_retryable=True
+    )
+
+
 def as_application_error(exc: CarrierError) -> ApplicationError:
     return ApplicationError(
         str(exc),
@@ -138,8 +169,8 @@ call: the next try looks first."""
 
 
 class CarrierActivities:
-    def __init__(self, carrier: Carrier, public_url: str, client: Client | None = None) -> None:
-        self._carrier = carrier
+    def __init__(self, carriers: Carriers, public_url: str, client: Client | None = None) -> None:
+        self._carriers = carriers
         self._public_url = public_url
         self._client = client
         """Asks a run what its callbacks told it, when a retry must find its own call."""
@@ -153,29 +184,41 @@ class CarrierActivities:
         info = activity.info()
         earlier = earlier_try(info.attempt, info.heartbeat_details, request.queued_at)
         dialling = {DIALLING: datetime.now(UTC).isoformat()}
+        name = self._carriers.name_of(request.carrier)
+        health = self._carriers.health.of(name, "voice")
+        if request.fail_over and not health.allows():
+            raise carrier_down(name, health.last_fault)
         try:
             async with heartbeating(lambda: dialling):
-                return await self._in_flight.once("call", lambda: self._place(request, earlier), finish=True)
+                call_sid = await self._in_flight.once(
+                    f"call@{name}", lambda: self._place(request, earlier, self._carriers[name]), finish=True
+                )
         except CarrierError as exc:
+            if exc.kind is FailureKind.TRANSIENT:
+                health.fault(str(exc))
+                if request.fail_over and health.is_open:
+                    raise carrier_down(name, str(exc), maybe_placed=exc.maybe_done) from exc
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
+        health.success()
+        return call_sid
 
-    async def _place(self, request: PlaceCall, earlier: EarlierTry) -> str:
+    async def _place(self, request: PlaceCall, earlier: EarlierTry, carrier: Carrier) -> str:
         """One call: a call an earlier try may have placed is looked for first; refused past its
         deadline. Raises CarrierError (what to do about it) or ApplicationError (refused)."""
         run_id = activity.info().workflow_id
         assert run_id, "calls are placed for a run's workflow"
         call = self._outbound(request, run_id)
         try:
-            found = await self._earlier_call(request, run_id, earlier) if earlier.may_exist else None
+            found = await self._earlier_call(request, run_id, earlier, carrier) if earlier.may_exist else None
             if found:
                 return found
             if datetime.now(UTC) >= request.not_after:
                 raise ApplicationError(
                     "the step's deadline passed before the call could start", type="TooLate"
                 )
-            call_sid = await self._carrier.place_call(call)
+            call_sid = await carrier.place_call(call)
         except CarrierError as exc:
             activity.metric_meter().create_counter("rallycall_carrier_errors", "Carrier refusals").add(
                 1, {"kind": exc.kind.value}
@@ -192,18 +235,24 @@ class CarrierActivities:
         language = request.language
         acknowledging = request.objective == "acknowledgement"
         served_in = {"lang": language} if language else {}
+        via = {"carrier": request.carrier} if request.carrier else {}
         return OutboundCall(
             to=request.to,
             caller_id=request.caller_id,
             bridge=(
-                bridge_for(self._public_url, run_id, message, request.record)
+                bridge_for(self._public_url, run_id, message, request.record, request.carrier)
                 if request.objective == "conference"
                 else None
             ),
             message=message,
             acknowledge_url=(
                 callback_url(
-                    self._public_url, urls.ACKNOWLEDGE, run=run_id, attempt=request.attempt_id, **served_in
+                    self._public_url,
+                    urls.ACKNOWLEDGE,
+                    run=run_id,
+                    attempt=request.attempt_id,
+                    **served_in,
+                    **via,
                 )
                 if acknowledging
                 else None
@@ -212,14 +261,16 @@ class CarrierActivities:
             not_acknowledged=said(NOT_ACKNOWLEDGED, language) if acknowledging else (),
             ring_timeout=request.ring_timeout,
             status_callback=callback_url(
-                self._public_url, urls.CALL_STATUS, run=run_id, attempt=request.attempt_id
+                self._public_url, urls.CALL_STATUS, run=run_id, attempt=request.attempt_id, **via
             ),
             machine_callback=callback_url(
-                self._public_url, urls.MACHINE_DETECTION, run=run_id, attempt=request.attempt_id
+                self._public_url, urls.MACHINE_DETECTION, run=run_id, attempt=request.attempt_id, **via
             ),
         )
 
-    async def _earlier_call(self, request: PlaceCall, run_id: str, earlier: EarlierTry) -> str | None:
+    async def _earlier_call(
+        self, request: PlaceCall, run_id: str, earlier: EarlierTry, carrier: Carrier
+    ) -> str | None:
         """The call an earlier try made, whose answer was lost: the run knows it if its
         `initiated` callback came; else, when that try recorded when it began dialling, the one
         call to the number from our caller ID since then that no other attempt of the run owns
@@ -238,10 +289,10 @@ class CarrierActivities:
         )
         if known.mine:
             return known.mine
-        found = set(await self._carrier.calls_to(request.to, request.caller_id, earlier.since))
+        found = set(await carrier.calls_to(request.to, request.caller_id, earlier.since))
         unexplained = sorted(found - set(known.others))
         if len(unexplained) == 1 and (
-            earlier.recorded or await self._in_our_bridge(request, run_id, unexplained[0])
+            earlier.recorded or await self._in_our_bridge(request, run_id, unexplained[0], carrier)
         ):
             return unexplained[0]
         if unexplained:
@@ -252,29 +303,29 @@ class CarrierActivities:
             )
         return None
 
-    async def _in_our_bridge(self, request: PlaceCall, run_id: str, call_sid: str) -> bool:
+    async def _in_our_bridge(self, request: PlaceCall, run_id: str, call_sid: str, carrier: Carrier) -> bool:
         """A call in this run's own conference room is this run's, whatever window it came in
         (the room is named after the run): a lone call the earlier try left no record of, that
         its person answered, is adopted."""
         if request.objective != "conference":
             return False
-        _, members = await self._carrier.bridge_members(run_id)
+        _, members = await carrier.bridge_members(run_id)
         return call_sid in members
 
     @activity.defn
-    async def hang_up(self, call_id: str) -> None:
+    async def hang_up(self, call_id: str, carrier: str = "") -> None:
         try:
             async with heartbeating():
-                await self._carrier.hang_up(call_id)
+                await self._carriers[carrier].hang_up(call_id)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
     @activity.defn
-    async def end_conference(self, conference_sid: str) -> None:
+    async def end_conference(self, conference_sid: str, carrier: str = "") -> None:
         """Close the bridge at the carrier: everyone still in it is disconnected."""
         try:
             async with heartbeating():
-                await self._carrier.end_conference(conference_sid)
+                await self._carriers[carrier].end_conference(conference_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
@@ -286,12 +337,13 @@ class CarrierActivities:
 
         async def fetch(call_sid: str) -> CallTruth:
             async with limit:
-                state = await self._carrier.call_state(call_sid)
+                state = await self._carriers[question.carriers.get(call_sid, "")].call_state(call_sid)
             return CallTruth(call_sid=call_sid, status=state.status, answered_by=state.answered_by)
 
         try:
             calls = await asyncio.gather(*(fetch(sid) for sid in question.calls))
-            room, members = await self._carrier.bridge_members(question.room) if question.room else (None, [])
+            bridge = self._carriers[question.room_carrier]
+            room, members = await bridge.bridge_members(question.room) if question.room else (None, [])
         except CarrierError as exc:
             raise as_application_error(exc) from exc
         return CarrierTruth(calls=list(calls), conference_sid=room, members=members)
@@ -300,7 +352,9 @@ class CarrierActivities:
     async def mute(self, request: MuteLeg) -> None:
         try:
             async with heartbeating():
-                await self._carrier.mute(request.conference_sid, request.call_sid, request.muted)
+                await self._carriers[request.carrier].mute(
+                    request.conference_sid, request.call_sid, request.muted
+                )
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
@@ -308,15 +362,17 @@ class CarrierActivities:
     async def remove_from_bridge(self, request: BridgeLeg) -> None:
         try:
             async with heartbeating():
-                await self._carrier.remove(request.conference_sid, request.call_sid)
+                await self._carriers[request.carrier].remove(request.conference_sid, request.call_sid)
         except CarrierError as exc:
             raise as_application_error(exc) from exc
 
     @activity.defn
     async def send_sms_batch(self, batch: SmsBatch) -> list[MessageOutcome]:
-        """Text each message, FETCHES_AT_ONCE at a time. A number refused, or our account
-        refused, is an outcome; a carrier that cannot take them now fails the try, and the next
-        sends the rest."""
+        """Text each message, FETCHES_AT_ONCE at a time, through the first carrier in order this
+        worker has not seen failing: a message its carrier surely did not send, once that
+        carrier is seen failing, goes through the next at once. A number refused, or every
+        carrier refusing our account, is an outcome; a carrier that cannot take them now fails
+        the try, and the next sends the rest."""
         progress, may_have_been_sent = progress_so_far()
         info = activity.info()
         once_key = f"{info.workflow_id}/{info.activity_id}"  # every try of this batch: the same keys
@@ -326,23 +382,34 @@ class CarrierActivities:
 
         async def text(index: int, request: SendSms) -> None:
             _, body = request.message.rendered()
-            since = request.requested_at if may_have_been_sent(index) else None
+            looked_for = progress.carriers.get(index) if may_have_been_sent(index) else None
             async with limit:
                 if refused:
                     not_sent.append(index)
                     return
-                progress.begin(index)
-                try:
-                    sid = await self._in_flight.once(
-                        f"sms{index}",
-                        lambda: self._carrier.send_sms(
-                            request.to, request.sender, body, sent_since=since, key=f"{once_key}/{index}"
-                        ),
+                for route, last in self._sms_routes(batch, request, looked_for):
+                    name = self._carriers.name_of(route.carrier)
+                    health = self._carriers.health.of(name, "sms")
+                    progress.begin(index, name)
+                    since = request.requested_at if name == looked_for else None
+                    texting = self._texting(
+                        name, request.to, route.sender, body, since, f"{once_key}/{index}"
                     )
-                except CarrierError as exc:
-                    settle_sms_failure(progress, index, exc, refused, not_sent)
-                else:
-                    progress.settle(index, MessageOutcome(sent=sid))
+                    try:
+                        sid = await self._in_flight.once(f"sms{index}@{name}", texting)
+                    except CarrierError as exc:
+                        if exc.kind is FailureKind.DESTINATION:
+                            settle_sms_failure(progress, index, exc, refused, not_sent)
+                            return
+                        health.fault(str(exc))
+                        failing = health.is_open or exc.kind is FailureKind.CONFIGURATION
+                        if not last and not exc.maybe_done and failing:
+                            continue  # surely not sent, and this carrier is failing: the next
+                        settle_sms_failure(progress, index, exc, refused, not_sent)
+                    else:
+                        health.success()
+                        progress.settle(index, MessageOutcome(sent=sid, carrier=name))
+                    return
 
         async with heartbeating(lambda: progress.model_dump(mode="json")):
             await asyncio.gather(
@@ -356,6 +423,24 @@ class CarrierActivities:
         return finish(
             progress, len(batch.messages), "CarrierUnavailable", "the carrier could not take them now"
         )
+
+    def _texting(
+        self, name: str, to: str, sender: str, body: str, since: datetime | None, key: str
+    ) -> Callable[[], Awaitable[str]]:
+        return lambda: self._carriers[name].send_sms(to, sender, body, sent_since=since, key=key)
+
+    def _sms_routes(
+        self, batch: SmsBatch, request: SendSms, looked_for: str | None
+    ) -> list[tuple[SmsRoute, bool]]:
+        """The carriers to try this message on, each with whether it is the last: those this
+        worker sees working, in order (the one an earlier try may have sent it through first,
+        to look there); with none working, the first, to try all the same."""
+        routes = batch.routes or [SmsRoute(carrier="", sender=request.sender)]
+        routes = sorted(routes, key=lambda r: self._carriers.name_of(r.carrier) != looked_for)
+        health = self._carriers.health
+        working = [r for r in routes if health.of(self._carriers.name_of(r.carrier), "sms").allows()]
+        chosen = working or routes[:1]
+        return [(route, i == len(chosen) - 1) for i, route in enumerate(chosen)]
 
 
 def settle_sms_failure(

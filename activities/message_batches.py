@@ -31,6 +31,8 @@ class MessageOutcome(BaseModel):
     error_type: str | None = None
     """`DestinationRejected` (SMS) or `MailRejected` (email): retrying cannot help."""
     error: str | None = None
+    carrier: str | None = None
+    """The carrier that sent an SMS (0.2.0)."""
 
 
 class BatchProgress(BaseModel):
@@ -42,11 +44,15 @@ class BatchProgress(BaseModel):
     not_sent: list[int] = Field(default_factory=list)
     started: list[int] = Field(default_factory=list)
     """Messages a try began sending: unsettled, the server may have them."""
+    carriers: dict[int, str] = Field(default_factory=dict)
+    """The carrier each SMS was last begun on: where a next try looks for it."""
     ended: bool = False
     """The try ended by itself (it failed, having recorded everything): its `started` is whole.
     A try whose worker died may have begun messages its last heartbeat did not carry."""
 
-    def begin(self, index: int) -> None:
+    def begin(self, index: int, carrier: str | None = None) -> None:
+        if carrier is not None:
+            self.carriers[index] = carrier
         if index not in self.started:
             self.started.append(index)
         if index in self.not_sent:  # what a previous try surely did not send, this one may

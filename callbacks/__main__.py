@@ -11,7 +11,7 @@ import signal
 import sys
 
 from callbacks.server import build_app, serve
-from carrier.twilio import TwilioCarrier
+from carrier.accounts import Carriers
 from config import checked_settings, connect_temporal
 from key_checks import problems_with_workers
 
@@ -25,8 +25,8 @@ async def main() -> None:
         lines = ["callback server: refusing to start:", *(f"  - {problem}" for problem in mismatched)]
         print("\n".join(lines), file=sys.stderr)
         raise SystemExit(2)
-    carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, config.twilio_api_url)
-    runner = await serve(build_app(carrier, client, config), config.callback_host, config.callback_port)
+    carriers = Carriers.of(config.carrier_accounts())
+    runner = await serve(build_app(carriers, client, config), config.callback_host, config.callback_port)
     logging.getLogger("rallycall.callbacks").info(
         "listening on %s for %s", config.callback_addr, config.public_url
     )
@@ -36,7 +36,7 @@ async def main() -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
-        await carrier.close()
+        await carriers.close()
 
 
 if __name__ == "__main__":

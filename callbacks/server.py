@@ -21,6 +21,7 @@ from temporalio.client import Client
 from callbacks import urls
 from callbacks.dial_in import MAX_HOLDS, MAX_TRIES, DialIn
 from callbacks.relay import deliver, twiml
+from carrier.accounts import Carriers
 from carrier.port import Carrier, SignedCallback
 from config import Settings
 from domain.events import Acknowledgement, BridgeUpdate, CallProgress, RecordingReady
@@ -41,18 +42,20 @@ ACKNOWLEDGED = N_("Thank you, your acknowledgement is recorded. Goodbye.")
 NOT_ONE = N_("That was not 1: your acknowledgement is not recorded. Goodbye.")
 
 CLIENT = web.AppKey("client", Client)
-CARRIER = web.AppKey("carrier", Carrier)
+CARRIERS = web.AppKey("carriers", Carriers)
 PUBLIC_URL = web.AppKey("public_url", str)
 DIAL_IN = web.AppKey("dial_in", DialIn)
 
 
-def build_app(carrier: Carrier, client: Client, config: Settings) -> web.Application:
+def build_app(carriers: Carrier | Carriers, client: Client, config: Settings) -> web.Application:
+    """Callbacks of every configured carrier (each names itself with `carrier=`; none: the first,
+    as before 0.2.0). The dial-in line answers on the first carrier's number."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[refuse_what_is_not_a_callback])
     app[CLIENT] = client
-    app[CARRIER] = carrier
+    app[CARRIERS] = Carriers.given(carriers, config.carrier_accounts())
     app[PUBLIC_URL] = config.public_url.rstrip("/")
     app[DIAL_IN] = DialIn(
-        carrier=carrier,
+        carrier=app[CARRIERS][""],
         client=client,
         public_url=config.public_url.rstrip("/"),
         secret=config.pin_secret,
@@ -110,13 +113,23 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     paths = {request.raw_path}
     if request.query:
         paths.add(f"{request.path}?{urlencode(list(request.query.items()))}")
-    carrier = request.app[CARRIER]
+    carrier = carrier_of(request)
     if not any(
         carrier.is_authentic(SignedCallback(public + path, form, request.headers, body)) for path in paths
     ):
         log.warning("refused unsigned or forged request to %s", request.path)
         raise web.HTTPForbidden(text="invalid signature")
     return form
+
+
+def carrier_of(request: web.Request) -> Carrier:
+    """The carrier the callback says it comes from: its key checks the signature. A name no
+    carrier here has is refused: nothing could check it."""
+    name = request.query.get("carrier", "")
+    carriers = request.app[CARRIERS]
+    if name and name not in carriers:
+        raise web.HTTPForbidden(text="unknown carrier")
+    return carriers[name]
 
 
 def query_value(request: web.Request, name: str, pattern: re.Pattern[str]) -> str:
@@ -138,7 +151,7 @@ async def relay_call_event(request: web.Request) -> web.Response:
     attempt_id = query_value(request, "attempt", ATTEMPT_ID)
     form = await signed_form(request)
     required(form, "CallSid")
-    event = request.app[CARRIER].parse_call_event(form)
+    event = carrier_of(request).parse_call_event(form)
     progress = CallProgress(
         attempt_id=attempt_id,
         call_sid=event.call_sid,
@@ -153,16 +166,20 @@ async def relay_bridge_event(request: web.Request) -> web.Response:
     run_id = query_value(request, "run", RUN_ID)
     form = await signed_form(request)
     required(form, "ConferenceSid", "StatusCallbackEvent")
-    event = request.app[CARRIER].parse_bridge_event(form)
+    event = carrier_of(request).parse_bridge_event(form)
     update = BridgeUpdate(
-        kind=event.kind, conference_sid=event.conference_sid, call_sid=event.call_sid, reason=event.reason
+        kind=event.kind,
+        conference_sid=event.conference_sid,
+        call_sid=event.call_sid,
+        reason=event.reason,
+        carrier=request.query.get("carrier", ""),
     )
     return await deliver(request.app[CLIENT], run_id, ProcedureRun.bridge_event.__name__, update)
 
 
 async def relay_recording(request: web.Request) -> web.Response:
     run_id = query_value(request, "run", RUN_ID)
-    event = request.app[CARRIER].parse_recording_event(await signed_form(request))
+    event = carrier_of(request).parse_recording_event(await signed_form(request))
     if event.status != "completed":
         return twiml()
     ready = RecordingReady(recording_sid=event.recording_sid, url=event.url)
@@ -173,7 +190,7 @@ async def relay_acknowledgement(request: web.Request) -> web.Response:
     """The key pressed on an acknowledgement call: 1 acknowledges."""
     run_id = query_value(request, "run", RUN_ID)
     attempt_id = query_value(request, "attempt", ATTEMPT_ID)
-    carrier = request.app[CARRIER]
+    carrier = carrier_of(request)
     form = await signed_form(request)
     required(form, "CallSid")
     acknowledged = carrier.parse_keyed_digits(form) == "1"
@@ -189,7 +206,7 @@ async def answer_dial_in(request: web.Request) -> web.Response:
     """The dial-in number's Voice URL: ask for the PIN."""
     form = await signed_form(request)
     required(form, "CallSid", "From")
-    call = request.app[CARRIER].parse_inbound_call(form)
+    call = carrier_of(request).parse_inbound_call(form)
     return twiml(await request.app[DIAL_IN].answer(call))
 
 
@@ -201,7 +218,7 @@ async def check_pin(request: web.Request) -> web.Response:
     form = await signed_form(request)
     required(form, "CallSid", "From")
     dial_in = request.app[DIAL_IN]
-    call = request.app[CARRIER].parse_inbound_call(form)
+    call = carrier_of(request).parse_inbound_call(form)
     token = request.query.get("t", "")
     if holds:
         digits = dial_in.held_digits(token, call.call_sid)
@@ -217,7 +234,7 @@ async def choose_language(request: web.Request) -> web.Response:
     """The key pressed at the language menu: the PIN prompt in that language."""
     form = await signed_form(request)
     required(form, "CallSid", "From")
-    call = request.app[CARRIER].parse_inbound_call(form)
+    call = carrier_of(request).parse_inbound_call(form)
     if len(call.digits) > 32:
         raise web.HTTPBadRequest(text="Digits is too long")
     return twiml(request.app[DIAL_IN].chosen(call, request.query.get("t", "")))

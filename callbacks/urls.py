@@ -45,12 +45,14 @@ def language_url(public_url: str, token: str = "") -> str:
     return callback_url(public_url, VOICE_LANGUAGE, **({"t": token} if token else {}))
 
 
-def bridge_for(public_url: str, run_id: str, welcome: Speech, record: bool) -> Bridge:
-    """The conference room of a run (named after its workflow), reporting back to it."""
+def bridge_for(public_url: str, run_id: str, welcome: Speech, record: bool, carrier: str = "") -> Bridge:
+    """The conference room of a run (named after its workflow) on one carrier, reporting back
+    to it (with the carrier's name, whose key signs those callbacks)."""
+    via = {"carrier": carrier} if carrier else {}
     return Bridge(
         room=run_id,
         welcome=welcome,
         record=record,
-        events_callback=callback_url(public_url, CONFERENCE_STATUS, run=run_id),
-        recording_callback=callback_url(public_url, RECORDING_STATUS, run=run_id),
+        events_callback=callback_url(public_url, CONFERENCE_STATUS, run=run_id, **via),
+        recording_callback=callback_url(public_url, RECORDING_STATUS, run=run_id, **via),
     )

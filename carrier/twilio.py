@@ -118,7 +118,8 @@ def classify(exc: Exception) -> CarrierError:
             return CarrierError(FailureKind.DESTINATION, message, code)
         if code in CONFIGURATION_ERRORS or exc.status in (401, 403):
             return CarrierError(FailureKind.CONFIGURATION, message, code)
-        return CarrierError(FailureKind.TRANSIENT, message, code, maybe_done=exc.status >= 500)
+        done = exc.status >= 500 and exc.status != 503  # 503: unavailable, it did nothing
+        return CarrierError(FailureKind.TRANSIENT, message, code, maybe_done=done)
     never_sent = isinstance(exc, aiohttp.ClientConnectorError)  # refused: nothing reached the carrier
     return CarrierError(FailureKind.TRANSIENT, f"carrier unreachable: {exc!r}", maybe_done=not never_sent)
 

@@ -43,7 +43,10 @@ class ReportRow:
     readers keep theirs."""
     language: str = ""
     """The language the person is served in (`fr`; "" in a run launched before 0.2.0); added
-    last, as every new column is."""
+    after the others, so older readers keep theirs."""
+    carrier: str = ""
+    """The carrier a call or SMS went through ("" before 0.2.0 and for email); added last, as
+    every new column is."""
 
 
 COLUMNS = [f.name for f in fields(ReportRow)]
@@ -91,10 +94,12 @@ def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
     rows = []
     for attempt in person.attempts:
         call = f"call {attempt.call_sid}" if attempt.call_sid else ""
+        moved = [f"moved off {fault}" for fault in attempt.carrier_faults]
         rows.append(
             row(attempt.placed_at or attempt.queued_at, "call", medium=MEDIUM_LABELS[attempt.medium],
                 address=attempt.number, outcome=attempt.outcome, outcome_at=attempt.outcome_at,
-                detail="; ".join(part for part in (call, attempt.error or "") if part))
+                detail="; ".join(part for part in (call, attempt.error or "", *moved) if part),
+                carrier=attempt.carrier)
         )  # fmt: skip
     for note in person.notifications:
         purpose = (
@@ -103,7 +108,7 @@ def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
         )  # fmt: skip
         rows.append(
             row(note.sent_at, "message", medium=MEDIUM_LABELS[note.channel], address=note.to, outcome="sent",
-                detail=f"{purpose}, step {note.step}" if note.step else purpose)
+                detail=f"{purpose}, step {note.step}" if note.step else purpose, carrier=note.carrier)
         )  # fmt: skip
     if person.joined_at:
         rejoined = f"rejoined {person.rejoins} time(s)" if person.rejoins else ""

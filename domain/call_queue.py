@@ -25,8 +25,30 @@ def calls_queue(task_queue: str) -> str:
     return f"{task_queue}-calls"
 
 
+class CarrierRoute(BaseModel):
+    """One carrier a run may call and text through, as it was configured at launch."""
+
+    name: str
+    """The carrier's name in RALLYCALL_CARRIERS: its callbacks say it, its worker adapter has it."""
+    account: str
+    """Its account: the fairness key its calls wait on, at its own rate."""
+    number: str
+    """Its dial-in number: caller ID of its calls, sender of its SMS."""
+    calls_per_second: float = Field(gt=0)
+
+
 class CallQueue(BaseModel):
     task_queue: str
     account: str
     """The carrier account: the calls' fairness key."""
     calls_per_second: float = Field(gt=0)
+    carriers: list[CarrierRoute] = []
+    """The carriers in order (0.2.0); empty in runs launched before: then one, unnamed (the
+    worker's first carrier), with `account` and the plan's dial-in number."""
+
+    def routes(self, dial_in_number: str) -> list[CarrierRoute]:
+        return self.carriers or [
+            CarrierRoute(
+                name="", account=self.account, number=dial_in_number, calls_per_second=self.calls_per_second
+            )
+        ]

@@ -31,6 +31,8 @@ class BridgeUpdate(BaseModel):
     call_sid: str | None = None
     reason: str | None = None
     """Why a participant left, as the carrier says (a hang-up, a removal through the API...)."""
+    carrier: str = ""
+    """The carrier whose room it is (0.2.0; empty: the first)."""
 
 
 class Acknowledgement(BaseModel):

@@ -197,6 +197,9 @@ class RunPlan(Frozen):
     fields: dict[str, str] = {}
     """The launch form's text fields, by the name messages use (`Body`)."""
     dial_in_number: str
+    carriers: dict[str, str] = {}
+    """The carriers in order, each with its dial-in number (0.2.0; the first's is
+    `dial_in_number`)."""
     pin: str | None = None
     """Only when a step has the conference objective: there is a bridge to dial into."""
     pin_lease_id: str | None = None

@@ -64,6 +64,8 @@ class RosterState(BaseModel):
     ended_by: str = ""
     ended_from: str = ""
     conference_sid: str | None = None
+    conference_carrier: str = ""
+    """The carrier of the room `conference_sid` names."""
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     people: dict[str, PersonView]
@@ -237,6 +239,23 @@ class Roster:
         self._attempts[attempt.attempt_id] = (person, attempt)
         return attempt
 
+    def attempt(self, attempt_id: str) -> CallAttempt:
+        return self._attempts[attempt_id][1]
+
+    def routed(self, attempt_id: str, carrier: str) -> None:
+        """The carrier the call goes through (again, after its carrier failed)."""
+        self._attempts[attempt_id][1].carrier = carrier
+
+    def carrier_fault(self, attempt_id: str, fault: str) -> None:
+        """The call was moved off its carrier, not placed there: why."""
+        self._attempts[attempt_id][1].carrier_faults.append(fault)
+
+    def carrier_of(self, call_sid: str) -> str:
+        """The carrier of one of the run's calls (a dial-in call's, or an unknown one: "", the first)."""
+        if call_sid == self.state.conference_sid:
+            return self.state.conference_carrier
+        return next((a.carrier for _, a in self._attempts.values() if a.call_sid == call_sid), "")
+
     def call_placed(self, attempt_id: str, call_sid: str, at: datetime) -> None:
         person, attempt = self._attempts[attempt_id]
         attempt.placed_at = attempt.placed_at or at
@@ -294,6 +313,7 @@ class Roster:
         """The conference room reported a start, an end, or a participant joining or leaving."""
         if event.kind == "start":
             self.state.conference_sid = event.conference_sid
+            self.state.conference_carrier = event.carrier
         elif event.kind == "end":
             for person in self.state.people.values():
                 for leg in [leg for leg in self._legs(person) if not leg.startswith(DIAL_IN_WITHOUT_CALL)]:
@@ -506,10 +526,17 @@ class Roster:
     # --- notifications, problems, the end --------------------------------------------------
 
     def notified(
-        self, person_id: str, channel: Channel, to: str, at: datetime, purpose: Purpose, step: str
+        self,
+        person_id: str,
+        channel: Channel,
+        to: str,
+        at: datetime,
+        purpose: Purpose,
+        step: str,
+        carrier: str = "",
     ) -> None:
         self.state.people[person_id].notifications.append(
-            Notification(channel=channel, to=to, sent_at=at, purpose=purpose, step=step)
+            Notification(channel=channel, to=to, sent_at=at, purpose=purpose, step=step, carrier=carrier)
         )
 
     def problem(self, text: str) -> None:
@@ -568,6 +595,7 @@ class Roster:
             launched_by=self.plan.launched_by,
             channel=self.plan.channel,
             dial_in_number=self.plan.dial_in_number,
+            carriers=dict(self.plan.carriers),
             welcome=self.plan.welcome,
             record=self.plan.record,
             steps=[self._live(step) for step in state.steps.values()],

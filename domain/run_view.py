@@ -61,6 +61,10 @@ class CallAttempt(BaseModel):
     """When the call itself ended (an answered call stays up until the person hangs up)."""
     call_sid: str | None = None
     error: str | None = None
+    carrier: str = ""
+    """The carrier it goes through (0.2.0; empty before: the only one)."""
+    carrier_faults: list[str] = []
+    """Carriers it was moved off, and why: it was not placed through them."""
 
     def settle(self, outcome: Outcome, at: datetime, error: str | None = None) -> None:
         self.outcome = outcome
@@ -80,6 +84,8 @@ class Notification(BaseModel):
     sent_at: datetime
     purpose: Purpose = "post_objective"
     step: str = ""
+    carrier: str = ""
+    """The carrier that sent an SMS (0.2.0)."""
 
 
 class PinAttempt(BaseModel):
@@ -221,6 +227,9 @@ class RunView(BaseModel):
     ended_at: datetime | None = None
     end_reason: str | None = None
     dial_in_number: str
+    carriers: dict[str, str] = Field(default_factory=dict)
+    """The carriers in order with their dial-in numbers (0.2.0): each call and SMS names the one
+    it went through."""
     welcome: str = ""
     record: bool = False
     steps: list[StepView] = Field(default_factory=list)

@@ -58,7 +58,7 @@ def changes(before: RunView | None, after: RunView) -> list[Line]:
         lines += _batch_changes(earlier_batches.get(batch.workflow_id), batch)
     previous = {p.id: p for p in before.people} if before else {}
     for person in after.people:
-        lines += _person_changes(previous.get(person.id), person, after.has_bridge)
+        lines += _person_changes(previous.get(person.id), person, after.has_bridge, len(after.carriers) > 1)
     for problem in after.problems[len(before.problems) if before else 0 :]:
         lines.append((None, f"PROBLEM: {problem}"))
     if after.recording_url and (before is None or before.recording_url != after.recording_url):
@@ -97,14 +97,17 @@ def _batch_changes(old: BatchView | None, new: BatchView) -> list[Line]:
     return []
 
 
-def _person_changes(old: PersonView | None, new: PersonView, bridge: bool) -> list[Line]:
+def _person_changes(old: PersonView | None, new: PersonView, bridge: bool, carriers: bool) -> list[Line]:
+    """`carriers`: the run has more than one, so each call and SMS says which it went through."""
     lines: list[Line] = []
     old_attempts = {a.attempt_id: a for a in old.attempts} if old else {}
     for attempt in new.attempts:
         label = MEDIUM_LABELS[attempt.medium]
         seen = old_attempts.get(attempt.attempt_id)
         if attempt.placed_at and not (seen and seen.placed_at):
-            lines.append((attempt.placed_at, f"calling {new.name} on {label}"))
+            through = f" through {attempt.carrier}" if carriers and attempt.carrier else ""
+            moved = f" (moved: {'; '.join(attempt.carrier_faults)})" if attempt.carrier_faults else ""
+            lines.append((attempt.placed_at, f"calling {new.name} on {label}{through}{moved}"))
         if attempt.outcome != "pending" and (seen is None or seen.outcome != attempt.outcome):
             detail = (
                 f" ({attempt.error})" if attempt.error and attempt.outcome in ("failed", "not-placed") else ""
@@ -116,7 +119,8 @@ def _person_changes(old: PersonView | None, new: PersonView, bridge: bool) -> li
         what = {"alert": "message", "rejoin": "the way back (number and PIN)"}.get(
             note.purpose, "PIN invitation" if bridge else "closing message"
         )
-        lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}"))
+        through = f" through {note.carrier}" if carriers and note.carrier else ""
+        lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}{through}"))
     if new.acknowledged_at and not (old and old.acknowledged_at):
         lines.append((new.acknowledged_at, f"{new.name} acknowledged"))
     if new.delivered_at and not (old and old.delivered_at):

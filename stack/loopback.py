@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -26,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from callbacks import urls
 from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
+from carrier.accounts import CarrierAccount, Carriers
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_ENCRYPTION_KEYS, EXAMPLES, Settings, data_converter
@@ -93,6 +95,22 @@ class Harness:
     """The carrier's journal read so far: tests and the bench poll it every 50 ms, and reading
     all of it each time was a fifth of the bench process's CPU at 1,000 people."""
     journal_read: int = 0
+    backup: CarrierSimulator | None = None
+    """A second carrier, `backup`, after the first (`twilio`): its own account, number and journal."""
+    backup_url: str = ""
+
+    def carriers(self) -> Carriers:
+        """The adapters a worker or callback server of this setup talks to, in order."""
+        first = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
+        if self.backup is None:
+            return Carriers({"twilio": first})
+        return Carriers({"twilio": first, "backup": TwilioCarrier(BACKUP_SID, BACKUP_TOKEN, self.backup_url)})
+
+    def backup_entries(self, kind: str) -> list[dict[str, Any]]:
+        """What the second carrier recorded of this kind (read whole: drills of a few people)."""
+        log = self.carrier_log.with_name("carrier-backup.jsonl")
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [e for e in map(json.loads, lines) if e["kind"] == kind]
 
     async def launch(
         self, *to: str, welcome: str = "", definitions: Definitions = SHIPPED, **options: Any
@@ -170,13 +188,13 @@ class Harness:
     async def worker(self, smtp_port: int | None = None, calls_too: bool = True) -> AsyncIterator[None]:
         """The worker; `smtp_port` sends its email elsewhere (a dead port: mail is down);
         without `calls_too`, no worker places calls (they wait on the calls queue)."""
-        carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
+        carriers = self.carriers()
         smtp = smtp_settings(self.settings, smtp_port or self.mailbox.port)
         try:
-            async with running_workers(self.client, self.settings, carrier, smtp, calls_too=calls_too):
+            async with running_workers(self.client, self.settings, carriers, smtp, calls_too=calls_too):
                 yield
         finally:
-            await carrier.close()
+            await carriers.close()
 
 
 @contextlib.asynccontextmanager
@@ -186,9 +204,11 @@ async def harness(
     contacts_file: Path,
     scenario: Scenario,
     calls_per_second: float = 100,
+    backup: Scenario | None = None,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """`settings` override the loopback's (e.g. the dial-in line's limits)."""
+    """`settings` override the loopback's (e.g. the dial-in line's limits); with `backup`, a
+    second carrier after the first, answering as that scenario says."""
     carrier_log = tmp_path / "carrier.jsonl"
     port = free_port()
     mailbox = Mailbox(tmp_path / "mail")
@@ -212,17 +232,54 @@ async def harness(
     )
     sim_runner = await serve(simulator.app(), "127.0.0.1", 0)
     simulator_url = "http://{}:{}".format(*sim_runner.addresses[0][:2])
-    relay_carrier = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, simulator_url)
-    callbacks = await serve(build_app(relay_carrier, client, config), "127.0.0.1", port)
     h = Harness(client, config, simulator, simulator_url, mailbox, carrier_log, contacts_file)
-    try:
-        yield h
-    finally:
-        await h.terminate_leftovers()
-        mailbox.stop()
-        await callbacks.cleanup()
-        await relay_carrier.close()
-        await sim_runner.cleanup()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(sim_runner.cleanup)
+        if backup is not None:
+            h.backup = CarrierSimulator(
+                BACKUP_SID,
+                BACKUP_TOKEN,
+                backup.with_account_rate(calls_per_second, config.sms_per_second),
+                carrier_log.with_name("carrier-backup.jsonl"),
+                dial_in_number=BACKUP_NUMBER,
+                voice_url=callback_url(config.public_url, urls.VOICE_INBOUND, carrier="backup"),
+            )
+            backup_runner = await serve(h.backup.app(), "127.0.0.1", 0)
+            stack.push_async_callback(backup_runner.cleanup)
+            h.backup_url = "http://{}:{}".format(*backup_runner.addresses[0][:2])
+            h.settings = config = config.model_copy(
+                update={"carriers": two_carriers(config, simulator_url, h.backup_url)}
+            )
+        relay = h.carriers()
+        stack.push_async_callback(relay.close)
+        callbacks = await serve(build_app(relay, client, config), "127.0.0.1", port)
+        stack.push_async_callback(callbacks.cleanup)
+        stack.callback(mailbox.stop)
+        try:
+            yield h
+        finally:
+            await h.terminate_leftovers()
+
+
+BACKUP_SID = "AC" + "b" * 32
+BACKUP_TOKEN = "rallycall-embedded-backup-token"
+BACKUP_NUMBER = "+41215550200"
+
+
+def two_carriers(config: Settings, first_url: str, backup_url: str) -> list[CarrierAccount]:
+    """The loopback's carriers in order: the first as the single-carrier settings have it, then
+    `backup` with its own account, number and rate."""
+    (first,) = config.carrier_accounts()
+    backup = CarrierAccount(
+        name="backup",
+        account_sid=BACKUP_SID,
+        auth_token=SecretStr(BACKUP_TOKEN),
+        api_url=backup_url,
+        number=BACKUP_NUMBER,
+        calls_per_second=config.calls_per_second,
+        sms_per_second=config.sms_per_second,
+    )
+    return [first.model_copy(update={"api_url": first_url}), backup]
 
 
 @overload

@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.calls import DIALLING, NOT_PLACED, CarrierActivities, PlaceCall, earlier_try
 from callbacks.server import serve
 from callbacks.urls import bridge_for
+from carrier.accounts import Carriers
 from carrier.port import CarrierError, FailureKind, OutboundCall
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
@@ -85,14 +86,18 @@ async def test_retried_sms_is_not_sent_twice(sim: Sim) -> None:
 
 
 async def test_a_retry_after_a_sure_refusal_dials_and_any_other_retry_never_dials_blind(sim: Sim) -> None:
-    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")  # no client: cannot ask the run
+    activities = CarrierActivities(
+        Carriers({"twilio": sim.carrier}), "http://127.0.0.1:8080"
+    )  # no client: cannot ask the run
     request = place_call_request("+41215550101")
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[NOT_PLACED])
     await env.run(activities.place_call, request)
     assert len(sim.simulator.calls) == 1, "the carrier refused the first try for sure: dial"
     env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[])
-    elsewhere = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")  # another worker process
+    elsewhere = CarrierActivities(
+        Carriers({"twilio": sim.carrier}), "http://127.0.0.1:8080"
+    )  # another worker process
     with pytest.raises(ApplicationError) as unknown:
         await env.run(elsewhere.place_call, request)
     assert unknown.value.type == "CallOutcomeUnknown" and unknown.value.non_retryable
@@ -104,7 +109,7 @@ async def test_invalid_destination_is_a_permanent_failure_of_that_attempt(sim: S
         await sim.carrier.place_call(call_to("+4121"))
     assert failure.value.kind is FailureKind.DESTINATION and failure.value.code == "21211"
 
-    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+    activities = CarrierActivities(Carriers({"twilio": sim.carrier}), "http://127.0.0.1:8080")
     with pytest.raises(ApplicationError) as error:
         await ActivityEnvironment().run(activities.place_call, place_call_request("+4121"))
     assert error.value.type == "DestinationRejected" and error.value.non_retryable
@@ -134,7 +139,7 @@ async def test_unreachable_carrier_is_transient() -> None:
 async def test_a_retry_beside_a_try_still_running_in_this_worker_takes_its_call(sim: Sim) -> None:
     """A busy worker's heartbeats came late, and the server started the next try while the first
     still runs in the same process: the second takes the first's call, and dials nothing."""
-    activities = CarrierActivities(sim.carrier, "http://127.0.0.1:8080")
+    activities = CarrierActivities(Carriers({"twilio": sim.carrier}), "http://127.0.0.1:8080")
     request = place_call_request("+41215550101")
     env = ActivityEnvironment()
     first = await env.run(activities.place_call, request)

@@ -195,6 +195,8 @@ async def test_each_persons_language_on_the_run_page_and_in_the_csv(site: Site) 
         await site.h.client.get_workflow_handle(run_id).execute_update(ProcedureRun.end, EndRequest())
         async with http.get(f"/runs/{run_id}/report.csv") as download:
             table = list(csv.reader(io.StringIO(await download.text())))
-    assert table[0][-2:] == ["person_id", "language"], "added last: the other columns stay where they were"
-    languages = {row[-2]: row[-1] for row in table[1:] if row[1] == "call"}
+    assert table[0][-3:] == ["person_id", "language", "carrier"], (
+        "added last: the other columns stay where they were"
+    )
+    languages = {row[-3]: row[-2] for row in table[1:] if row[1] == "call"}
     assert languages == {"alice": "fr", "bruno": "de", "dan": "en"}

@@ -22,8 +22,8 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import CarrierActivities, PlaceCall
-    from domain.call_queue import PRIORITY, CallQueue
+    from activities.calls import CARRIER_DOWN, CarrierActivities, PlaceCall
+    from domain.call_queue import PRIORITY, CallQueue, CarrierRoute
     from domain.contacts import masked_text
     from domain.plan import Alert, StepPlan
     from domain.run_view import MEDIUM_LABELS, CallAttempt
@@ -38,6 +38,8 @@ NO_TURN = "no turn at the account's call rate before the deadline (or no calls w
 BEFORE_ITS_TURN = "the deadline came while their previous call was still waiting or ringing"
 """A person's next medium, never asked for: the deadline came first."""
 CARRIER_REFUSED = "the carrier refused our configuration"
+MOVING = "its carrier is failing: moved to the next"
+"""A call waiting for its turn on a carrier the run just saw failing: placed through the next."""
 RETRYABLE = frozenset({"CarrierUnavailable"})
 
 Withdrawal = Callable[[list[Alert]], list[str | None]]
@@ -46,7 +48,9 @@ batch at once: what the step's state says is worked out once, not once per call.
 
 
 class Calls:
-    def __init__(self, run: RunContext, queue: CallQueue, hang_up: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(
+        self, run: RunContext, queue: CallQueue, hang_up: Callable[[str, str], Awaitable[bool]]
+    ) -> None:
         self.run = run
         self.queue = queue
         self.hang_up = hang_up
@@ -86,6 +90,7 @@ class Calls:
             else:
                 handles[attempt.attempt_id] = self.start(step, alert, attempt.attempt_id, deadline)
         waiting = {a.attempt_id: alert for alert, a in zip(alerts, attempts, strict=True)}
+        by_alert = {a.attempt_id: (step, alert, deadline) for alert, a in zip(alerts, attempts, strict=True)}
         by_id = {a.attempt_id: a for a in attempts}
         withdrawals: dict[str, str] = {}
 
@@ -101,7 +106,10 @@ class Calls:
         self.placing += len(handles)
         try:
             outcomes = asyncio.gather(
-                *(self.settle(attempt_id, handle, withdrawals) for attempt_id, handle in handles.items())
+                *(
+                    self.settle(attempt_id, by_alert[attempt_id], handles, withdrawals)
+                    for attempt_id in handles
+                )
             )
             while not outcomes.done():
                 await workflow.wait_condition(
@@ -110,12 +118,15 @@ class Calls:
                         or any(
                             r is not None for r in self.why_not([waiting[a] for a in unplaced()], withdrawn)
                         )
+                        or any(self.on_failed_carrier(by_id[a]) for a in unplaced())
                     )
                 )
                 current = unplaced()
                 for aid, reason in zip(
                     current, self.why_not([waiting[a] for a in current], withdrawn), strict=True
                 ):
+                    if reason is None and self.on_failed_carrier(by_id[aid]):
+                        reason = MOVING
                     if reason is not None:
                         withdrawals[aid] = reason
                         handles[aid].cancel()  # not started: it never will; being dialled: it finishes
@@ -123,19 +134,39 @@ class Calls:
         finally:
             self.placing -= len(handles)
 
-    def start(self, step: StepPlan, alert: Alert, attempt_id: str, deadline: datetime) -> ActivityHandle[str]:
-        left = max(deadline - workflow.now(), timedelta(seconds=1))
+    def on_failed_carrier(self, attempt: CallAttempt) -> bool:
+        """A call waiting on a carrier the run has since seen failing, with another to go to."""
+        now = workflow.now()
+        carriers = self.run.carriers
+        return attempt.carrier in carriers.down(now) and carriers.has_alternative(attempt.carrier, now)
+
+    def start(
+        self,
+        step: StepPlan,
+        alert: Alert,
+        attempt_id: str,
+        deadline: datetime,
+        route: CarrierRoute | None = None,
+    ) -> ActivityHandle[str]:
+        """The call through `route`, else the first carrier the run has not seen failing, at
+        that carrier's rate (its account is the call's fairness key)."""
+        now = workflow.now()
+        left = max(deadline - now, timedelta(seconds=1))
         language = self.run.plan.language_for(alert.contact)
+        route = route or self.run.carriers.pick(now)
+        self.run.roster.routed(attempt_id, route.name)
         return workflow.start_activity_method(
             CarrierActivities.place_call,
             PlaceCall(
                 attempt_id=attempt_id,
                 to=alert.address or "",
-                caller_id=self.run.plan.dial_in_number,
+                caller_id=route.number,
                 objective=step.objective,
                 message=step.message,
                 said=step.said_to(language),
                 language=language,
+                carrier=route.name,
+                fail_over=self.run.carriers.has_alternative(route.name, now),
                 record=self.run.plan.record,
                 ring_timeout=self.run.plan.scheme_for(step, alert.contact).ring_timeout,
                 queued_at=workflow.now(),
@@ -143,7 +174,7 @@ class Calls:
             ),
             task_queue=self.queue.task_queue,
             priority=Priority(
-                priority_key=1 if alert.tag else PRIORITY[step.objective], fairness_key=self.queue.account
+                priority_key=1 if alert.tag else PRIORITY[step.objective], fairness_key=route.account
             ),
             schedule_to_start_timeout=left,
             start_to_close_timeout=CALL_TIME,
@@ -154,18 +185,67 @@ class Calls:
             summary=f"call {alert.contact.name} on {MEDIUM_LABELS[alert.medium]}",
         )
 
-    async def settle(self, attempt_id: str, handle: ActivityHandle[str], withdrawals: dict[str, str]) -> None:
+    async def settle(
+        self,
+        attempt_id: str,
+        call: tuple[StepPlan, Alert, datetime],
+        handles: dict[str, ActivityHandle[str]],
+        withdrawals: dict[str, str],
+    ) -> None:
         """The call's outcome on the roster; a call placed after it was withdrawn (it was being
-        dialled) is hung up: its person was reached, or the run ended."""
-        try:
-            call_sid = await handle
-        except (ActivityError, asyncio.CancelledError) as err:
-            self.not_started(attempt_id, err, withdrawals.get(attempt_id))
-        else:
-            self.run.roster.call_placed(attempt_id, call_sid, workflow.now())
-            if attempt_id in withdrawals or self.run.roster.ended:
-                await self.hang_up(call_sid)
-        self.run.publish()
+        dialled) is hung up: its person was reached, or the run ended. A call its carrier could
+        not place because that carrier is failing goes through the next at once."""
+        while True:
+            carrier = self.run.roster.attempt(attempt_id).carrier
+            try:
+                call_sid = await handles[attempt_id]
+            except (ActivityError, asyncio.CancelledError) as err:
+                moved_to = self.moved(attempt_id, carrier, err, withdrawals.get(attempt_id))
+                if moved_to is not None:
+                    withdrawals.pop(attempt_id, None)
+                    step, alert, deadline = call
+                    handles[attempt_id] = self.start(step, alert, attempt_id, deadline, moved_to)
+                    continue
+                self.not_started(attempt_id, err, withdrawals.get(attempt_id))
+            else:
+                self.run.roster.call_placed(attempt_id, call_sid, workflow.now())
+                self.carrier_worked(carrier)
+                if withdrawals.get(attempt_id) == MOVING:
+                    withdrawals.pop(attempt_id)  # placed before it could be moved: it stays
+                elif attempt_id in withdrawals or self.run.roster.ended:
+                    await self.hang_up(call_sid, carrier)
+            self.run.publish()
+            return
+
+    def moved(
+        self,
+        attempt_id: str,
+        carrier: str,
+        err: ActivityError | asyncio.CancelledError,
+        withdrawal: str | None,
+    ) -> CarrierRoute | None:
+        """The carrier to place this call through instead, if it was not placed because its
+        carrier is failing (the worker said so, or the run moved it before its turn)."""
+        now = workflow.now()
+        carriers = self.run.carriers
+        if withdrawal == MOVING:
+            self.run.roster.carrier_fault(attempt_id, f"{carrier}: moved before its turn ({MOVING})")
+            return carriers.pick(now)
+        if isinstance(err, ActivityError) and error_type(err) == CARRIER_DOWN:
+            why = failure_message(err)
+            self.run.roster.carrier_fault(attempt_id, why)
+            was_up = carrier not in carriers.down(now)
+            carriers.failed(carrier, now)
+            route = carriers.pick(now)
+            if was_up:
+                self.run.carrier_failed(carrier, why, route.name, now)
+            return route
+        carriers.released(carrier)
+        return None
+
+    def carrier_worked(self, carrier: str) -> None:
+        if self.run.carriers.worked(carrier):
+            self.run.carrier_back(carrier, workflow.now())
 
     def not_attempted(self, alert: Alert, reason: str) -> None:
         """A call the step ended before it could be asked for: on the roster, not placed."""

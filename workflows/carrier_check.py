@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -36,11 +35,14 @@ class CarrierCheck:
         roster = self.run.roster
         if not roster.called_anyone():
             return
+        calls = roster.calls_to_check(workflow.now(), RING_GRACE)
         question = CarrierQuestion(
-            calls=roster.calls_to_check(workflow.now(), RING_GRACE),
+            calls=calls,
             room=workflow.info().workflow_id
             if self.run.plan.has_bridge and roster.parent_id is None
             else None,
+            carriers={sid: carrier for sid in calls if (carrier := roster.carrier_of(sid))},
+            room_carrier=roster.state.conference_carrier or self.run.carriers.preferred(workflow.now()),
         )
         if not question.calls and question.room is None:
             return
@@ -82,19 +84,24 @@ class CarrierCheck:
     async def hang_up_quietly(self, call_sid: str) -> None:
         await self.hang_up(call_sid)
 
-    async def hang_up(self, call_sid: str) -> bool:
-        return await self.clean_up(CarrierActivities.hang_up, call_sid, "hang up")
+    async def hang_up(self, call_sid: str, carrier: str | None = None) -> bool:
+        """Through the call's carrier (the roster knows it, unless given)."""
+        via = self.run.roster.carrier_of(call_sid) if carrier is None else carrier
+        return await self.clean_up(CarrierActivities.hang_up, call_sid, via, "hang up")
 
     async def end_conference(self, conference_sid: str) -> bool:
-        return await self.clean_up(CarrierActivities.end_conference, conference_sid, "end the bridge")
+        via = self.run.roster.state.conference_carrier
+        return await self.clean_up(CarrierActivities.end_conference, conference_sid, via, "end the bridge")
 
-    async def clean_up(self, action: Callable[[Any, str], Awaitable[None]], sid: str, summary: str) -> bool:
+    async def clean_up(
+        self, action: Callable[..., Awaitable[None]], sid: str, carrier: str, summary: str
+    ) -> bool:
         """Tried for two minutes, then given up on without failing the run: whether it worked
         is the carrier's callbacks' to tell."""
         try:
             await workflow.execute_activity_method(
                 action,
-                sid,
+                args=[sid, carrier] if carrier else [sid],
                 start_to_close_timeout=timedelta(seconds=20),
                 schedule_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=HEARTBEAT,

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calls import CarrierActivities, SendSms, SmsBatch
+    from activities.calls import CarrierActivities, SendSms, SmsBatch, SmsRoute
     from activities.mail import EmailBatch, MailActivities, SendEmail
     from activities.message_batches import MESSAGES_PER_BATCH, MessageOutcome
     from domain.contacts import Contact
@@ -97,7 +97,9 @@ class Messages:
             if outcome.error_type == "CarrierMisconfigured":
                 self.run.refused_by_carrier(outcome.error or "")
             return False
-        self.run.roster.notified(contact.id, channel, address, workflow.now(), purpose, step.number)
+        self.run.roster.notified(
+            contact.id, channel, address, workflow.now(), purpose, step.number, outcome.carrier or ""
+        )
         self.run.publish()
         return True
 
@@ -119,6 +121,15 @@ class Messages:
             )
         )
 
+    def batch_of(self, requests: list[SendSms | SendEmail]) -> SmsBatch | EmailBatch:
+        """The activity's input: SMS with the carriers in order (each message goes through the
+        first the worker sees working), or emails."""
+        texts = [r for r in requests if isinstance(r, SendSms)]
+        if not texts:
+            return EmailBatch(messages=[r for r in requests if isinstance(r, SendEmail)])
+        routes = [SmsRoute(carrier=r.name, sender=r.number) for r in self.run.carriers.routes if r.name]
+        return SmsBatch(messages=texts, routes=routes)
+
     async def send_batch(self, channel: Channel, batch: list[Queued]) -> None:
         names = first_names([name for _, _, name in batch])
         requests = [request for request, _, _ in batch]
@@ -126,7 +137,7 @@ class Messages:
         try:
             outcomes: list[MessageOutcome] = await workflow.execute_activity_method(
                 batch_kind.activity,
-                batch_kind.batch(messages=requests),
+                self.batch_of(requests),
                 start_to_close_timeout=batch_kind.one_try,
                 schedule_to_close_timeout=batch_kind.at_most,
                 heartbeat_timeout=HEARTBEAT,
@@ -145,7 +156,6 @@ class Messages:
 class BatchKind:
     activity: Any
     """The batch activity's method: `send_sms_batch` or `send_email_batch`."""
-    batch: type[SmsBatch] | type[EmailBatch]
     one_try: timedelta
     at_most: timedelta
     retry: RetryPolicy
@@ -155,7 +165,6 @@ class BatchKind:
 CHANNELS: dict[Channel, BatchKind] = {
     "sms": BatchKind(
         CarrierActivities.send_sms_batch,
-        SmsBatch,
         timedelta(minutes=1),
         timedelta(minutes=10),
         CARRIER_RETRY,
@@ -163,7 +172,6 @@ CHANNELS: dict[Channel, BatchKind] = {
     ),
     "email": BatchKind(
         MailActivities.send_email_batch,
-        EmailBatch,
         timedelta(minutes=2),
         timedelta(minutes=30),
         MAIL_RETRY,

@@ -72,12 +72,18 @@ class Moderation:
         for leg in roster.live_legs(action.person_id):
             if action.kind == "remove":
                 await self.on_bridge(
-                    CarrierActivities.remove_from_bridge, BridgeLeg(conference_sid=room, call_sid=leg)
+                    CarrierActivities.remove_from_bridge,
+                    BridgeLeg(conference_sid=room, call_sid=leg, carrier=roster.state.conference_carrier),
                 )
             else:
                 await self.on_bridge(
                     CarrierActivities.mute,
-                    MuteLeg(conference_sid=room, call_sid=leg, muted=action.kind == "mute"),
+                    MuteLeg(
+                        conference_sid=room,
+                        call_sid=leg,
+                        muted=action.kind == "mute",
+                        carrier=roster.state.conference_carrier,
+                    ),
                 )
         return DONE[action.kind].format(name)
 

@@ -25,6 +25,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.call_queue import CallQueue
+    from domain.carrier_choice import CarrierChoice
     from domain.plan import Alert, Round, RunPlan, StepPlan
     from domain.roster import Roster
     from domain.run_view import MEDIUM_LABELS
@@ -50,7 +51,7 @@ class StepTimeline:
         done: Callable[[StepPlan], str | None],
         publish: Callable[[], None],
     ) -> None:
-        self.run = RunContext(plan, roster, publish)
+        self.run = RunContext(plan, roster, publish, CarrierChoice(calls.routes(plan.dial_in_number)))
         self.done = done
         self.carrier = CarrierCheck(self.run)
         self.calls = Calls(self.run, calls, self.carrier.hang_up)

@@ -3,10 +3,12 @@ caller dialling the conference number, and the fault windows of a chaos drill.""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from carrier.simulator.faults import Faults
+from carrier.simulator.faults import ApiPart, Faults
 from carrier.simulator.phones import Phones
 from carrier.simulator.shapes import require_number
 
@@ -18,6 +20,10 @@ class FaultWindows(BaseModel):
 
     server_errors_for_s: float | None = Field(default=None, ge=0)
     """Every REST API request answers 500 (Twilio error 20500) and does nothing."""
+    server_errors_status: Literal[500, 503] = 500
+    """503 (Service Unavailable): the carrier says it did nothing."""
+    server_errors_on: ApiPart = "all"
+    """Only the voice part (calls, conferences) or the messaging part of the API."""
     webhooks_paused_for_s: float | None = Field(default=None, ge=0)
     """No webhook is delivered: each is lost, as when the callback server is down."""
 
@@ -57,5 +63,10 @@ class Control:
             windows = FaultWindows.model_validate(await request.json())
         except ValidationError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-        self._faults.open_windows(windows.server_errors_for_s, windows.webhooks_paused_for_s)
+        self._faults.open_windows(
+            windows.server_errors_for_s,
+            windows.webhooks_paused_for_s,
+            status=windows.server_errors_status,
+            part=windows.server_errors_on,
+        )
         return web.json_response(self._faults.windows())

@@ -1,11 +1,13 @@
 """Faults injected on purpose. Scripted ones come from the scenario, one per API request to a
-number; time windows are opened while running, for chaos drills: the whole API answering 500,
-or webhooks lost as when our callback server is down."""
+number; time windows are opened while running, for chaos drills: the API answering 500 or 503
+(all of it, or only its voice or its messaging part: a carrier whose voice is down may still
+text), or webhooks lost as when our callback server is down."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from carrier.simulator.journal import Journal
 from carrier.simulator.scenario import Fault
@@ -20,6 +22,8 @@ class Faults:
         self._journal = journal
         self._clock = clock
         self._api_down_until = 0.0
+        self._api_down_status = 500
+        self._api_down_part: ApiPart = "all"
         self._webhooks_paused_until = 0.0
 
     def strike(self, number: str) -> bool:
@@ -38,11 +42,19 @@ class Faults:
             return True
         raise TwilioError(400, int(fault), f"Twilio error {fault}")
 
-    def open_windows(self, server_errors_for_s: float | None, webhooks_paused_for_s: float | None) -> None:
+    def open_windows(
+        self,
+        server_errors_for_s: float | None,
+        webhooks_paused_for_s: float | None,
+        *,
+        status: int = 500,
+        part: ApiPart = "all",
+    ) -> None:
         """Start (or, with 0, close) a window from now; a window not given is left as it is."""
         now = self._clock()
         if server_errors_for_s is not None:
             self._api_down_until = now + server_errors_for_s
+            self._api_down_status, self._api_down_part = status, part
         if webhooks_paused_for_s is not None:
             self._webhooks_paused_until = now + webhooks_paused_for_s
         self._journal.record("fault-window", self.windows())
@@ -56,10 +68,28 @@ class Faults:
         }
 
     def refuse_request(self, request_line: str) -> None:
-        """During a server-error window, every API request is a 500 and nothing is done."""
-        if self._clock() < self._api_down_until:
-            self._journal.record("fault", {"fault": "server-error", "request": request_line})
+        """During a server-error window, every API request of its part is a 500 (or 503) and
+        nothing is done."""
+        if self._clock() < self._api_down_until and part_of(request_line) in (self._api_down_part, "all"):
+            self._journal.record(
+                "fault", {"fault": "server-error", "status": self._api_down_status, "request": request_line}
+            )
+            if self._api_down_status == 503:
+                raise TwilioError(503, 20503, "Service Unavailable")
             raise TwilioError(500, 20500, "Internal Server Error")
 
     def webhooks_paused(self) -> bool:
         return self._clock() < self._webhooks_paused_until
+
+
+ApiPart = Literal["all", "voice", "messaging"]
+
+
+def part_of(request_line: str) -> ApiPart:
+    """Which part of a carrier's API a request is for (Twilio's and Telnyx's paths alike)."""
+    path = request_line.lower()
+    if "/messages" in path:
+        return "messaging"
+    if "/calls" in path or "/conferences" in path:
+        return "voice"
+    return "all"

@@ -1,0 +1,89 @@
+"""When a carrier counts as failing, and when it takes work again: a worker's view (each medium
+apart) and a run's choice of carrier for its next call."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from carrier.health import FAULT_WINDOW, FAULTS_IN_A_ROW, OPEN_FOR, CarrierHealth
+from domain.call_queue import CarrierRoute
+from domain.carrier_choice import FAILED_FOR, CarrierChoice
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_short_run_of_faults_stops_a_medium_and_one_probe_restores_it() -> None:
+    clock = Clock()
+    health = CarrierHealth(clock)
+    voice = health.of("twilio", "voice")
+    for _ in range(FAULTS_IN_A_ROW - 1):
+        voice.fault("503")
+    assert voice.allows(), "one or two faults are retried on the same carrier"
+    voice.fault("503")
+    assert not voice.allows() and voice.is_open
+    assert health.of("twilio", "sms").allows(), "its SMS are judged apart from its calls"
+    assert health.of("backup", "voice").allows()
+
+    clock.now += OPEN_FOR
+    assert voice.allows(), "after OPEN_FOR one request probes it"
+    assert not voice.allows(), "one probe at a time"
+    voice.fault("503 again")
+    assert not voice.allows(), "a failed probe keeps it stopped"
+    clock.now += OPEN_FOR
+    assert voice.allows()
+    voice.success()
+    assert voice.allows() and voice.allows() and not voice.is_open
+
+
+def test_faults_far_apart_are_blips_not_an_outage() -> None:
+    clock = Clock()
+    voice = CarrierHealth(clock).of("twilio", "voice")
+    for _ in range(FAULTS_IN_A_ROW * 2):
+        voice.fault("500")
+        clock.now += FAULT_WINDOW + 1
+    assert voice.allows()
+    voice.fault("500")
+    voice.success()
+    voice.fault("500")
+    voice.fault("500")
+    assert voice.allows(), "a success between faults starts the count again"
+
+
+def routes(*names: str) -> list[CarrierRoute]:
+    return [CarrierRoute(name=n, account=f"AC-{n}", number="+41215550100", calls_per_second=1) for n in names]
+
+
+def test_a_run_moves_its_calls_to_the_next_carrier_then_probes_the_first_once() -> None:
+    start = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    choice = CarrierChoice(routes("twilio", "telnyx"))
+    assert choice.pick(start).name == "twilio"
+    assert choice.has_alternative("twilio", start)
+
+    assert choice.failed("twilio", start).name == "telnyx"  # type: ignore[union-attr]
+    assert choice.pick(start).name == "telnyx" and choice.down(start) == ["twilio"]
+    assert choice.preferred(start) == "telnyx"
+
+    later = start + FAILED_FOR
+    assert choice.pick(later).name == "twilio", "one call probes the first carrier again"
+    assert choice.pick(later).name == "telnyx", "the others keep to the next while it probes"
+    choice.released("twilio")
+    assert choice.pick(later).name == "twilio", "a probe withdrawn before it was placed told nothing"
+    assert choice.worked("twilio")
+    assert choice.pick(later).name == "twilio" and choice.pick(later).name == "twilio"
+    assert not choice.worked("twilio"), "it was not failing"
+
+
+def test_with_every_carrier_failing_calls_go_to_the_first_and_keep_trying() -> None:
+    now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    choice = CarrierChoice(routes("twilio", "telnyx"))
+    choice.failed("twilio", now)
+    assert choice.failed("telnyx", now) is None
+    assert choice.pick(now).name == "twilio"
+    assert not choice.has_alternative("twilio", now), "so its worker retries it until the deadline"
+    assert choice.pick(now + timedelta(seconds=1)).name == "twilio"

@@ -1,0 +1,119 @@
+"""A carrier failing mid-incident, on the dev server as `make stack` starts it: two carriers on
+loopback (`twilio` first, `backup` second), each with its own account, number, rate and journal.
+What each carrier's journal and the mailbox saw is counted, then the run must say the same."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+
+from bench import population as pop
+from console.report import report_rows
+from domain.run_view import RunView
+from rendering.terminal import changes
+from stack.loopback import BACKUP_NUMBER, Harness, eventually, harness
+from tests.support import confcall_in_seconds
+
+PEOPLE = 20
+"""The drill's conference (issue 16)."""
+TIMELINE = confcall_in_seconds(home_after=8, deadline=16)
+
+
+def at(entry: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(entry["at"])
+
+
+def pin_messages_sent(report: RunView) -> int:
+    return sum(1 for p in report.people for n in p.notifications if n.channel == "sms")
+
+
+async def launch_everyone(h: Harness) -> RunView:
+    launched = await h.launch(*(pop.person_id(n) for n in range(PEOPLE)), definitions=TIMELINE)
+    return await eventually(lambda: h.roster(launched), lambda r: pin_messages_sent(r) == PEOPLE, 90)
+
+
+async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_where_they_work(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
+    everyone_answers = pop.scenario(
+        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
+    )
+    async with harness(
+        dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
+    ) as h:
+        h.simulator.faults.open_windows(600, None, status=503, part="voice")  # its SMS still work
+        async with h.worker():
+            report = await launch_everyone(h)
+
+        faults = h.carrier_entries("fault")
+        assert h.carrier_entries("call") == [], "the failing carrier placed nothing"
+        backup_calls = h.backup_entries("call")
+        assert Counter(c["to"] for c in backup_calls) == Counter(pop.work(n) for n in range(PEOPLE)), (
+            "every work phone called once, through the next carrier: nobody twice, nobody left out"
+        )
+        assert {c["from"] for c in backup_calls} == {BACKUP_NUMBER}, "each carrier calls from its own number"
+        to_first_call = (at(backup_calls[0]) - at(faults[0])).total_seconds()
+        assert to_first_call <= 10, (
+            f"first call through the next carrier {to_first_call:.1f} s after the fault"
+        )
+        assert len(faults) <= 8, "the failing carrier stops being asked after a short run of faults"
+
+        assert Counter(h.texted_numbers()) == Counter(pop.mobile(n) for n in range(PEOPLE)), (
+            "the PIN SMS go through the first carrier: its messaging works"
+        )
+        assert h.backup_entries("sms") == []
+
+        people = {p.id: p for p in report.people}
+        for n in range(PEOPLE):
+            (attempt,) = people[pop.person_id(n)].attempts
+            assert (attempt.carrier, attempt.outcome) == ("backup", "answered"), n
+            assert {x.carrier for x in people[pop.person_id(n)].notifications if x.channel == "sms"} == {
+                "twilio"
+            }
+        moved = [a for p in report.people for a in p.attempts if a.carrier_faults]
+        assert moved and all(f.startswith("twilio") for a in moved for f in a.carrier_faults), (
+            "the calls moved off the failing carrier say why"
+        )
+        assert any("twilio failing" in problem and "backup" in problem for problem in report.problems)
+        assert sum(p.in_conference for p in report.people) == PEOPLE, "one bridge, on the next carrier"
+        assert h.backup is not None and set(h.backup.rooms) == {report.workflow_id}
+
+        said = "\n".join(text for _, text in changes(None, report))  # what `status` prints
+        assert said.count("through backup (moved: twilio") == len(moved)
+        assert "PIN invitation sent to" in said and "by SMS through twilio" in said
+        rows = [row for row in report_rows(report) if row.event == "call"]
+        assert {row.carrier for row in rows} == {"backup"} and len(rows) == PEOPLE
+        assert sum("moved off twilio" in row.detail for row in rows) == len(moved)
+
+
+async def test_sms_move_to_the_next_carrier_when_the_first_cannot_text_and_calls_stay(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
+    everyone_answers = pop.scenario(
+        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
+    )
+    async with harness(
+        dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
+    ) as h:
+        h.simulator.faults.open_windows(600, None, status=503, part="messaging")
+        async with h.worker():
+            report = await launch_everyone(h)
+
+        assert Counter(h.called_numbers()) == Counter(pop.work(n) for n in range(PEOPLE)), (
+            "calls stay on the first carrier: its voice works"
+        )
+        assert h.backup_entries("call") == []
+        assert h.texted_numbers() == [], "the first carrier's messaging sent nothing"
+        assert Counter(m["to"] for m in h.backup_entries("sms")) == Counter(
+            pop.mobile(n) for n in range(PEOPLE)
+        ), "one PIN SMS each, through the next carrier"
+        assert {m["from"] for m in h.backup_entries("sms")} == {BACKUP_NUMBER}
+        texts = [n for p in report.people for n in p.notifications if n.channel == "sms"]
+        assert {n.carrier for n in texts} == {"backup"} and len(texts) == PEOPLE
+        assert all(a.carrier == "twilio" and not a.carrier_faults for p in report.people for a in p.attempts)
