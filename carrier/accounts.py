@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from carrier.health import CarrierHealth
 from carrier.port import Carrier
+from carrier.telnyx import TelnyxCarrier
 from carrier.twilio import TwilioCarrier
 from domain.call_queue import CarrierRoute
 
 NAME = r"^[a-z][a-z0-9-]{0,19}$"
+DEV_TELNYX_SIGNING_KEY = "7K6gcqTvFkgpFxwTDGVk7F8GKqAXryBT8eWfWYcNs+0="
+"""The embedded stack's simulated Telnyx signs its webhooks with this ed25519 seed (published
+here, like the other dev secrets: development only)."""
+DEV_TELNYX_PUBLIC_KEY = "fMuh2FGsdwdiGIa/xXSpDsS6ycKki+aKyAFFxUVJ1RU="
 
 
 class CarrierAccount(BaseModel):
@@ -28,16 +33,28 @@ class CarrierAccount(BaseModel):
 
     name: str = Field(pattern=NAME)
     """How status, the console and the report name it, and its callbacks' `carrier=`."""
-    kind: Literal["twilio"] = "twilio"
+    kind: Literal["twilio", "telnyx"] = "twilio"
     account_sid: str = Field(min_length=1)
+    """Twilio: the account SID. Telnyx: the account ID of its TeXML paths."""
     auth_token: SecretStr
-    """Signs its callbacks and authenticates our requests."""
+    """Twilio: the auth token (authenticates our requests, signs its callbacks). Telnyx: the
+    API key."""
     api_url: str | None = None
-    """A Twilio-compatible API's base URL (the simulator); unset: the carrier's own."""
+    """The API's base URL (the simulator); unset: the carrier's own."""
+    application_id: str | None = None
+    """Telnyx: the TeXML application its calls belong to (its Voice URL is our dial-in route)."""
+    public_key: str | None = None
+    """Telnyx: the account's public key (base64), which checks its callbacks' ed25519 signature."""
     number: str
     """Its dial-in number: people dial it, its calls show it, its SMS come from it."""
     calls_per_second: float = Field(1.0, gt=0)
     sms_per_second: float = Field(100.0, gt=0)
+
+    @model_validator(mode="after")
+    def _telnyx_has_its_keys(self) -> CarrierAccount:
+        if self.kind == "telnyx" and not (self.application_id and self.public_key):
+            raise ValueError(f"carrier {self.name}: Telnyx needs application_id and public_key")
+        return self
 
     def route(self) -> CarrierRoute:
         return CarrierRoute(
@@ -48,7 +65,11 @@ class CarrierAccount(BaseModel):
         )
 
     def adapter(self) -> Carrier:
-        return TwilioCarrier(self.account_sid, self.auth_token.get_secret_value(), self.api_url)
+        token = self.auth_token.get_secret_value()
+        if self.kind == "telnyx":
+            assert self.application_id and self.public_key, "checked when the settings were read"
+            return TelnyxCarrier(token, self.account_sid, self.application_id, self.public_key, self.api_url)
+        return TwilioCarrier(self.account_sid, token, self.api_url)
 
 
 class Carriers:

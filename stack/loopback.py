@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from callbacks import urls
 from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
-from carrier.accounts import CarrierAccount, Carriers
+from carrier.accounts import DEV_TELNYX_PUBLIC_KEY, DEV_TELNYX_SIGNING_KEY, CarrierAccount, Carriers
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_ENCRYPTION_KEYS, EXAMPLES, Settings, data_converter
@@ -96,19 +96,19 @@ class Harness:
     all of it each time was a fifth of the bench process's CPU at 1,000 people."""
     journal_read: int = 0
     backup: CarrierSimulator | None = None
-    """A second carrier, `backup`, after the first (`twilio`): its own account, number and journal."""
+    """A second carrier, `telnyx` (the simulator speaking Telnyx's API), after the first
+    (`twilio`): its own account, number, journal, faults and bridges."""
     backup_url: str = ""
 
     def carriers(self) -> Carriers:
         """The adapters a worker or callback server of this setup talks to, in order."""
-        first = TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)
         if self.backup is None:
-            return Carriers({"twilio": first})
-        return Carriers({"twilio": first, "backup": TwilioCarrier(BACKUP_SID, BACKUP_TOKEN, self.backup_url)})
+            return Carriers({"twilio": TwilioCarrier(DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, self.simulator_url)})
+        return Carriers.of(self.settings.carrier_accounts())
 
     def backup_entries(self, kind: str) -> list[dict[str, Any]]:
         """What the second carrier recorded of this kind (read whole: drills of a few people)."""
-        log = self.carrier_log.with_name("carrier-backup.jsonl")
+        log = self.carrier_log.with_name("carrier-telnyx.jsonl")
         lines = log.read_text().splitlines() if log.exists() else []
         return [e for e in map(json.loads, lines) if e["kind"] == kind]
 
@@ -208,7 +208,7 @@ async def harness(
     **settings: Any,
 ) -> AsyncIterator[Harness]:
     """`settings` override the loopback's (e.g. the dial-in line's limits); with `backup`, a
-    second carrier after the first, answering as that scenario says."""
+    second carrier (`telnyx`) after the first, answering as that scenario says."""
     carrier_log = tmp_path / "carrier.jsonl"
     port = free_port()
     mailbox = Mailbox(tmp_path / "mail")
@@ -240,9 +240,11 @@ async def harness(
                 BACKUP_SID,
                 BACKUP_TOKEN,
                 backup.with_account_rate(calls_per_second, config.sms_per_second),
-                carrier_log.with_name("carrier-backup.jsonl"),
+                carrier_log.with_name("carrier-telnyx.jsonl"),
                 dial_in_number=BACKUP_NUMBER,
-                voice_url=callback_url(config.public_url, urls.VOICE_INBOUND, carrier="backup"),
+                voice_url=callback_url(config.public_url, urls.VOICE_INBOUND, carrier="telnyx"),
+                dialect="telnyx",
+                signing_key=DEV_TELNYX_SIGNING_KEY,
             )
             backup_runner = await serve(h.backup.app(), "127.0.0.1", 0)
             stack.push_async_callback(backup_runner.cleanup)
@@ -261,20 +263,23 @@ async def harness(
             await h.terminate_leftovers()
 
 
-BACKUP_SID = "AC" + "b" * 32
-BACKUP_TOKEN = "rallycall-embedded-backup-token"
+BACKUP_SID = "rallycall-telnyx-dev-account"
+BACKUP_TOKEN = "KEY-rallycall-embedded-telnyx-dev"
 BACKUP_NUMBER = "+41215550200"
 
 
 def two_carriers(config: Settings, first_url: str, backup_url: str) -> list[CarrierAccount]:
     """The loopback's carriers in order: the first as the single-carrier settings have it, then
-    `backup` with its own account, number and rate."""
+    `telnyx` (simulated) with its own account, number and rate."""
     (first,) = config.carrier_accounts()
     backup = CarrierAccount(
-        name="backup",
+        name="telnyx",
+        kind="telnyx",
         account_sid=BACKUP_SID,
         auth_token=SecretStr(BACKUP_TOKEN),
         api_url=backup_url,
+        application_id="rallycall-dev-texml-app",
+        public_key=DEV_TELNYX_PUBLIC_KEY,
         number=BACKUP_NUMBER,
         calls_per_second=config.calls_per_second,
         sms_per_second=config.sms_per_second,

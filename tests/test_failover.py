@@ -1,6 +1,7 @@
 """A carrier failing mid-incident, on the dev server as `make stack` starts it: two carriers on
-loopback (`twilio` first, `backup` second), each with its own account, number, rate and journal.
-What each carrier's journal and the mailbox saw is counted, then the run must say the same."""
+loopback, `twilio` first, then `telnyx` (the simulator speaking Telnyx's API, reached through
+the real SDK), each with its own account, number, rate and journal. What each carrier's journal
+and the mailbox saw is counted, then the run must say the same."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_
         people = {p.id: p for p in report.people}
         for n in range(PEOPLE):
             (attempt,) = people[pop.person_id(n)].attempts
-            assert (attempt.carrier, attempt.outcome) == ("backup", "answered"), n
+            assert (attempt.carrier, attempt.outcome) == ("telnyx", "answered"), n
             assert {x.carrier for x in people[pop.person_id(n)].notifications if x.channel == "sms"} == {
                 "twilio"
             }
@@ -79,15 +80,15 @@ async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_
         assert moved and all(f.startswith("twilio") for a in moved for f in a.carrier_faults), (
             "the calls moved off the failing carrier say why"
         )
-        assert any("twilio failing" in problem and "backup" in problem for problem in report.problems)
+        assert any("twilio failing" in problem and "telnyx" in problem for problem in report.problems)
         assert sum(p.in_conference for p in report.people) == PEOPLE, "one bridge, on the next carrier"
         assert h.backup is not None and set(h.backup.rooms) == {report.workflow_id}
 
         said = "\n".join(text for _, text in changes(None, report))  # what `status` prints
-        assert said.count("through backup (moved: twilio") == len(moved)
+        assert said.count("through telnyx (moved: twilio") == len(moved)
         assert "PIN invitation sent to" in said and "by SMS through twilio" in said
         rows = [row for row in report_rows(report) if row.event == "call"]
-        assert {row.carrier for row in rows} == {"backup"} and len(rows) == PEOPLE
+        assert {row.carrier for row in rows} == {"telnyx"} and len(rows) == PEOPLE
         assert sum("moved off twilio" in row.detail for row in rows) == len(moved)
 
 
@@ -115,5 +116,5 @@ async def test_sms_move_to_the_next_carrier_when_the_first_cannot_text_and_calls
         ), "one PIN SMS each, through the next carrier"
         assert {m["from"] for m in h.backup_entries("sms")} == {BACKUP_NUMBER}
         texts = [n for p in report.people for n in p.notifications if n.channel == "sms"]
-        assert {n.carrier for n in texts} == {"backup"} and len(texts) == PEOPLE
+        assert {n.carrier for n in texts} == {"telnyx"} and len(texts) == PEOPLE
         assert all(a.carrier == "twilio" and not a.carrier_faults for p in report.people for a in p.attempts)

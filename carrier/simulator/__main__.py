@@ -6,6 +6,11 @@ first line printed is its URL; SIGTERM or Ctrl-C stops it):
     python -m carrier.simulator serve [--port 0] [--host 127.0.0.1] [--scenario FILE]
                                       [--log FILE] [--dial-in-number E164] [--voice-url URL]
                                       [--account-sid AC...] [--auth-token TOKEN]
+                                      [--dialect twilio|telnyx] [--signing-key BASE64]
+
+`--dialect telnyx` serves Telnyx's TeXML and Messaging APIs instead of Twilio's: the auth token
+is then the API key, and webhooks are signed with the ed25519 private key `--signing-key`
+(base64 of its 32-byte seed; the adapter verifies with the matching public key).
 
 Place a simulated call to the dial-in number of a running simulator (by default the one the
 embedded stack wrote):
@@ -61,6 +66,8 @@ async def serve(args: argparse.Namespace) -> int:
         args.log,
         dial_in_number=args.dial_in_number,
         voice_url=args.voice_url,
+        dialect=args.dialect,
+        signing_key=args.signing_key,
     )
     runner = web.AppRunner(simulator.app())
     await runner.setup()
@@ -89,13 +96,17 @@ def main() -> None:
     serve_cmd.add_argument("--dial-in-number", metavar="E164", help="the conference number callers dial")
     serve_cmd.add_argument("--voice-url", metavar="URL", help="what the dial-in number's calls fetch")
     serve_cmd.add_argument("--account-sid", default=DEV_ACCOUNT_SID)
-    serve_cmd.add_argument("--auth-token", default=DEV_AUTH_TOKEN)
+    serve_cmd.add_argument("--auth-token", default=DEV_AUTH_TOKEN, help="Telnyx: the API key")
+    serve_cmd.add_argument("--dialect", choices=["twilio", "telnyx"], default="twilio")
+    serve_cmd.add_argument("--signing-key", metavar="BASE64", help="Telnyx: webhooks' ed25519 private key")
     dial_cmd = commands.add_parser("dial", help="dial the conference number and key in a PIN")
     dial_cmd.add_argument("--from", dest="caller", required=True, metavar="E164")
     dial_cmd.add_argument("--digits", action="append", default=[], help="keyed at each prompt, in order")
     dial_cmd.add_argument("--hangup-after", type=float, metavar="SECONDS")
     dial_cmd.add_argument("--simulator", help="simulator URL (default: the one the stack wrote)")
     args = parser.parse_args()
+    if args.command == "serve" and args.dialect == "telnyx" and not args.signing_key:
+        parser.error("--dialect telnyx needs --signing-key")
     if args.command == "serve":
         sys.exit(asyncio.run(serve(args)))
     url_file = settings().data_dir / "simulator.url"

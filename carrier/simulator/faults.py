@@ -70,7 +70,7 @@ class Faults:
     def refuse_request(self, request_line: str) -> None:
         """During a server-error window, every API request of its part is a 500 (or 503) and
         nothing is done."""
-        if self._clock() < self._api_down_until and part_of(request_line) in (self._api_down_part, "all"):
+        if self._clock() < self._api_down_until and self._api_down_part in ("all", part_of(request_line)):
             self._journal.record(
                 "fault", {"fault": "server-error", "status": self._api_down_status, "request": request_line}
             )

@@ -17,8 +17,10 @@ from carrier.simulator.phones import Phones
 from carrier.simulator.rooms import UPDATED_VIA_API
 from carrier.simulator.shapes import API_VERSION, TwilioError, not_found, page, require_number, text, words
 from carrier.simulator.switch import Switch
+from carrier.simulator.wire import Wire
 
 ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
+TWILIO = Wire(ACCOUNT, ".json")
 
 
 def api_app(account_sid: str, auth_token: str, faults: Faults) -> web.Application:
@@ -43,39 +45,50 @@ def matches(request: web.Request, to: str, sender: str) -> bool:
 
 class CallsApi:
     def __init__(
-        self, calls: Calls, switch: Switch, phones: Phones, faults: Faults, journal: Journal
+        self,
+        calls: Calls,
+        switch: Switch,
+        phones: Phones,
+        faults: Faults,
+        journal: Journal,
+        wire: Wire = TWILIO,
     ) -> None:
         self._calls = calls
         self._switch = switch
         self._phones = phones
         self._faults = faults
         self._journal = journal
+        self._wire = wire
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post(ACCOUNT + "/Calls.json", self.create),
-            web.get(ACCOUNT + "/Calls.json", self.list_calls),
-            web.get(ACCOUNT + "/Calls/{sid}.json", self.fetch),
-            web.post(ACCOUNT + "/Calls/{sid}.json", self.update),
+            web.post(self._wire.path("/Calls"), self.create),
+            web.get(self._wire.path("/Calls"), self.list_calls),
+            web.get(self._wire.path("/Calls/{sid}"), self.fetch),
+            web.post(self._wire.path("/Calls/{sid}"), self.update),
         ]
 
     async def create(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await self._wire.read_form(request)
         to = require_number(form.get("To"), "To", 21211)
         sender = require_number(form.get("From"), "From", 21212)
-        if not (form.get("Twiml") or form.get("Url")):
-            raise TwilioError(400, 21205, "Url or Twiml is required")
+        document = self._wire.document
+        if not (form.get(document) or form.get("Url")):
+            raise TwilioError(400, 21205, f"Url or {document} is required")
+        for name in self._wire.call_requires:
+            if not form.get(name):
+                raise TwilioError(400, 21205, f"{name} is required")
         lost_response = self._faults.strike(to)
         call = self._calls.open(to, sender, "outbound-api", "queued")
         call.status_callback = text(form.get("StatusCallback"))
         call.machine_callback = text(form.get("AsyncAmdStatusCallback"))
         call.detects_machines = form.get("MachineDetection") is not None
         call.events = words(form.getall("StatusCallbackEvent", [])) or call.events
-        call.twiml = text(form.get("Twiml"))
+        call.twiml = text(form.get(document))
         await self._phones.dial(call, text(form.get("Timeout")))
         if lost_response:
             raise TwilioError(500, 20500, "Internal Server Error (the call was placed)")
-        return web.json_response(call.resource(self._calls.account_sid), status=201)
+        return web.json_response(self._wire.created_call(call.resource(self._calls.account_sid)), status=201)
 
     async def list_calls(self, request: web.Request) -> web.Response:
         found = [c for c in self._calls.by_sid.values() if matches(request, c.to, c.sender)]
@@ -87,7 +100,7 @@ class CallsApi:
     async def update(self, request: web.Request) -> web.Response:
         """Hanging up: an answered call completes, a ringing one is canceled."""
         call = self._call(request)
-        form = await request.post()
+        form = await self._wire.read_form(request)
         if form.get("Status") in ("completed", "canceled") and call.live:
             self._journal.record("hangup", {"sid": call.sid, "to": call.to})
             status = "completed" if call.status == "in-progress" else "canceled"

@@ -5,21 +5,20 @@ joins when answered)."""
 from __future__ import annotations
 
 from aiohttp import web
-from multidict import MultiDictProxy
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from carrier.simulator.calls import Calls
 from carrier.simulator.faults import Faults
 from carrier.simulator.journal import Journal
 from carrier.simulator.phones import Phones
-from carrier.simulator.rest import ACCOUNT
+from carrier.simulator.rest import TWILIO
 from carrier.simulator.rooms import KICKED, Participant, Room, Rooms, RoomSettings
 from carrier.simulator.shapes import TwilioError, flag, not_found, page, require_number, text, words
 from carrier.simulator.switch import Switch
+from carrier.simulator.wire import Form, Wire
 
-CONFERENCE = ACCOUNT + "/Conferences/{sid}"
-PARTICIPANT = CONFERENCE + "/Participants/{call}.json"
-FormData = MultiDictProxy[str | bytes | bytearray | web.FileField]
+CONFERENCE = "/Conferences/{sid}"
+PARTICIPANT = CONFERENCE + "/Participants/{call}"
 
 
 def gone() -> TwilioError:
@@ -43,8 +42,16 @@ def conference_twiml(room: Room, participant: Participant) -> str:
 
 class ConferencesApi:
     def __init__(
-        self, rooms: Rooms, calls: Calls, switch: Switch, phones: Phones, faults: Faults, journal: Journal
+        self,
+        rooms: Rooms,
+        calls: Calls,
+        switch: Switch,
+        phones: Phones,
+        faults: Faults,
+        journal: Journal,
+        wire: Wire = TWILIO,
     ) -> None:
+        self._wire = wire
         self._rooms = rooms
         self._calls = calls
         self._switch = switch
@@ -54,15 +61,16 @@ class ConferencesApi:
         self._account = rooms.account_sid
 
     def routes(self) -> list[web.RouteDef]:
+        path = self._wire.path
         return [
-            web.get(ACCOUNT + "/Conferences.json", self.list_conferences),
-            web.get(CONFERENCE + ".json", self.fetch),
-            web.post(CONFERENCE + ".json", self.update),
-            web.get(CONFERENCE + "/Participants.json", self.participants),
-            web.post(CONFERENCE + "/Participants.json", self.add_participant),
-            web.get(PARTICIPANT, self.participant),
-            web.post(PARTICIPANT, self.update_participant),
-            web.delete(PARTICIPANT, self.remove_participant),
+            web.get(path("/Conferences"), self.list_conferences),
+            web.get(path(CONFERENCE), self.fetch),
+            web.post(path(CONFERENCE), self.update),
+            web.get(path(CONFERENCE + "/Participants"), self.participants),
+            web.post(path(CONFERENCE + "/Participants"), self.add_participant),
+            web.get(path(PARTICIPANT), self.participant),
+            web.post(path(PARTICIPANT), self.update_participant),
+            web.delete(path(PARTICIPANT), self.remove_participant),
         ]
 
     async def list_conferences(self, request: web.Request) -> web.Response:
@@ -81,7 +89,7 @@ class ConferencesApi:
     async def update(self, request: web.Request) -> web.Response:
         """`Status=completed` ends the room: everyone in it is disconnected."""
         room = self._room(request)
-        form = await request.post()
+        form = await self._wire.read_form(request)
         if form.get("Status") == "completed":
             if room.status == "completed":
                 raise gone()
@@ -108,7 +116,7 @@ class ConferencesApi:
     async def update_participant(self, request: web.Request) -> web.Response:
         """`Muted` and `Hold`, `true` or `false`."""
         room, participant = self._participant(request)
-        form = await request.post()
+        form = await self._wire.read_form(request)
         await self._rooms.update(
             room, participant, muted=flag(form.get("Muted")), hold=flag(form.get("Hold"))
         )
@@ -125,7 +133,7 @@ class ConferencesApi:
     async def add_participant(self, request: web.Request) -> web.Response:
         """Dial `To` from `From` into the room (by SID, or by name: a new room then starts as
         `init`, configured by the `Conference*` parameters)."""
-        form = await request.post()
+        form = await self._wire.read_form(request)
         to = require_number(form.get("To"), "To", 21211)
         sender = require_number(form.get("From"), "From", 21212)
         key = request.match_info["sid"]
@@ -173,7 +181,7 @@ class ConferencesApi:
         return participant.resource(self._account, room, call_status)
 
 
-def _room_settings(form: FormData) -> RoomSettings:
+def _room_settings(form: Form) -> RoomSettings:
     return RoomSettings(
         status_callback=text(form.get("ConferenceStatusCallback")),
         events=words(form.getall("ConferenceStatusCallbackEvent", [])),

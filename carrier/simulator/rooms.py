@@ -28,6 +28,8 @@ ROOM_EVENTS = {
     "participant-unhold": "hold",
 }
 """Each callback event, and the `statusCallbackEvent` word that asks for it."""
+MAX_PARTICIPANTS = 250
+"""A room's limit at Twilio (error 16020 beyond) and at Telnyx (`maxParticipants` 2-250)."""
 PENDING_STATUS = {"queued": "queued", "ringing": "ringing", "in-progress": "connecting"}
 """A participant still being dialled shows its call's progress."""
 
@@ -194,7 +196,13 @@ class Rooms:
         """A participant being dialled through the API: listed now, joined when answered."""
         room.participants[participant.call_sid] = participant
 
-    async def join(self, room: Room, arriving: Participant) -> None:
+    async def join(self, room: Room, arriving: Participant) -> bool:
+        """In the room, unless it already holds `MAX_PARTICIPANTS`: then not admitted (False),
+        neither listed nor told."""
+        inside = sum(1 for p in room.participants.values() if p.joined)
+        if inside >= MAX_PARTICIPANTS:
+            room.participants.pop(arriving.call_sid, None)
+            return False
         participant = room.participants.setdefault(arriving.call_sid, arriving)
         participant.joined = True
         participant.updated = _now()
@@ -202,6 +210,7 @@ class Rooms:
             room.status = "in-progress"
             await self._tell(room, "conference-start")
         await self._tell(room, "participant-join", participant)
+        return True
 
     async def leave(self, room: Room, call_sid: str, departure: Departure, call_status: str) -> None:
         """Out of the room (with `participant-leave`); the room ends when nobody is left."""
