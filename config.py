@@ -286,7 +286,10 @@ def checked_settings(what: str) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             name = field if field.isupper() else f"RALLYCALL_{field.upper()}"
             message = error["msg"].removeprefix("Value error, ").removeprefix(f"{name}: ")
-            print(f"  - {name}: {message}", file=sys.stderr)
+            within = "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"][1:]
+            )
+            print(f"  - {name}{within}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     refuse_dev_secrets(config, what)
     return config

@@ -152,6 +152,18 @@ def new_run_id(procedure: ProcedureDefinition, now: datetime, idempotency_key: s
     return f"{kind}-key-{digest[:20]}"
 
 
+def conference_numbers(settings: Settings) -> str:
+    """`#{ConferenceNumber}`: the dial-in number of each carrier, in order (`+41 21 555 01 00 /
+    +41 21 555 02 00`): the PIN works on any of them, so a carrier down leaves a way in."""
+    numbers = dict.fromkeys(
+        phonenumbers.format_number(
+            phonenumbers.parse(account.number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        for account in settings.carrier_accounts()
+    )
+    return " / ".join(numbers)
+
+
 def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id: str = "") -> RunPlan:
     """Check the launch and freeze it; raises InvalidLaunch listing every problem found."""
     procedure = request.procedure
@@ -172,10 +184,7 @@ def prepare(request: LaunchRequest, settings: Settings, pin: str | None, run_id:
     except ValueError as exc:
         raise InvalidLaunch([f"language of the texts: {exc}"]) from exc
     if procedure.has_conference():
-        number = phonenumbers.parse(dial_in, None)
-        fields["ConferenceNumber"] = phonenumbers.format_number(
-            number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
+        fields["ConferenceNumber"] = conference_numbers(settings)
         fields["Pin"] = pin or ""
     people: dict[str, Contact] = {}
     schemes: dict[str, SchemePlan] = {}

@@ -8,10 +8,12 @@ conference call among them). The launch logic itself is in `launching.py`.
     python starter.py end WORKFLOW_ID [--reason TEXT]
     python starter.py list [--json]
     python starter.py procedure list | show NAME | launch NAME --field NAME=VALUE [...]
+    python starter.py carriers check [--json]
 
 Exit codes: 0 done, 2 refused input (nothing launched; also a run the account's call rate
 cannot keep in time, unless --force), 3 refused by the conference (wrong PIN, conference
-over), 1 anything else (Temporal unreachable...).
+over), 1 anything else (Temporal unreachable...). `carriers check`: 0 every probe of every
+carrier passed, 1 one failed, 2 settings that do not parse (or dev secrets in production).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import aiohttp
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from carrier.check import CarriersFailing, check_carriers, summary
 from config import checked_settings, connect_temporal, settings, ui_url
 from directory import conference_with_pin
 from domain.contacts import to_e164
@@ -382,6 +385,21 @@ async def list_conferences(client: Client, args: argparse.Namespace) -> None:
         )
 
 
+async def carriers_check(client: Client | None, args: argparse.Namespace) -> None:
+    """Each carrier in order, its probes ✓/✗ with what to fix, then one line for all; no
+    Temporal needed, nothing called or sent."""
+    checks = await check_carriers(checked_settings(args.prog))
+    if args.json:
+        dump({"carriers": [check.as_json() for check in checks]})
+    else:
+        for check in checks:
+            for line in check.lines():
+                say(line)
+        say(summary(checks))
+    if not all(check.ok for check in checks):
+        raise CarriersFailing
+
+
 def launching_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--contacts", type=Path, help="contacts YAML file (default: RALLYCALL_CONTACTS_FILE)"
@@ -463,6 +481,17 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
     list_cmd.add_argument("--json", action="store_true")
     list_cmd.set_defaults(run=list_conferences)
 
+    carriers_cmd = commands.add_parser("carriers", help="the carriers configured (RALLYCALL_CARRIERS)")
+    carriers_commands = carriers_cmd.add_subparsers(dest="carriers_command", required=True)
+    check_cmd = carriers_commands.add_parser(
+        "check", help="probe each carrier by reads only (nothing called or sent): what works",
+        description="Probe each carrier, in order, by reads only: credentials, the dial-in number, "
+        "the voice and messaging APIs, the number's voice webhook. Exit codes: 0 all works, "
+        "1 a probe failed, 2 invalid settings.",
+    )  # fmt: skip
+    check_cmd.add_argument("--json", action="store_true", help="one JSON document")
+    check_cmd.set_defaults(run=carriers_check, needs_temporal=False)
+
     for name, service_help in (services or {}).items():
         commands.add_parser(name, help=service_help, add_help=False)
     return top
@@ -471,6 +500,8 @@ def parser(prog: str = "starter.py", services: Mapping[str, str] | None = None) 
 async def run(args: argparse.Namespace) -> int:
     try:
         await dispatch(args)
+    except CarriersFailing:
+        return 1  # what failed is printed already
     except ConsoleRefused as exc:
         fail(args, f"error: {exc}")
         return 1

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from carrier.health import CarrierHealth
 from carrier.port import Carrier
 from carrier.telnyx import TelnyxCarrier
 from carrier.twilio import TwilioCarrier
 from domain.call_queue import CarrierRoute
+from domain.contacts import to_e164
 
 NAME = r"^[a-z][a-z0-9-]{0,19}$"
 DEV_TELNYX_SIGNING_KEY = "7K6gcqTvFkgpFxwTDGVk7F8GKqAXryBT8eWfWYcNs+0="
@@ -49,6 +50,11 @@ class CarrierAccount(BaseModel):
     """Its dial-in number: people dial it, its calls show it, its SMS come from it."""
     calls_per_second: float = Field(1.0, gt=0)
     sms_per_second: float = Field(100.0, gt=0)
+
+    @field_validator("number")
+    @classmethod
+    def _number_is_e164(cls, value: str) -> str:
+        return to_e164(value)  # its ValueError names what is wrong with it
 
     @model_validator(mode="after")
     def _telnyx_has_its_keys(self) -> CarrierAccount:

@@ -6,7 +6,7 @@ Activities and the callback server talk to this port only; the Twilio adapter im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -127,6 +127,17 @@ class InboundCall:
         return InboundCall(call_sid=self.call_sid, caller=self.caller, digits=digits)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One thing `Carrier.check` tried, and what an operator does about it when it failed."""
+
+    what: str
+    """`credentials`, `number`, `voice`, `messaging` or `webhook`."""
+    ok: bool
+    detail: str
+    """What was found; on failure, what to fix (phone numbers masked)."""
+
+
 class Carrier(Protocol):
     async def place_call(self, call: OutboundCall) -> str:
         """Start the call and return its ID."""
@@ -157,6 +168,14 @@ class Carrier(Protocol):
         """Send and return the message ID; with `sent_since`, reuse an identical earlier send.
         `key` is the same for every try at one message: a carrier that keeps idempotency keys
         sends it once whatever the tries."""
+
+    async def check(self, number: str, voice_urls: Sequence[str], setting: Callable[..., str]) -> list[Probe]:
+        """Whether this account works, before an incident needs it, by reads only (nothing is
+        called or sent): its credentials, `number` being the account's, its voice and messaging
+        APIs answering, and calls to `number` reaching our dial-in route (one of `voice_urls`;
+        the first is the one to set). `setting("auth_token", ...)` says where the operator
+        configures those account fields, for the fixes that failures name. A probe that needs
+        one that failed is not made (that one's detail says so)."""
 
     def is_authentic(self, callback: SignedCallback) -> bool:
         """Whether a callback really comes from the carrier, by its own signature scheme."""

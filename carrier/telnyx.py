@@ -23,7 +23,7 @@ differs:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import httpx
 from telnyx import APIConnectionError, APIStatusError, APITimeoutError, AsyncTelnyx, omit
 from telnyx.lib.webhook_verification import WebhookVerificationError, verify_webhook_signature
+from telnyx.types import NumbersPhoneNumberDetailed, TexmlApplication
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from carrier.port import (
@@ -42,10 +43,11 @@ from carrier.port import (
     FailureKind,
     InboundCall,
     OutboundCall,
+    Probe,
     RecordingEvent,
     SignedCallback,
 )
-from carrier.twilio import NUMBER, bridge_twiml, call_twiml, say
+from carrier.twilio import NUMBER, Fixes, bridge_twiml, call_twiml, reaches_dial_in, say
 from domain.contacts import masked
 from domain.speech import Speech
 
@@ -130,6 +132,31 @@ def gather_keys(action_url: str, prompt: Speech, **keys: object) -> str:
     return str(response)
 
 
+def _own_number(number: str, own: NumbersPhoneNumberDetailed | None, setting: str) -> Probe:
+    """`own`: the account's phone number `number` (None: it has none), which must be active."""
+    if own is None:
+        detail = (
+            f"the account has no number {masked(number)}: check {setting} (messaging, webhook not checked)"
+        )
+        return Probe("number", False, detail)
+    if own.status != "active":
+        return Probe("number", False, f"{masked(number)} is the account's but {own.status}, not active")
+    return Probe("number", True, f"{masked(number)} is the account's (active)")
+
+
+def _number_webhook(
+    own: NumbersPhoneNumberDetailed, application: TexmlApplication, voice_urls: Sequence[str]
+) -> Probe:
+    """Calls to a number go to the connection it is assigned to: our TeXML application, whose
+    voice URL must be our dial-in route."""
+    if own.connection_id != application.id:
+        fix = f"assign the number to TeXML application {application.id} (Mission Control Portal, Numbers)"
+        return Probe(
+            "webhook", False, f"calls to the number go to connection {own.connection_id or 'none'}: {fix}"
+        )
+    return reaches_dial_in(application.voice_url, application.voice_method, voice_urls)
+
+
 class TelnyxCarrier:
     """Implements `carrier.port.Carrier`; create it inside the event loop it will serve.
 
@@ -171,6 +198,71 @@ class TelnyxCarrier:
                 return await asyncio.wait_for(request, self._timeout)
         except (APIStatusError, APIConnectionError, TimeoutError, OSError) as exc:
             raise classify(exc) from None  # the SDK's message names the whole number; ours masks it
+
+    async def _read(self, request: Awaitable[T]) -> T | CarrierError:
+        try:
+            return await self._call_api(request)
+        except CarrierError as exc:
+            return exc
+
+    async def check(self, number: str, voice_urls: Sequence[str], setting: Callable[..., str]) -> list[Probe]:
+        """Reads only: the TeXML application (the API key, the application's ID and voice URL),
+        the account's phone numbers filtered by `number` (the number's, active, its connection
+        and messaging profile), one TeXML call (the account's ID too) and the number's messaging
+        profile. The Messaging API has no list of messages sent: `messaging` checks that the
+        number has an enabled messaging profile, which sending needs, not that a send goes
+        through. Whether our callback server answers at the voice URL, only a call tells."""
+        fixes = Fixes(f"{setting('auth_token')} (the API key)", setting("api_url"))
+        texml = Fixes(f"{setting('account_sid', 'auth_token')} (the API key)", setting("api_url"))
+        found = await self._read(self._client.texml_applications.retrieve(self._application))
+        if isinstance(found, CarrierError):
+            if found.code in ALREADY_OVER:  # not found: the key works, the application is not its
+                missing = f"API key accepted, but no TeXML application {self._application}"
+                fix = f"check {setting('application_id')} (the rest not checked)"
+                return [Probe("credentials", False, f"{missing}: {fix}")]
+            return [fixes.failed("credentials", found, unchecked="the rest")]
+        application = found.data or TexmlApplication(id=self._application)
+        digits = number.lstrip("+")  # the filter matches digits only, partial numbers too
+        numbers, calls = await asyncio.gather(
+            self._read(self._client.phone_numbers.list(filter={"phone_number": digits}, page_size=20)),
+            self._read(self._client.texml.accounts.calls.retrieve_calls(self._account, page_size=1)),
+        )
+        own = None
+        if isinstance(numbers, CarrierError):
+            number_probe = fixes.failed("number", numbers, unchecked="messaging, webhook")
+        else:
+            own = next((found for found in numbers.data if found.phone_number == number), None)
+            number_probe = _own_number(number, own, setting("number"))
+        probes = [
+            Probe("credentials", True, f"API key accepted; TeXML application {application.id} found"),
+            number_probe,
+            texml.answered("voice", calls, "the TeXML voice API answers (listed calls)"),
+        ]
+        if own is not None:
+            probes += [
+                await self._messaging_profile(own, fixes),
+                _number_webhook(own, application, voice_urls),
+            ]
+        return probes
+
+    async def _messaging_profile(self, own: NumbersPhoneNumberDetailed, fixes: Fixes) -> Probe:
+        if not own.messaging_profile_id:
+            fix = "assign it one (Mission Control Portal, Messaging)"
+            return Probe(
+                "messaging", False, f"the number has no messaging profile, so its SMS are refused: {fix}"
+            )
+        found = await self._read(self._client.messaging_profiles.retrieve(own.messaging_profile_id))
+        if isinstance(found, CarrierError):
+            return fixes.failed("messaging", found)
+        profile = found.data
+        if profile is None or profile.enabled is False:
+            return Probe(
+                "messaging", False, f"messaging profile {own.messaging_profile_id} is disabled: enable it"
+            )
+        nothing_sent = "Telnyx lists no messages sent: a send is not tried"
+        return Probe(
+            "messaging", True, f"messaging profile {profile.name or profile.id} is enabled ({nothing_sent})"
+        )
 
     async def calls_to(self, to: str, caller_id: str, since: datetime) -> list[str]:
         """TeXML lists calls by `To` and `From` (dates only by day): the moment is checked here,

@@ -7,17 +7,21 @@ stack and the tests), so they exercise exactly the requests production sends.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.incoming_phone_number import IncomingPhoneNumberInstance
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from carrier.port import (
@@ -29,6 +33,7 @@ from carrier.port import (
     FailureKind,
     InboundCall,
     OutboundCall,
+    Probe,
     RecordingEvent,
     SignedCallback,
 )
@@ -124,9 +129,89 @@ def classify(exc: Exception) -> CarrierError:
     return CarrierError(FailureKind.TRANSIENT, f"carrier unreachable: {exc!r}", maybe_done=not never_sent)
 
 
+@dataclass(frozen=True)
+class Fixes:
+    """What an operator checks when a read fails, in the words of their settings."""
+
+    credentials: str
+    """The settings a refusal of our credentials points at."""
+    api_url: str
+
+    def failed(self, what: str, error: CarrierError, unchecked: str = "") -> Probe:
+        """Refused: our credentials; no answer: the API's URL and our network; else (5xx, 429)
+        the carrier's own trouble, which no setting of ours fixes. `unchecked`: the probes this
+        one's failure leaves out."""
+        if error.kind is FailureKind.CONFIGURATION:
+            detail = f"refused ({error}): check {self.credentials}"
+        elif str(error).startswith("carrier unreachable"):
+            detail = f"no answer ({error}): check {self.api_url} and this host's network"
+        else:
+            detail = f"failing ({error}): the carrier's trouble, not a setting; try again later"
+        return Probe(what, False, f"{detail} ({unchecked} not checked)" if unchecked else detail)
+
+    def answered(self, what: str, answer: object, detail: str) -> Probe:
+        if isinstance(answer, CarrierError):
+            return self.failed(what, answer)
+        return Probe(what, True, detail)
+
+
+def reaches_dial_in(url: str | None, method: str | None, voice_urls: Sequence[str]) -> Probe:
+    """The `webhook` probe: whether calls to the dial-in number reach our dial-in route (a POST
+    to one of `voice_urls`; the first is the one to set)."""
+    wanted = f"POST {voice_urls[0]}"
+    if not url:
+        return Probe("webhook", False, f"calls to the number go nowhere (no voice URL): set {wanted}")
+    if url not in voice_urls:
+        return Probe("webhook", False, f"calls to the number go to {url}: set the voice URL to {wanted}")
+    if (method or "POST").upper() != "POST":
+        return Probe("webhook", False, f"calls to the number fetch {url} with {method}: set POST")
+    return Probe("webhook", True, f"calls to the number reach POST {url}")
+
+
+def page_refused(exc: TwilioException) -> TwilioException:
+    """A list whose page is answered with an error raises a bare `TwilioException("Unable to
+    fetch page", response)` (twilio 9.13, `Page.process_response`), where a fetch raises
+    `TwilioRestException`: the same error, rebuilt from the response for `classify`."""
+    response = exc.args[1] if len(exc.args) > 1 else None
+    if not isinstance(response, Response):
+        return exc
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    found = body if isinstance(body, dict) else {}
+    message = str(found.get("message") or "no error detail")
+    return TwilioRestException(response.status_code, "", message, found.get("code"))
+
+
 def _second_of(moment: datetime) -> datetime:
     """Twilio dates have one-second precision (RFC 2822); compare on that grid."""
     return moment.replace(microsecond=0)
+
+
+def _own_number(number: str, own: IncomingPhoneNumberInstance | None, setting: str) -> Probe:
+    """`own`: the account's incoming number `number` (None: it has none), which must take calls
+    and send SMS."""
+    if own is None:
+        detail = f"the account has no number {masked(number)}: check {setting} (webhook not checked)"
+        return Probe("number", False, detail)
+    capabilities: dict[str, bool] = own.capabilities if isinstance(own.capabilities, dict) else {}
+    cannot = [
+        doing for doing, key in (("take calls", "voice"), ("send SMS", "sms")) if not capabilities.get(key)
+    ]
+    if cannot:
+        return Probe("number", False, f"{masked(number)} cannot {' or '.join(cannot)}: use a number that can")
+    return Probe("number", True, f"{masked(number)} is the account's (calls and SMS)")
+
+
+def _number_webhook(own: IncomingPhoneNumberInstance, voice_urls: Sequence[str]) -> Probe:
+    """A number given a TwiML app answers calls by the app's voice URL, never by its own."""
+    if own.voice_application_sid:
+        fix = f"remove it and set the number's voice URL to POST {voice_urls[0]}"
+        return Probe(
+            "webhook", False, f"calls to the number go to TwiML app {own.voice_application_sid}: {fix}"
+        )
+    return reaches_dial_in(own.voice_url, own.voice_method, voice_urls)
 
 
 class TwilioCarrier:
@@ -154,8 +239,50 @@ class TwilioCarrier:
         try:
             async with self._in_flight:  # the timeout counts from when the request is sent
                 return await asyncio.wait_for(request, REQUEST_TIMEOUT)
-        except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise classify(exc) from None  # the SDK's error names the whole number; ours masks it
+        except TwilioException as exc:  # a list's page refused comes as a bare TwilioException
+            raise classify(page_refused(exc)) from None  # the SDK's error names the whole number
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise classify(exc) from None
+
+    async def _read(self, request: Awaitable[T]) -> T | CarrierError:
+        """The answer, or the error as `classify` sorts it."""
+        try:
+            return await self._call_api(request)
+        except CarrierError as exc:
+            return exc
+
+    async def check(self, number: str, voice_urls: Sequence[str], setting: Callable[..., str]) -> list[Probe]:
+        """Reads only: the account (credentials, status), its incoming numbers filtered by
+        `number` (the number's, its capabilities, its voice URL and method), one call and one
+        message. Whether a call would be placed or an SMS delivered, only sending tells; whether
+        our callback server answers at that URL, only a call to the number tells."""
+        fixes = Fixes(setting("account_sid", "auth_token"), setting("api_url"))
+        account = await self._read(self._client.api.account.fetch_async())
+        if isinstance(account, CarrierError):
+            return [fixes.failed("credentials", account, unchecked="the rest")]
+        if account.status != "active":
+            fix = "reactivate it in the Twilio console (the rest not checked)"
+            return [Probe("credentials", False, f"accepted, but the account is {account.status}: {fix}")]
+        numbers, calls, messages = await asyncio.gather(
+            self._read(self._client.incoming_phone_numbers.list_async(phone_number=number, limit=20)),
+            self._read(self._client.calls.list_async(limit=1)),
+            self._read(self._client.messages.list_async(limit=1)),
+        )
+        own = None
+        if isinstance(numbers, CarrierError):
+            number_probe = fixes.failed("number", numbers, unchecked="webhook")
+        else:  # the filter matches partial numbers too
+            own = next((found for found in numbers if found.phone_number == number), None)
+            number_probe = _own_number(number, own, setting("number"))
+        return [
+            Probe("credentials", True, "accepted; the account is active"),
+            number_probe,
+            fixes.answered("voice", calls, "the voice API answers (listed calls)"),
+            fixes.answered(
+                "messaging", messages, "the messaging API answers (listed messages; nothing sent)"
+            ),
+            *([_number_webhook(own, voice_urls)] if own is not None else []),
+        ]
 
     async def calls_to(self, to: str, caller_id: str, since: datetime) -> list[str]:
         earlier = await self._call_api(self._client.calls.list_async(to=to, from_=caller_id, limit=50))

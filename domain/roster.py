@@ -66,6 +66,9 @@ class RosterState(BaseModel):
     conference_sid: str | None = None
     conference_carrier: str = ""
     """The carrier of the room `conference_sid` names."""
+    bridge_carrier: str = ""
+    """The carrier the bridge is on now (0.2.0; "": the first): conference calls go through it,
+    and its room's events are the bridge's."""
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     people: dict[str, PersonView]
@@ -309,8 +312,43 @@ class Roster:
 
     # --- the bridge ----------------------------------------------------------------------
 
+    @property
+    def bridge_carrier(self) -> str:
+        """The carrier the bridge is on now ("" in a run launched before 0.2.0)."""
+        return self.state.bridge_carrier or next(iter(self.plan.carriers), "")
+
+    def bridge_moved(self, to: str, at: datetime, lost_since: datetime) -> list[str]:
+        """The bridge is on `to` from now: the old room's legs are forgotten (their leaving is no
+        drop, and its later events are not the bridge's). Returns whom to call into the new
+        room: those in the old one, and those who dropped out of it since `lost_since`."""
+        self.state.bridge_carrier = to
+        self.state.conference_sid, self.state.conference_carrier = None, ""
+        back = []
+        for person in self.state.people.values():
+            legs = self.live_legs(person.id)
+            dropped = person.drops > 0 and person.left_at is not None and person.left_at >= lost_since
+            if person.guest or not (legs or dropped):
+                continue
+            for leg in legs:
+                self.state.expected_leaves.append(leg)
+                self._leave(person, leg, at)
+            back.append(person.id)
+        self.state.drops = [d for d in self.state.drops if d not in back]
+        return back
+
+    def lost_room(self, since: datetime) -> bool:
+        """Whether a bridge the carrier says is gone had people in it: someone still in it for
+        us, or two or more who dropped out since `since` (a room lost drops everyone at once)."""
+        if any(self.live_legs(p.id) for p in self.state.people.values() if not p.guest):
+            return True
+        dropped = [p for p in self.state.people.values() if p.drops and p.left_at and p.left_at >= since]
+        return len(dropped) >= 2
+
     def bridge_event(self, event: BridgeUpdate, at: datetime) -> None:
-        """The conference room reported a start, an end, or a participant joining or leaving."""
+        """The conference room reported a start, an end, or a participant joining or leaving.
+        A room on another carrier than the bridge's (the one it moved from) is not the bridge."""
+        if event.carrier and event.carrier != self.bridge_carrier:
+            return
         if event.kind == "start":
             self.state.conference_sid = event.conference_sid
             self.state.conference_carrier = event.carrier

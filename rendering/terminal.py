@@ -116,9 +116,11 @@ def _person_changes(old: PersonView | None, new: PersonView, bridge: bool, carri
             lines.append((attempt.outcome_at, text + detail))
     for note in new.notifications[len(old.notifications) if old else 0 :]:
         channel = "SMS" if note.channel == "sms" else "email"
-        what = {"alert": "message", "rejoin": "the way back (number and PIN)"}.get(
-            note.purpose, "PIN invitation" if bridge else "closing message"
-        )
+        what = {
+            "alert": "message",
+            "rejoin": "the way back (number and PIN)",
+            "bridge_moved": "the PIN invitation again (the bridge moved)",
+        }.get(note.purpose, "PIN invitation" if bridge else "closing message")
         through = f" through {note.carrier}" if carriers and note.carrier else ""
         lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}{through}"))
     if new.acknowledged_at and not (old and old.acknowledged_at):

@@ -5,6 +5,7 @@ and the mailbox saw is counted, then the run must say the same."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +81,9 @@ async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_
         assert moved and all(f.startswith("twilio") for a in moved for f in a.carrier_faults), (
             "the calls moved off the failing carrier say why"
         )
-        assert any("twilio failing" in problem and "telnyx" in problem for problem in report.problems)
+        assert any("bridge moved from twilio to telnyx" in problem for problem in report.problems), (
+            report.problems
+        )
         assert sum(p.in_conference for p in report.people) == PEOPLE, "one bridge, on the next carrier"
         assert h.backup is not None and set(h.backup.rooms) == {report.workflow_id}
 
@@ -118,3 +121,77 @@ async def test_sms_move_to_the_next_carrier_when_the_first_cannot_text_and_calls
         texts = [n for p in report.people for n in p.notifications if n.channel == "sms"]
         assert {n.carrier for n in texts} == {"telnyx"} and len(texts) == PEOPLE
         assert all(a.carrier == "twilio" and not a.carrier_faults for p in report.people for a in p.attempts)
+
+
+BRIDGE_TIMELINE = confcall_in_seconds(home_after=30, deadline=36)
+"""Home phones and the PIN SMS after the bridge is lost (at about +5 s) and rebuilt, as in the
+drill, where the PIN SMS at +120 s comes after the loss at +30 s."""
+
+
+async def test_a_bridge_its_carrier_loses_is_rebuilt_on_the_next_with_everyone_called_back(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
+    everyone_answers = pop.scenario(
+        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
+    )
+    async with (
+        harness(
+            dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
+        ) as h,
+        h.worker(),
+    ):
+        launched = await h.launch(*(pop.person_id(n) for n in range(PEOPLE)), definitions=BRIDGE_TIMELINE)
+        await eventually(  # everyone in: the objective met, the PIN invitation sent
+            lambda: h.roster(launched),
+            lambda r: sum(p.in_conference for p in r.people) == PEOPLE and pin_messages_sent(r) == PEOPLE,
+            30,
+        )
+        assert set(h.simulator.rooms) == {launched.workflow_id}
+
+        h.simulator.faults.open_windows(300, None, status=503)  # the whole API, SMS too
+        await h.simulator.drop_rooms()
+        lost = asyncio.get_running_loop().time()
+        assert h.backup is not None
+        rebuilt = await eventually(
+            lambda: h.backup.rooms.get(launched.workflow_id) if h.backup else None,
+            lambda room: room is not None and sum(p.joined for p in room.participants.values()) == PEOPLE,
+            60,
+        )
+        everyone_back_s = asyncio.get_running_loop().time() - lost
+        assert rebuilt and everyone_back_s <= 60, (
+            f"everyone in the new bridge {everyone_back_s:.1f} s after the loss"
+        )
+        report = await eventually(
+            lambda: h.roster(launched), lambda r: pin_messages_sent(r) == 2 * PEOPLE, 60
+        )
+
+        first_calls = Counter(c["to"] for c in h.carrier_entries("call"))
+        assert first_calls == Counter(pop.work(n) for n in range(PEOPLE)), "the first bridge: one call each"
+        again = Counter(c["to"] for c in h.backup_entries("call"))
+        assert again == Counter(pop.work(n) for n in range(PEOPLE)), (
+            "everyone in the lost bridge called back once into the new one, on the phone they answered"
+        )
+        mobiles = Counter(pop.mobile(n) for n in range(PEOPLE))
+        assert Counter(h.texted_numbers()) == mobiles, (
+            "the PIN invitation went out when everyone was in (the objective), through the first carrier"
+        )
+        texts = [(m["to"], m["body"]) for m in h.backup_entries("sms")]
+        assert Counter(to for to, _ in texts) == mobiles, (
+            "one SMS each through the next carrier: the way back after the drop (nobody texted twice)"
+        )
+        assert all(launched.pin in body and "+41 21 555 02 00" in body for _, body in texts), (
+            "with the PIN and the next carrier's number"
+        )
+        mails = Counter(m["To"] for m in h.mailbox.messages())
+        assert mails == Counter({pop.email(n): 2 for n in range(PEOPLE)}), (
+            "the invitation by email, and again once the bridge moved"
+        )
+
+        assert report.carriers == {"twilio": "+41215550100", "telnyx": BACKUP_NUMBER}
+        assert sum(p.in_conference for p in report.people) == PEOPLE, "one roster across both bridges"
+        assert any("bridge moved from twilio to telnyx" in problem for problem in report.problems), (
+            report.problems
+        )
+        said = "\n".join(text for _, text in changes(None, report))
+        assert said.count("through telnyx") >= PEOPLE

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import NON_RETRYABLE
@@ -34,7 +34,9 @@ def error_type(err: ActivityError) -> str | None:
     return err.cause.type if isinstance(err.cause, ApplicationError) else None
 
 
-def failure_message(err: ActivityError) -> str:
+def failure_message(err: FailureError) -> str:
+    """What a failed activity said (an activity's error is its cause; a local activity's may
+    come as the error itself)."""
     cause = err.cause
     return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
 

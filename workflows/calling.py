@@ -56,6 +56,10 @@ class Calls:
         self.hang_up = hang_up
         self.placing = 0
         """Calls being placed now: the run waits for them before it closes."""
+        self.bridge_route: Callable[[], CarrierRoute] | None = None
+        """The carrier conference calls go through (the bridge's), when the run can move it."""
+        self.bridge_failed: Callable[[str, str], CarrierRoute] | None = None
+        """Moves the bridge off a carrier that failed a call into it (`bridge_move`)."""
 
     async def all_placed(self) -> None:
         """Until no call is being placed: a run that ends waits for the calls being dialled (it
@@ -90,6 +94,7 @@ class Calls:
             else:
                 handles[attempt.attempt_id] = self.start(step, alert, attempt.attempt_id, deadline)
         waiting = {a.attempt_id: alert for alert, a in zip(alerts, attempts, strict=True)}
+        bridged = step.objective == "conference"
         by_alert = {a.attempt_id: (step, alert, deadline) for alert, a in zip(alerts, attempts, strict=True)}
         by_id = {a.attempt_id: a for a in attempts}
         withdrawals: dict[str, str] = {}
@@ -118,14 +123,14 @@ class Calls:
                         or any(
                             r is not None for r in self.why_not([waiting[a] for a in unplaced()], withdrawn)
                         )
-                        or any(self.on_failed_carrier(by_id[a]) for a in unplaced())
+                        or any(self.on_failed_carrier(by_id[a], bridged) for a in unplaced())
                     )
                 )
                 current = unplaced()
                 for aid, reason in zip(
                     current, self.why_not([waiting[a] for a in current], withdrawn), strict=True
                 ):
-                    if reason is None and self.on_failed_carrier(by_id[aid]):
+                    if reason is None and self.on_failed_carrier(by_id[aid], bridged):
                         reason = MOVING
                     if reason is not None:
                         withdrawals[aid] = reason
@@ -134,8 +139,11 @@ class Calls:
         finally:
             self.placing -= len(handles)
 
-    def on_failed_carrier(self, attempt: CallAttempt) -> bool:
-        """A call waiting on a carrier the run has since seen failing, with another to go to."""
+    def on_failed_carrier(self, attempt: CallAttempt, bridged: bool) -> bool:
+        """A call waiting on a carrier the run has since seen failing, with another to go to;
+        a call into the bridge, waiting on another carrier than the bridge's."""
+        if bridged and self.bridge_route is not None:
+            return attempt.carrier != self.bridge_route().name
         now = workflow.now()
         carriers = self.run.carriers
         return attempt.carrier in carriers.down(now) and carriers.has_alternative(attempt.carrier, now)
@@ -153,7 +161,9 @@ class Calls:
         now = workflow.now()
         left = max(deadline - now, timedelta(seconds=1))
         language = self.run.plan.language_for(alert.contact)
-        route = route or self.run.carriers.pick(now)
+        if route is None:
+            bridged = step.objective == "conference" and self.bridge_route is not None
+            route = self.bridge_route() if bridged and self.bridge_route else self.run.carriers.pick(now)
         self.run.roster.routed(attempt_id, route.name)
         return workflow.start_activity_method(
             CarrierActivities.place_call,
@@ -200,7 +210,7 @@ class Calls:
             try:
                 call_sid = await handles[attempt_id]
             except (ActivityError, asyncio.CancelledError) as err:
-                moved_to = self.moved(attempt_id, carrier, err, withdrawals.get(attempt_id))
+                moved_to = self.moved(attempt_id, carrier, err, withdrawals.get(attempt_id), call[0])
                 if moved_to is not None:
                     withdrawals.pop(attempt_id, None)
                     step, alert, deadline = call
@@ -223,17 +233,22 @@ class Calls:
         carrier: str,
         err: ActivityError | asyncio.CancelledError,
         withdrawal: str | None,
+        step: StepPlan,
     ) -> CarrierRoute | None:
         """The carrier to place this call through instead, if it was not placed because its
-        carrier is failing (the worker said so, or the run moved it before its turn)."""
+        carrier is failing (the worker said so, or the run moved it before its turn). A call
+        into the bridge follows the bridge, which moves off a carrier failing such a call."""
         now = workflow.now()
         carriers = self.run.carriers
+        bridged = step.objective == "conference" and self.bridge_route is not None
         if withdrawal == MOVING:
             self.run.roster.carrier_fault(attempt_id, f"{carrier}: moved before its turn ({MOVING})")
-            return carriers.pick(now)
+            return self.bridge_route() if bridged and self.bridge_route else carriers.pick(now)
         if isinstance(err, ActivityError) and error_type(err) == CARRIER_DOWN:
             why = failure_message(err)
             self.run.roster.carrier_fault(attempt_id, why)
+            if bridged and self.bridge_failed is not None:
+                return self.bridge_failed(carrier, why)
             was_up = carrier not in carriers.down(now)
             carriers.failed(carrier, now)
             route = carriers.pick(now)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.calls import CarrierActivities, CarrierQuestion
@@ -56,7 +56,7 @@ class CarrierCheck:
                 retry_policy=CARRIER_RETRY,
                 summary="ask the carrier what callbacks may have missed",
             )
-        except ActivityError as err:
+        except FailureError as err:  # a local activity's failure may come as its own error
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
         for call_sid in roster.carrier_truth(truth, asked_at, workflow.now()):

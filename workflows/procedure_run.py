@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from rendering.webui import current_details
     from workflows import search_attributes as sa
     from workflows.activity_policies import failure_message
+    from workflows.bridge_move import WATCH_EVERY
     from workflows.pin_lease import PinLease
     from workflows.step_batch import (
         BATCH_SIZE,
@@ -105,6 +106,7 @@ class ProcedureRun:
     @workflow.run
     async def run(self, start: RunInput) -> RunView:
         self.details = asyncio.create_task(self.keep_details_fresh())
+        self.watch = asyncio.create_task(self.watch_bridge()) if self.alerting.bridge.watching() else None
         self.publish()
         if not self.roster.state.steps_done:
             await self.run_steps()
@@ -245,10 +247,29 @@ class ProcedureRun:
                 await self.alerting.carrier.reconcile()
             if self.end_request is None and self.history_is_long():
                 await workflow.wait_condition(
-                    lambda: self.alerting.run.idle() and workflow.all_handlers_finished()
+                    lambda: (
+                        self.alerting.run.idle()
+                        and workflow.all_handlers_finished()
+                        and (self.watch is None or self.watch.done())
+                    )
                 )
                 if self.end_request is None:
                     workflow.continue_as_new(start.model_copy(update={"carried": self.roster.state}))
+
+    async def watch_bridge(self) -> None:
+        """With a second carrier, the bridge's is asked for its room every WATCH_EVERY while
+        people are in it, and the bridge moves if it is lost (`workflows.bridge_move`). Stops
+        when the run ends, or before it continues as new (the next run watches again)."""
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.end_request is not None or self.roster.ended or self.history_is_long(),
+                    timeout=WATCH_EVERY,
+                    timeout_summary="watch the bridge's carrier",
+                )
+                return
+            except TimeoutError:
+                await self.alerting.bridge.check()
 
     def history_is_long(self) -> bool:
         info = workflow.info()
@@ -269,6 +290,8 @@ class ProcedureRun:
         )
         self.roster.end(workflow.now(), request.reason, request.by, request.channel)
         self.publish()
+        if self.watch is not None:
+            await self.watch
         await self.alerting.calls.all_placed()
         if room is None or not await self.alerting.carrier.end_conference(room):
             ringing += live

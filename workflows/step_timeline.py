@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.plan import Alert, Round, RunPlan, StepPlan
     from domain.roster import Roster
     from domain.run_view import MEDIUM_LABELS
+    from workflows.bridge_move import BridgeMove
     from workflows.calling import BEFORE_ITS_TURN, NO_TURN, Calls
     from workflows.carrier_check import CarrierCheck
     from workflows.messaging import Messages
@@ -57,6 +58,9 @@ class StepTimeline:
         self.calls = Calls(self.run, calls, self.carrier.hang_up)
         self.messages = Messages(self.run)
         self.moderation = Moderation(self.run, self.calls)
+        self.bridge = BridgeMove(self.run, self.moderation, self.messages)
+        if self.bridge.watching():
+            self.calls.bridge_route, self.calls.bridge_failed = self.bridge.route, self.bridge.move
 
     async def run_step(
         self, step: StepPlan, started: datetime, at_deadline: Callable[[], None] | None = None

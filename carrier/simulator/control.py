@@ -3,6 +3,7 @@ caller dialling the conference number, and the fault windows of a chaos drill.""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
@@ -30,10 +31,16 @@ class FaultWindows(BaseModel):
 
 class Control:
     def __init__(
-        self, phones: Phones, faults: Faults, dial_in_number: str | None, voice_url: str | None
+        self,
+        phones: Phones,
+        faults: Faults,
+        dial_in_number: str | None,
+        voice_url: str | None,
+        drop_rooms: Callable[[], Awaitable[list[str]]],
     ) -> None:
         self._phones = phones
         self._faults = faults
+        self._drop_rooms = drop_rooms
         self._dial_in_number = dial_in_number
         self._voice_url = voice_url
 
@@ -41,6 +48,7 @@ class Control:
         return [
             web.post("/simulator/inbound", self.inbound_call),
             web.post("/simulator/faults", self.fault_windows),
+            web.post("/simulator/drop-rooms", self.drop_rooms),
         ]
 
     async def inbound_call(self, request: web.Request) -> web.Response:
@@ -56,6 +64,10 @@ class Control:
             self._dial_in_number, self._voice_url, caller, keys, float(hangup_after) if hangup_after else None
         )
         return web.json_response(result)
+
+    async def drop_rooms(self, request: web.Request) -> web.Response:
+        """The carrier loses every conference room now (their calls drop): `{"dropped": [names]}`."""
+        return web.json_response({"dropped": await self._drop_rooms()})
 
     async def fault_windows(self, request: web.Request) -> web.Response:
         """Open or close fault windows (`FaultWindows`); answers the seconds left in each."""

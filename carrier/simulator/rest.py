@@ -1,10 +1,13 @@
 """Twilio's REST API on loopback: the front door (HTTP basic auth with the account's SID and
-token; a drill's server-error window answers 500 before anything is done) and the Calls and
-Messages resources. Conferences are in `rest_conferences`."""
+token; a drill's server-error window answers 500 before anything is done), the Calls and
+Messages resources, and reads of the account and its dial-in number. Conferences are in
+`rest_conferences`."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -141,3 +144,46 @@ class MessagesApi:
     async def list_messages(self, request: web.Request) -> web.Response:
         found = [m for m in self._messages.sent if matches(request, m["to"], m["from"])]
         return web.json_response(page("messages", found, request))
+
+
+class AccountApi:
+    """Reads of the account and of its one number, the dial-in number with its voice URL (what
+    `rallycall carriers check` asks). The `PhoneNumber` filter matches part of a number, as
+    Twilio's does."""
+
+    def __init__(self, account_sid: str, dial_in_number: str | None, voice_url: str | None) -> None:
+        self._account_sid = account_sid
+        self._dial_in_number = dial_in_number
+        self._voice_url = voice_url
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(ACCOUNT + ".json", self.fetch),
+            web.get(ACCOUNT + "/IncomingPhoneNumbers.json", self.numbers),
+        ]
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        sid = self._account_sid
+        account = {"sid": sid, "friendly_name": "rallycall simulator", "status": "active", "type": "Full"}
+        return web.json_response(account | {"uri": f"/{API_VERSION}/Accounts/{sid}.json"})
+
+    async def numbers(self, request: web.Request) -> web.Response:
+        number = self._dial_in_number
+        wanted = request.query.get("PhoneNumber", "").lstrip("+")
+        found = [self._number(number)] if number and wanted in number else []
+        return web.json_response(page("incoming_phone_numbers", found, request))
+
+    def _number(self, number: str) -> dict[str, Any]:
+        sid = "PN" + hashlib.sha256(number.encode()).hexdigest()[:32]
+        return {
+            "sid": sid,
+            "account_sid": self._account_sid,
+            "phone_number": number,
+            "friendly_name": number,
+            "status": "in-use",
+            "capabilities": {"voice": True, "sms": True, "mms": False, "fax": False},
+            "voice_url": self._voice_url or "",
+            "voice_method": "POST",
+            "voice_application_sid": "",
+            "uri": f"/{API_VERSION}/Accounts/{self._account_sid}/IncomingPhoneNumbers/{sid}.json",
+        }

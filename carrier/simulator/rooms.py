@@ -53,6 +53,8 @@ KICKED = Departure("participant_updated_via_api", kicked=True)
 CONFERENCE_ENDED = Departure("conference_ended_via_api")
 MODERATOR_LEFT = Departure("moderator_ended_conference")
 ADD_FAILED = Departure("participant_add_failed")
+BRIDGE_FAILED = Departure("bridge_failed")
+"""The carrier lost the room (a drill's `drop-rooms`): its calls drop, and no API asked for it."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ journal and faults are the same machinery, so drills count both carriers alike.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,13 +28,13 @@ from carrier.simulator.faults import Faults
 from carrier.simulator.journal import Journal
 from carrier.simulator.messages import Messages
 from carrier.simulator.phones import Phones
-from carrier.simulator.rest import TWILIO, CallsApi, MessagesApi, api_app
+from carrier.simulator.rest import TWILIO, AccountApi, CallsApi, MessagesApi, api_app
 from carrier.simulator.rest_conferences import ConferencesApi
 from carrier.simulator.rooms import Room, Rooms
 from carrier.simulator.runtime import Runtime
 from carrier.simulator.scenario import Scenario
 from carrier.simulator.switch import Switch
-from carrier.simulator.telnyx_rest import TELNYX, TelnyxMessagesApi, telnyx_app
+from carrier.simulator.telnyx_rest import TELNYX, TelnyxAccountApi, TelnyxMessagesApi, telnyx_app
 from carrier.simulator.webhooks import Signer, TelnyxSigner, TwilioSigner, Webhooks
 
 Dialect = Literal["twilio", "telnyx"]
@@ -68,7 +69,12 @@ class CarrierSimulator:
         self._switch = Switch(self._calls, self._rooms)
         runtime = Runtime(self._calls, self._rooms, self._switch, self.webhooks, self.journal)
         self._phones = Phones(scenario, self._calls, self._switch, runtime, self.journal)
-        self._control = Control(self._phones, self.faults, dial_in_number, voice_url)
+        self._account = (
+            TelnyxAccountApi(dial_in_number, voice_url)
+            if dialect == "telnyx"
+            else AccountApi(account_sid, dial_in_number, voice_url)
+        )
+        self._control = Control(self._phones, self.faults, dial_in_number, voice_url, self.drop_rooms)
 
     @property
     def calls(self) -> dict[str, Call]:
@@ -79,6 +85,15 @@ class CarrierSimulator:
     def messages(self) -> list[dict[str, Any]]:
         """Every message resource, in the order they were sent."""
         return self._messages.sent
+
+    async def drop_rooms(self) -> list[str]:
+        """Lose every room, as a carrier whose conference service fails: their calls drop.
+        Returns the rooms' names."""
+        dropped = list(self._rooms.live.values())
+        for room in dropped:
+            self.journal.record("room-dropped", {"room": room.name, "participants": len(room.participants)})
+        await asyncio.gather(*(self._switch.fail(room) for room in dropped))
+        return [room.name for room in dropped]
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -96,6 +111,7 @@ class CarrierSimulator:
             + ConferencesApi(
                 self._rooms, self._calls, self._switch, self._phones, self.faults, self.journal, wire
             ).routes()
+            + self._account.routes()
             + self._control.routes()
         )
         app.on_cleanup.append(self._close)

@@ -5,7 +5,16 @@ or through the API) disconnects everyone still in it, connected or still being d
 from __future__ import annotations
 
 from carrier.simulator.calls import Call, Calls
-from carrier.simulator.rooms import CONFERENCE_ENDED, HUNG_UP, MODERATOR_LEFT, Departure, Ending, Room, Rooms
+from carrier.simulator.rooms import (
+    BRIDGE_FAILED,
+    CONFERENCE_ENDED,
+    HUNG_UP,
+    MODERATOR_LEFT,
+    Departure,
+    Ending,
+    Room,
+    Rooms,
+)
 
 
 class Switch:
@@ -27,6 +36,12 @@ class Switch:
         """The Conferences API's `Status=completed`."""
         if room.ending is None:
             room.ending = Ending("conference-ended-via-api", None, CONFERENCE_ENDED)
+        await self._disconnect_everyone(room)
+
+    async def fail(self, room: Room) -> None:
+        """The carrier loses the room: every call in it drops, as in an outage."""
+        if room.ending is None:
+            room.ending = Ending("bridge-failed", None, BRIDGE_FAILED)
         await self._disconnect_everyone(room)
 
     async def _end(self, call: Call, status: str, departure: Departure, room: Room | None) -> None:

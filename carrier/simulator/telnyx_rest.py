@@ -1,5 +1,6 @@
 """Telnyx's REST API on loopback: the TeXML Calls and Conferences resources (served by the
-same handlers as Twilio's, through the `TELNYX` wire) and the Messaging API's send.
+same handlers as Twilio's, through the `TELNYX` wire), the Messaging API's send, and reads of
+the TeXML application, the dial-in number and its messaging profile.
 
 The front door takes `Authorization: Bearer <API key>`; a drill's server-error window answers
 500 before anything is done, as in the Twilio dialect. Every error leaves as Telnyx spells it,
@@ -18,7 +19,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from carrier.simulator.faults import Faults
 from carrier.simulator.messages import Messages
-from carrier.simulator.shapes import TwilioError, require_number, text
+from carrier.simulator.shapes import TwilioError, not_found, require_number, text
 from carrier.simulator.wire import Form, Wire
 
 API = "/v2"
@@ -146,4 +147,64 @@ def _telnyx_message(sent: dict[str, Any]) -> dict[str, Any]:
         "text": sent["body"],
         "parts": 1,
         "errors": [],
+    }
+
+
+APPLICATION_ID = "rallycall-dev-texml-app"
+"""The simulator's one TeXML application (the loopback stack's `application_id`): the dial-in
+number is assigned to it, and its voice URL is the number's. Calls take any `ApplicationSid`."""
+MESSAGING_PROFILE_ID = "rallycall-dev-messaging-profile"
+"""The dial-in number's messaging profile, enabled."""
+
+
+class TelnyxAccountApi:
+    """Reads of the TeXML application, the account's one phone number (the dial-in number) and
+    its messaging profile (what `rallycall carriers check` asks). `filter[phone_number]` matches
+    digits only, part of a number too, as Telnyx's does."""
+
+    def __init__(self, dial_in_number: str | None, voice_url: str | None) -> None:
+        self._dial_in_number = dial_in_number
+        self._voice_url = voice_url
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(API + "/texml_applications/{id}", self.application),
+            web.get(API + "/phone_numbers", self.numbers),
+            web.get(API + "/messaging_profiles/{id}", self.messaging_profile),
+        ]
+
+    async def application(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] != APPLICATION_ID:
+            raise not_found()
+        application = {"record_type": "texml_application", "id": APPLICATION_ID, "active": True}
+        voice = {"voice_url": self._voice_url or "", "voice_method": "post"}
+        return web.json_response({"data": application | {"friendly_name": "rallycall (simulated)"} | voice})
+
+    async def numbers(self, request: web.Request) -> web.Response:
+        number = self._dial_in_number
+        wanted = request.query.get("filter[phone_number]", "")
+        found = [_phone_number(number)] if number and wanted.isdigit() and wanted in number else []
+        meta = {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": len(found)}
+        return web.json_response({"data": found, "meta": meta})
+
+    async def messaging_profile(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] != MESSAGING_PROFILE_ID:
+            raise not_found()
+        profile = {"record_type": "messaging_profile", "id": MESSAGING_PROFILE_ID, "enabled": True}
+        return web.json_response({"data": profile | {"name": "rallycall (simulated)"}})
+
+
+def _phone_number(number: str) -> dict[str, Any]:
+    return {
+        "record_type": "phone_number",
+        "id": number.lstrip("+"),
+        "phone_number": number,
+        "status": "active",
+        "phone_number_type": "local",
+        "connection_id": APPLICATION_ID,
+        "messaging_profile_id": MESSAGING_PROFILE_ID,
+        "tags": [],
+        "deletion_lock_enabled": False,
+        "purchased_at": "2026-01-01T00:00:00Z",
+        "created_at": "2026-01-01T00:00:00Z",
     }

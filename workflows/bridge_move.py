@@ -1,0 +1,126 @@
+"""The bridge survives its carrier. With more than one carrier, the run keeps an eye on the
+bridge's: every WATCH_EVERY while people are in it, it asks that carrier for its room. When the
+carrier's API keeps failing past API_PATIENCE, when its room is gone with people in it, or when
+a call into the bridge comes back "carrier failing", the bridge moves to the next carrier:
+
+1. conference calls go through the new carrier from now on (those waiting move at once);
+2. everyone who was in the old room, or dropped out of it in the last LOST_WINDOW, is called
+   back into the new one, ahead of every scheme's calls;
+3. if the PIN invitation already went out, everyone alerted gets it again (SMS and email,
+   through whatever works): it lists every carrier's number, and the PIN works on each. Who
+   was just texted the way back after their drop (the same numbers and PIN) gets the email only.
+
+One roster across both rooms: the old room's legs are forgotten, and its later events ignored.
+Runs with one carrier, and runs launched before 0.2.0, never watch: nothing to move to.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calls import NON_RETRYABLE, CarrierActivities, CarrierQuestion
+    from domain.call_queue import CarrierRoute
+    from domain.events import CarrierTruth
+    from workflows.activity_policies import failure_message
+    from workflows.messaging import Messages
+    from workflows.moderation import Moderation
+    from workflows.run_context import RunContext
+
+WATCH_EVERY = timedelta(seconds=10)
+"""How often the bridge's carrier is asked for its room while people are in it: with
+API_PATIENCE, a lost bridge is noticed within 20 s, leaving 40 s of the drill's one-minute goal
+to call 20 people back at 1 a second. About 36 history events a minute while a bridge is up."""
+API_PATIENCE = timedelta(seconds=10)
+"""How long the bridge's carrier may fail to answer for its room (a blip is retried) before
+the bridge moves: longer than a single 5xx or a slow answer, shorter than anyone waits in a
+silent conference before hanging up."""
+API_TRIES = 6
+"""Tries within API_PATIENCE (at 0, 1, 3, 5, 7 and 9 s): a local activity's retries are not cut
+short by its schedule-to-close timeout (measured: they went on every 2 s past it)."""
+LOST_WINDOW = timedelta(seconds=60)
+"""Who dropped out of the bridge this recently when it is found lost was dropped by it."""
+
+
+class BridgeMove:
+    def __init__(self, run: RunContext, moderation: Moderation, messages: Messages) -> None:
+        self.run = run
+        self.moderation = moderation
+        self.messages = messages
+
+    def watching(self) -> bool:
+        return self.run.plan.has_bridge and len(self.run.carriers.routes) > 1
+
+    async def check(self) -> None:
+        """Ask the bridge's carrier for its room; move the bridge if it cannot say, or if the
+        room is gone with people in it."""
+        roster = self.run.roster
+        now = workflow.now()
+        if not roster.lost_room(now - LOST_WINDOW) and roster.state.conference_sid is None:
+            return  # nobody in it yet, or everyone left: nothing to lose
+        carrier = roster.bridge_carrier
+        try:
+            truth: CarrierTruth = await workflow.execute_local_activity_method(
+                CarrierActivities.carrier_truth,
+                CarrierQuestion(calls=[], room=workflow.info().workflow_id, room_carrier=carrier),
+                start_to_close_timeout=timedelta(seconds=5),
+                schedule_to_close_timeout=API_PATIENCE,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=2),
+                    maximum_attempts=API_TRIES,
+                    non_retryable_error_types=NON_RETRYABLE,
+                ),
+                summary="is the bridge's carrier still there?",
+            )
+        except FailureError as err:  # a local activity's failure may come as its own error
+            self.move(carrier, f"its API kept failing for {API_PATIENCE.seconds} s: {failure_message(err)}")
+            return
+        if truth.conference_sid is None and roster.lost_room(workflow.now() - LOST_WINDOW):
+            self.move(carrier, "its room is gone with people in it")
+
+    def route(self) -> CarrierRoute:
+        """The carrier conference calls go through now."""
+        name = self.run.roster.bridge_carrier
+        return next((r for r in self.run.carriers.routes if r.name == name), self.run.carriers.routes[0])
+
+    def move(self, failed: str, why: str) -> CarrierRoute:
+        """The bridge leaves `failed` for the next carrier that works (once: a bridge already
+        moved off it stays where it is). Returns the carrier conference calls go through now."""
+        current = self.route()
+        if current.name != failed or not self.watching():
+            return current
+        now = workflow.now()
+        to = self.run.carriers.failed(failed, now)
+        if to is None:
+            self.run.roster.problem(
+                f"{now:%H:%M:%S} the bridge's carrier {failed} is failing ({why}): no other works"
+            )
+            return current
+        roster, plan = self.run.roster, self.run.plan
+        back = roster.bridge_moved(to.name, now, now - LOST_WINDOW)
+        roster.problem(
+            f"{now:%H:%M:%S} the bridge moved from {failed} to {to.name} ({why}): "
+            f"calling back the {len(back)} who were in it"
+        )
+        for person_id in back:
+            self.run.background(self.moderation.call_again(plan.person(person_id)))
+        people = roster.state.people.values()
+        if any(n.purpose == "post_objective" for p in people for n in p.notifications):
+            texted = frozenset(  # the way back after their drop: the numbers and the PIN already
+                p.id
+                for p in people
+                if any(
+                    n.purpose == "rejoin" and n.channel == "sms" and n.sent_at >= now - LOST_WINDOW
+                    for n in p.notifications
+                )
+            )
+            for step in plan.steps:
+                if step.has_bridge and step.post_objective:
+                    self.run.background(self.messages.send_post_objective(step, "bridge_moved", texted))
+        self.run.publish()
+        return to
