@@ -93,12 +93,28 @@ LINE_PROBLEM_GOODBYE = N_(
     "Please call again in a few minutes. Goodbye."
 )
 ENDED_GOODBYE = N_("This conference has ended. Goodbye.")
+CALLING_BACK = N_("Your PIN is right. We are calling you back into the conference now. Goodbye.")
+CALL_THE_OTHER_NUMBER = N_(
+    "The conference is now on another number: {number}. Please call that number. Goodbye."
+)
 FOR_LANGUAGE = N_("For English, press {key}.")
 """One line of the language menu, each said in its own language (translated as "Pour le
 français, tapez {key}.")."""
 MENU_PATIENCE = 5
 """Seconds the menu waits for a key; then the caller goes on in the first language offered."""
 LIMITS_BY_ERROR = {error: limit for limit, error in LIMIT_REACHED.items()}
+
+
+def spelled(number: str) -> str:
+    """A phone number as a voice should read it, digit by digit, its groups apart
+    (+41215550200: "4 1, 2 1, 5 5 5, 0 2, 0 0")."""
+    try:
+        formatted = phonenumbers.format_number(
+            phonenumbers.parse(number, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+    except phonenumbers.NumberParseException:
+        return number
+    return ", ".join(" ".join(group) for group in formatted.lstrip("+").split())
 
 
 def update_id(request: RejoinRequest, tries: int) -> str | None:
@@ -141,6 +157,10 @@ class DialIn:
     patience: float = INLINE_PATIENCE
     language: str = SOURCE_LANGUAGE
     """The installation's: for a caller whose language nothing tells."""
+    via: str = ""
+    """The `carrier=` of the call's URLs ("": the first carrier's, as before 0.2.0)."""
+    name: str = ""
+    """The carrier whose number this line answers."""
 
     # --- the TwiML answers -------------------------------------------------------------------
 
@@ -162,7 +182,7 @@ class DialIn:
                 for key, lang in enumerate(offered, start=1)
                 for part in self.said(FOR_LANGUAGE, lang, key=key)
             )
-            menu_url = urls.language_url(self.public_url, self.call_token(call, runs))
+            menu_url = urls.language_url(self.public_url, self.call_token(call, runs), self.via)
             return self.carrier.ask_for_key(menu_url, menu, MENU_PATIENCE)
         return self.ask_for_pin(call, 1, runs, PROMPT, language)
 
@@ -197,12 +217,21 @@ class DialIn:
                 log.warning("PIN check for %s given up after %d holds", masked(call.caller), holds)
                 return self.say_goodbye(LINE_PROBLEM_GOODBYE, language)
             held = hold_token(self.secret, call, runs)
-            again = urls.pin_url(self.public_url, tries, hold=holds + 1, token=held, language=language)
+            again = urls.pin_url(
+                self.public_url, tries, hold=holds + 1, token=held, language=language, carrier=self.via
+            )
             return self.carrier.hold(self.said(HOLD, language), again)
         if outcome.kind == "admitted":
             assert outcome.run_id and outcome.result
-            welcome = outcome.result.said or spoken(outcome.result.welcome, "")
-            bridge = urls.bridge_for(self.public_url, outcome.run_id, welcome, outcome.result.record)
+            result = outcome.result
+            if result.bridge_carrier and result.bridge_carrier != self.name:  # one bridge, not two
+                if result.called_back:
+                    return self.say_goodbye(CALLING_BACK, language)
+                return self.carrier.say_goodbye(
+                    self.said(CALL_THE_OTHER_NUMBER, language, number=spelled(result.bridge_number))
+                )
+            welcome = result.said or spoken(result.welcome, "")
+            bridge = urls.bridge_for(self.public_url, outcome.run_id, welcome, result.record, self.via)
             return self.carrier.connect_to_bridge(bridge)
         if outcome.kind == "refused":
             return self.say_goodbye(self.refusal(outcome.refused_by), language)
@@ -215,7 +244,9 @@ class DialIn:
     def ask_for_pin(
         self, call: InboundCall, tries: int, runs: list[str] | None, prompt: str, language: str
     ) -> str:
-        url = urls.pin_url(self.public_url, tries, token=self.call_token(call, runs), language=language)
+        url = urls.pin_url(
+            self.public_url, tries, token=self.call_token(call, runs), language=language, carrier=self.via
+        )
         return self.carrier.ask_for_pin(
             url, self.said(prompt, language, digits=self.pin_digits), self.pin_digits
         )
@@ -260,7 +291,7 @@ class DialIn:
             runs = await self.runs_of(call.caller)
         request = RejoinRequest(
             pin=call.digits, from_number=call.caller, call_sid=call.call_sid, limits=self.run_limits,
-            language=language,
+            language=language, carrier=self.name,
         )  # fmt: skip
         holder = await self.holder(call.digits) if len(runs) > 1 else None
         if runs:

@@ -10,6 +10,7 @@ a caller sends can make it answer 500.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -44,17 +45,17 @@ NOT_ONE = N_("That was not 1: your acknowledgement is not recorded. Goodbye.")
 CLIENT = web.AppKey("client", Client)
 CARRIERS = web.AppKey("carriers", Carriers)
 PUBLIC_URL = web.AppKey("public_url", str)
-DIAL_IN = web.AppKey("dial_in", DialIn)
+DIAL_INS = web.AppKey("dial_ins", dict[str, DialIn])
 
 
 def build_app(carriers: Carrier | Carriers, client: Client, config: Settings) -> web.Application:
     """Callbacks of every configured carrier (each names itself with `carrier=`; none: the first,
-    as before 0.2.0). The dial-in line answers on the first carrier's number."""
+    as before 0.2.0). The dial-in line answers on each carrier's number."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[refuse_what_is_not_a_callback])
     app[CLIENT] = client
     app[CARRIERS] = Carriers.given(carriers, config.carrier_accounts())
     app[PUBLIC_URL] = config.public_url.rstrip("/")
-    app[DIAL_IN] = DialIn(
+    line = DialIn(
         carrier=app[CARRIERS][""],
         client=client,
         public_url=config.public_url.rstrip("/"),
@@ -68,7 +69,12 @@ def build_app(carriers: Carrier | Carriers, client: Client, config: Settings) ->
         ),
         patience=config.dial_in_patience_s,
         language=config.language,
+        name=app[CARRIERS].first,
     )
+    app[DIAL_INS] = {"": line} | {
+        name: dataclasses.replace(line, carrier=app[CARRIERS][name], via=name, name=name)
+        for name in app[CARRIERS]
+    }
     app.router.add_post(urls.CALL_STATUS, relay_call_event)
     app.router.add_post(urls.MACHINE_DETECTION, relay_call_event)
     app.router.add_post(urls.CONFERENCE_STATUS, relay_bridge_event)
@@ -130,6 +136,11 @@ def carrier_of(request: web.Request) -> Carrier:
     if name and name not in carriers:
         raise web.HTTPForbidden(text="unknown carrier")
     return carriers[name]
+
+
+def dial_in(request: web.Request) -> DialIn:
+    """The line of the carrier the call came through (checked by `signed_form` first)."""
+    return request.app[DIAL_INS][request.query.get("carrier", "")]
 
 
 def query_value(request: web.Request, name: str, pattern: re.Pattern[str]) -> str:
@@ -207,7 +218,7 @@ async def answer_dial_in(request: web.Request) -> web.Response:
     form = await signed_form(request)
     required(form, "CallSid", "From")
     call = carrier_of(request).parse_inbound_call(form)
-    return twiml(await request.app[DIAL_IN].answer(call))
+    return twiml(await dial_in(request).answer(call))
 
 
 async def check_pin(request: web.Request) -> web.Response:
@@ -217,17 +228,17 @@ async def check_pin(request: web.Request) -> web.Response:
     holds = bounded(request, "hold", 0, MAX_HOLDS)
     form = await signed_form(request)
     required(form, "CallSid", "From")
-    dial_in = request.app[DIAL_IN]
+    line = dial_in(request)
     call = carrier_of(request).parse_inbound_call(form)
     token = request.query.get("t", "")
     if holds:
-        digits = dial_in.held_digits(token, call.call_sid)
+        digits = line.held_digits(token, call.call_sid)
         if digits is None:
             raise web.HTTPBadRequest(text="hold token is not valid for this call")
         call = call.with_digits(digits)
     elif len(call.digits) > 32:
         raise web.HTTPBadRequest(text="Digits is too long")
-    return twiml(await dial_in.check(call, tries, holds, token, served(request.query.get("lang"), "")))
+    return twiml(await line.check(call, tries, holds, token, served(request.query.get("lang"), "")))
 
 
 async def choose_language(request: web.Request) -> web.Response:
@@ -237,7 +248,7 @@ async def choose_language(request: web.Request) -> web.Response:
     call = carrier_of(request).parse_inbound_call(form)
     if len(call.digits) > 32:
         raise web.HTTPBadRequest(text="Digits is too long")
-    return twiml(request.app[DIAL_IN].chosen(call, request.query.get("t", "")))
+    return twiml(dial_in(request).chosen(call, request.query.get("t", "")))
 
 
 def bounded(request: web.Request, name: str, default: int, most: int) -> int:

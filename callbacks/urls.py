@@ -26,10 +26,12 @@ def callback_url(public_url: str, path: str, **query: str) -> str:
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "", language: str = "") -> str:
+def pin_url(
+    public_url: str, tries: int, hold: int = 0, token: str = "", language: str = "", carrier: str = ""
+) -> str:
     """Where the digits keyed at the `tries`-th PIN prompt are posted; after a hold, where the
     carrier comes back with the encrypted digits. `token`: what the call carries, encrypted;
-    `language`: the one the caller is served in."""
+    `language`: the one the caller is served in; `carrier`: whose line it is (its key signs)."""
     query: dict[str, str | int] = {"try": tries}
     if hold:
         query["hold"] = hold
@@ -37,12 +39,15 @@ def pin_url(public_url: str, tries: int, hold: int = 0, token: str = "", languag
         query["t"] = token
     if language:
         query["lang"] = language
+    if carrier:
+        query["carrier"] = carrier
     return f"{public_url.rstrip('/')}{VOICE_PIN}?{urlencode(query)}"
 
 
-def language_url(public_url: str, token: str = "") -> str:
+def language_url(public_url: str, token: str = "", carrier: str = "") -> str:
     """Where the language menu's key is posted (with what the call carries, if anything)."""
-    return callback_url(public_url, VOICE_LANGUAGE, **({"t": token} if token else {}))
+    query = {"t": token} if token else {}
+    return callback_url(public_url, VOICE_LANGUAGE, **query, **({"carrier": carrier} if carrier else {}))
 
 
 def bridge_for(public_url: str, run_id: str, welcome: Speech, record: bool, carrier: str = "") -> Bridge:

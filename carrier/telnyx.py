@@ -1,14 +1,13 @@
 """The Telnyx adapter: calls and conferences through Telnyx's TeXML REST API, SMS through its
 Messaging API, both with the real `telnyx` SDK; errors sorted by what to do, as for Twilio.
 
-TeXML is Telnyx's TwiML, and its answers are built with the Twilio builders (`carrier.twilio`'s
-`say`, `bridge_twiml`, `call_twiml`): `<Say language>`, `<Gather>`, `<Pause>`, `<Redirect>`,
-`<Hangup>` and `<Dial><Conference>` with its `statusCallback*`, `record` and
-`recordingStatusCallback*` attributes read alike; only the keys' `<Gather>` differs (see
-`gather_keys`). The REST API has the same resources (`/texml/Accounts/{account}/Calls`,
-`Conferences`, `Participants`), the same parameter names, and callbacks form-encoded with
-Twilio's field names (`CallSid`, `CallStatus`, `AnsweredBy`, `StatusCallbackEvent`...). What
-differs:
+TeXML is Telnyx's TwiML, and its answers and callbacks are Twilio's (`carrier.twiml`):
+`<Say language>`, `<Gather>`, `<Pause>`, `<Redirect>`, `<Hangup>` and `<Dial><Conference>` with
+its `statusCallback*`, `record` and `recordingStatusCallback*` attributes read alike; only the
+keys' `<Gather>` differs (see `gather_keys`). The REST API has the same resources
+(`/texml/Accounts/{account}/Calls`, `Conferences`, `Participants`), the same parameter names,
+and callbacks form-encoded with Twilio's field names (`CallSid`, `CallStatus`, `AnsweredBy`,
+`StatusCallbackEvent`...). What differs:
 
 - credentials: an API key (Bearer), the account's ID in the paths, the TeXML application's ID
   (`ApplicationSid`) for outbound calls, and Telnyx's public key for webhooks;
@@ -23,7 +22,7 @@ differs:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -35,19 +34,15 @@ from telnyx.types import NumbersPhoneNumberDetailed, TexmlApplication
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from carrier.port import (
-    Bridge,
-    BridgeEvent,
-    CallEvent,
     CallState,
     CarrierError,
     FailureKind,
-    InboundCall,
     OutboundCall,
     Probe,
-    RecordingEvent,
     SignedCallback,
 )
-from carrier.twilio import NUMBER, Fixes, bridge_twiml, call_twiml, reaches_dial_in, say
+from carrier.twilio import NUMBER, Fixes, reaches_dial_in
+from carrier.twiml import TwimlDialect, call_twiml, say
 from domain.contacts import masked
 from domain.speech import Speech
 
@@ -157,7 +152,7 @@ def _number_webhook(
     return reaches_dial_in(application.voice_url, application.voice_method, voice_urls)
 
 
-class TelnyxCarrier:
+class TelnyxCarrier(TwimlDialect):
     """Implements `carrier.port.Carrier`; create it inside the event loop it will serve.
 
     `api_key`: an API v2 key (Bearer). `account_sid`: the account's ID, which TeXML paths carry
@@ -383,56 +378,5 @@ class TelnyxCarrier:
             return False
         return True
 
-    def parse_call_event(self, params: Mapping[str, str]) -> CallEvent:
-        return CallEvent(
-            call_sid=params.get("CallSid", ""),
-            status=params.get("CallStatus", ""),
-            answered_by=params.get("AnsweredBy") or None,
-            error_code=params.get("ErrorCode") or None,
-        )
-
-    def parse_bridge_event(self, params: Mapping[str, str]) -> BridgeEvent:
-        event = params.get("StatusCallbackEvent", "")
-        return BridgeEvent(
-            kind=event.removeprefix("participant-").removeprefix("conference-"),
-            conference_sid=params.get("ConferenceSid", ""),
-            call_sid=params.get("CallSid") or None,
-            reason=params.get("ReasonParticipantLeft") or None,
-        )
-
-    def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent:
-        return RecordingEvent(
-            recording_sid=params.get("RecordingSid", ""),
-            url=params.get("RecordingUrl", ""),
-            status=params.get("RecordingStatus", ""),
-        )
-
-    def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall:
-        return InboundCall(
-            call_sid=params.get("CallSid", ""), caller=params.get("From", ""), digits=params.get("Digits", "")
-        )
-
-    def parse_keyed_digits(self, params: Mapping[str, str]) -> str:
-        return params.get("Digits", "")
-
-    def ask_for_pin(self, action_url: str, prompt: Speech, digits: int) -> str:
-        return gather_keys(action_url, prompt, num_digits=digits, finish_on_key="#", timeout=10)
-
-    def ask_for_key(self, action_url: str, prompt: Speech, timeout_s: int) -> str:
-        return gather_keys(action_url, prompt, num_digits=1, timeout=timeout_s)
-
-    def connect_to_bridge(self, bridge: Bridge) -> str:
-        return str(bridge_twiml(bridge))
-
-    def hold(self, message: Speech, redirect_url: str) -> str:
-        response = VoiceResponse()
-        say(response, message)
-        response.pause(length=1)
-        response.redirect(redirect_url, method="POST")
-        return str(response)
-
-    def say_goodbye(self, message: Speech) -> str:
-        response = VoiceResponse()
-        say(response, message)
-        response.hangup()
-        return str(response)
+    def gather(self, action_url: str, prompt: Speech, **keys: object) -> str:
+        return gather_keys(action_url, prompt, **keys)

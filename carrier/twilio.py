@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -22,24 +22,17 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.incoming_phone_number import IncomingPhoneNumberInstance
-from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from carrier.port import (
-    Bridge,
-    BridgeEvent,
-    CallEvent,
     CallState,
     CarrierError,
     FailureKind,
-    InboundCall,
     OutboundCall,
     Probe,
-    RecordingEvent,
     SignedCallback,
 )
+from carrier.twiml import TwimlDialect, call_twiml
 from domain.contacts import masked
-from domain.speech import Speech
-from i18n.languages import voice
 
 REQUEST_TIMEOUT = 15.0
 """The SDK ignores its own timeout (twilio-python #925); every request is bounded here."""
@@ -59,59 +52,6 @@ CONFIGURATION_ERRORS = frozenset({"20003", "21210", "21212"})
 ALREADY_OVER = frozenset({"20404", "21220", "16022"})
 """Not found; call not in progress; conference completed."""
 T = TypeVar("T")
-
-
-def say(verb: VoiceResponse | Gather, speech: Speech) -> None:
-    """Each part in a voice of its language (no `language` for a part of unknown language: the
-    carrier's default voice, as before 0.2.0)."""
-    for part in speech:
-        if part.text.strip():
-            verb.say(part.text.strip(), language=voice(part.language) if part.language else None)
-
-
-def bridge_twiml(bridge: Bridge) -> VoiceResponse:
-    """What a caller hears on joining: the welcome message first, then the conference room."""
-    response = VoiceResponse()
-    say(response, bridge.welcome)
-    dial = Dial()
-    dial.conference(
-        bridge.room,
-        start_conference_on_enter=True,
-        end_conference_on_exit=False,
-        status_callback=bridge.events_callback,
-        status_callback_event="start end join leave",
-        status_callback_method="POST",
-        record="record-from-start" if bridge.record else "do-not-record",
-        recording_status_callback=bridge.recording_callback if bridge.record else None,
-        recording_status_callback_event="completed" if bridge.record else None,
-    )
-    response.append(dial)
-    return response
-
-
-def call_twiml(call: OutboundCall) -> str:
-    """What an outbound call does once answered, by the step's objective."""
-    if call.bridge is not None:
-        return str(bridge_twiml(call.bridge))
-    response = VoiceResponse()
-    if call.acknowledge_url is None:
-        say(response, call.message)
-        response.hangup()
-        return str(response)
-    gather = Gather(input="dtmf", num_digits=1, action=call.acknowledge_url, method="POST", timeout=10)
-    say(gather, call.message + call.acknowledge_prompt)
-    response.append(gather)
-    say(response, call.not_acknowledged)
-    return str(response)
-
-
-def gather_keys(action_url: str, prompt: Speech, **keys: object) -> str:
-    """Say `prompt` and post the keys pressed to `action_url` (posting nothing keyed, too)."""
-    gather = Gather(input="dtmf", action=action_url, method="POST", action_on_empty_result=True, **keys)
-    say(gather, prompt)
-    response = VoiceResponse()
-    response.append(gather)
-    return str(response)
 
 
 def classify(exc: Exception) -> CarrierError:
@@ -214,7 +154,7 @@ def _number_webhook(own: IncomingPhoneNumberInstance, voice_urls: Sequence[str])
     return reaches_dial_in(own.voice_url, own.voice_method, voice_urls)
 
 
-class TwilioCarrier:
+class TwilioCarrier(TwimlDialect):
     """Implements `carrier.port.Carrier`; create it inside the event loop it will serve."""
 
     def __init__(
@@ -361,57 +301,3 @@ class TwilioCarrier:
     def is_authentic(self, callback: SignedCallback) -> bool:
         signature = callback.headers.get("X-Twilio-Signature", "")
         return bool(signature) and self._validator.validate(callback.url, callback.params, signature)
-
-    def parse_call_event(self, params: Mapping[str, str]) -> CallEvent:
-        return CallEvent(
-            call_sid=params.get("CallSid", ""),
-            status=params.get("CallStatus", ""),
-            answered_by=params.get("AnsweredBy") or None,
-            error_code=params.get("ErrorCode") or None,
-        )
-
-    def parse_bridge_event(self, params: Mapping[str, str]) -> BridgeEvent:
-        event = params.get("StatusCallbackEvent", "")
-        return BridgeEvent(
-            kind=event.removeprefix("participant-").removeprefix("conference-"),
-            conference_sid=params.get("ConferenceSid", ""),
-            call_sid=params.get("CallSid") or None,
-            reason=params.get("ReasonParticipantLeft") or None,
-        )
-
-    def parse_recording_event(self, params: Mapping[str, str]) -> RecordingEvent:
-        return RecordingEvent(
-            recording_sid=params.get("RecordingSid", ""),
-            url=params.get("RecordingUrl", ""),
-            status=params.get("RecordingStatus", ""),
-        )
-
-    def parse_inbound_call(self, params: Mapping[str, str]) -> InboundCall:
-        return InboundCall(
-            call_sid=params.get("CallSid", ""), caller=params.get("From", ""), digits=params.get("Digits", "")
-        )
-
-    def parse_keyed_digits(self, params: Mapping[str, str]) -> str:
-        return params.get("Digits", "")
-
-    def ask_for_pin(self, action_url: str, prompt: Speech, digits: int) -> str:
-        return gather_keys(action_url, prompt, num_digits=digits, finish_on_key="#", timeout=10)
-
-    def ask_for_key(self, action_url: str, prompt: Speech, timeout_s: int) -> str:
-        return gather_keys(action_url, prompt, num_digits=1, timeout=timeout_s)
-
-    def connect_to_bridge(self, bridge: Bridge) -> str:
-        return str(bridge_twiml(bridge))
-
-    def hold(self, message: Speech, redirect_url: str) -> str:
-        response = VoiceResponse()
-        say(response, message)
-        response.pause(length=1)
-        response.redirect(redirect_url, method="POST")
-        return str(response)
-
-    def say_goodbye(self, message: Speech) -> str:
-        response = VoiceResponse()
-        say(response, message)
-        response.hangup()
-        return str(response)

@@ -69,6 +69,9 @@ class RejoinRequest(BaseModel):
     and, over these limits, refuses them (right PIN or not) before comparing anything."""
     language: str = ""
     """The language the caller is served in on the line (a guest's welcome is in it)."""
+    carrier: str = ""
+    """The carrier whose number they dialled (0.2.0): not the bridge's, they are called back
+    into it (a guest is told its number)."""
 
 
 class PinRefused(BaseModel):
@@ -88,6 +91,13 @@ class RejoinResult(BaseModel):
     record: bool = False
     refused_by: Literal["caller", "run"] | None = None
     """This wrong PIN reached the request's limit of its number or of the run's numbers."""
+    bridge_carrier: str = ""
+    """Set when the bridge is on another carrier than the one dialled: the caller is not put
+    through there (that would be a second bridge)."""
+    bridge_number: str = ""
+    """That carrier's dial-in number."""
+    called_back: bool = False
+    """The run is calling them into the bridge on its carrier."""
 
 
 SEALED_SIGNALS = "sealed-signals"

@@ -14,11 +14,14 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from bench import population as pop
+from carrier.simulator.client import place_inbound_call
+from carrier.simulator.scenario import NumberPlan, Scenario
 from console.report import report_rows
 from domain.run_view import RunView
 from rendering.terminal import changes
 from stack.loopback import BACKUP_NUMBER, Harness, eventually, harness
 from tests.support import confcall_in_seconds
+from tests.test_procedures import ACK, definitions_with
 
 PEOPLE = 20
 """The drill's conference (issue 16)."""
@@ -195,3 +198,67 @@ async def test_a_bridge_its_carrier_loses_is_rebuilt_on_the_next_with_everyone_c
         )
         said = "\n".join(text for _, text in changes(None, report))
         assert said.count("through telnyx") >= PEOPLE
+
+
+async def test_a_pin_keyed_on_the_other_carriers_number_brings_the_caller_into_the_one_bridge(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(3))
+    dropping = pop.scenario(3, at_work=lambda n: "answer", at_home=lambda n: "no-answer", ring_seconds=0.2)
+    dropping.numbers[pop.work(0)] = NumberPlan(answer="answer", hangup_after_s=2)  # hangs up by mistake
+    async with (
+        harness(dev_env.client, tmp_path, contacts, dropping, calls_per_second=5, backup=dropping) as h,
+        h.worker(),
+    ):
+        launched = await h.launch(*(pop.person_id(n) for n in range(3)), definitions=TIMELINE)
+        await eventually(lambda: h.roster(launched), lambda r: r.person(pop.person_id(0)).drops == 1, 20)
+
+        answer = await place_inbound_call(h.backup_url, pop.mobile(0), [launched.pin])
+        heard = " ".join(answer["transcript"])
+        assert answer["joined"] is None, "not put into a second bridge on the other carrier"
+        assert "calling you back into the conference" in heard
+        report = await eventually(
+            lambda: h.roster(launched),
+            lambda r: any(a.attempt_id.endswith("again1") and a.outcome == "answered"
+                          for a in r.person(pop.person_id(0)).attempts),
+            20,
+        )  # fmt: skip
+        (again,) = [a for a in report.person(pop.person_id(0)).attempts if a.attempt_id.endswith("again1")]
+        assert again.carrier == "twilio", "called into the bridge where it is, through its carrier"
+        assert Counter(c["to"] for c in h.carrier_entries("call"))[pop.work(0)] == 2
+        assert h.backup_entries("call") == [], "the other carrier places nothing"
+        assert h.backup is not None and h.backup.rooms == {}, "and holds no bridge"
+
+        guest = await place_inbound_call(h.backup_url, "+447400100200", [launched.pin])
+        assert guest["joined"] is None
+        assert "now on another number: 4 1, 2 1, 5 5 5, 0 1, 0 0" in " ".join(guest["transcript"])
+
+
+async def test_acknowledgement_calls_fail_over_one_by_one_and_each_says_where_it_went(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """No bridge: each call goes through the first carrier that works, as the batch sees it."""
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(6))
+    pressing = Scenario(
+        ring_seconds=0.2, numbers={pop.work(n): NumberPlan(answer="answer", press="1") for n in range(6)}
+    )
+    async with (
+        harness(dev_env.client, tmp_path, contacts, pressing, calls_per_second=5, backup=pressing) as h,
+        h.worker(),
+    ):
+        h.simulator.faults.open_windows(600, None, status=503, part="voice")
+        launched = await h.launch_procedure(
+            "acknowledge",
+            {"body": "gas leak", "Contacts.S001": ",".join(pop.person_id(n) for n in range(6))},
+            definitions=definitions_with(tmp_path, ACK),
+        )
+        report = await eventually(
+            lambda: h.roster(launched),
+            lambda r: sum(p.acknowledged_at is not None for p in r.people) == 6,
+            60,
+        )
+        assert h.carrier_entries("call") == []
+        assert Counter(c["to"] for c in h.backup_entries("call")) == Counter(pop.work(n) for n in range(6))
+        assert all(a.carrier == "telnyx" for p in report.people for a in p.attempts)
+        moved = [f for p in report.people for a in p.attempts for f in a.carrier_faults]
+        assert moved and all(f.startswith("twilio") for f in moved), "the first calls say why they moved"

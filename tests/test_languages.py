@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from carrier.port import OutboundCall
 from carrier.simulator.scenario import NumberPlan
-from carrier.twilio import call_twiml
+from carrier.twiml import call_twiml
 from config import Settings
 from domain.capacity import reach, step_loads
 from domain.contacts import contact_for_number, validate_contact

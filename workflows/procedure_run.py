@@ -423,12 +423,26 @@ class ProcedureRun:
         the step that compared it: concurrent wrong PINs never get past a limit."""
         self.updates += 1
         result = self.roster.rejoin(request, workflow.now())
+        bridge = self.roster.bridge_carrier
+        if result.accepted and request.carrier and bridge and request.carrier != bridge:
+            self.call_into_bridge(result, bridge)
         if not result.accepted:
             result.refused_by = self.turned_away(request)
             if result.refused_by is not None and request.limits is not None:
                 self.roster.turned_away(result.refused_by, request.limits.window)
         self.publish()
         return result
+
+    def call_into_bridge(self, result: RejoinResult, bridge: str) -> None:
+        """A right PIN on another carrier's number than the bridge's (it moved, or they chose
+        the other number): one of the run's people is called into the bridge where it is; a
+        guest is told its number."""
+        result.bridge_carrier, result.bridge_number = bridge, self.plan.carriers.get(bridge, "")
+        person = result.participant_id
+        if not result.guest and person and self.plan.knows(person):
+            alerting = self.alerting
+            alerting.run.background(alerting.moderation.call_again(self.plan.person(person)))
+            result.called_back = True
 
     @rejoin.validator
     def validate_rejoin(self, request: RejoinRequest) -> None:
