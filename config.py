@@ -24,6 +24,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from carrier.accounts import CarrierAccount
 from codec.aes import AesGcmCodec, BadKeys, EncryptionKey, parse_keys
 from domain.call_queue import CallQueue, calls_queue
+from domain.contacts import to_e164
 from i18n.languages import SHIPPED
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
@@ -174,16 +175,20 @@ class Settings(BaseSettings):
         return value
 
     def carrier_accounts(self) -> list[CarrierAccount]:
-        """RALLYCALL_CARRIERS, else the one Twilio account of the TWILIO_* variables."""
+        """RALLYCALL_CARRIERS, else the one Twilio account of the TWILIO_* variables (built
+        unchecked: a bad RALLYCALL_DIAL_IN_NUMBER is refused by name when a run is launched)."""
         return self.carriers or [
-            CarrierAccount(
+            CarrierAccount.model_construct(
                 name="twilio",
+                kind="twilio",
                 account_sid=self.twilio_account_sid,
                 auth_token=SecretStr(self.twilio_auth_token),
                 api_url=self.twilio_api_url,
-                number=self.dial_in_number,
+                number=e164_or_as_is(self.dial_in_number),
                 calls_per_second=self.calls_per_second,
                 sms_per_second=self.sms_per_second,
+                application_id=None,
+                public_key=None,
             )
         ]
 
@@ -256,6 +261,13 @@ def production_problems(config: Settings) -> list[str]:
         for account in config.carriers
     ]
     return [f"{name} is the embedded dev value: set it to {what}" for name, dev, what in checks if dev]
+
+
+def e164_or_as_is(number: str) -> str:
+    try:
+        return to_e164(number)
+    except ValueError:
+        return number
 
 
 def dev_token(account: CarrierAccount) -> bool:
