@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -20,6 +23,7 @@ from carrier.simulator.client import place_inbound_call
 from config import EXAMPLES, Settings, checked_settings, ui_url
 from launching import LaunchRequest, launch, red_button
 from procedures.definitions import load_definitions
+from stack import second_carrier
 from stack.embedded import RunningStack, running_stack
 from watch import follow
 
@@ -40,6 +44,17 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def carriers_file(config: Settings) -> Path:
+    """`export RALLYCALL_CARRIERS=…` as the stack runs them (dev secrets only): a launch from
+    another terminal freezes both carriers into its run, as the demo's does."""
+    accounts = [account.model_dump(mode="json") for account in config.carrier_accounts()]
+    for dumped, account in zip(accounts, config.carrier_accounts(), strict=True):
+        dumped["auth_token"] = account.auth_token.get_secret_value()
+    path = config.data_dir / "carriers.env"
+    path.write_text(f"export RALLYCALL_CARRIERS={shlex.quote(json.dumps(accounts))}\n")
+    return path
+
+
 def banner(stack: RunningStack, config: Settings) -> None:
     say("rallycall embedded stack is up (Ctrl-C to stop)")
     say(f"  Temporal          {stack.temporal_address}   Web UI {ui_url()}")
@@ -48,6 +63,10 @@ def banner(stack: RunningStack, config: Settings) -> None:
     if stack.simulator_url:
         say(f"  carrier simulator {stack.simulator_url}   scenario {config.scenario}")
         say(f"                    log {config.carrier_log}")
+    if stack.second_carrier_url:
+        say(f"  second carrier    {stack.second_carrier_url} (simulated Telnyx, {second_carrier.NUMBER})")
+        say(f"                    log {config.data_dir / 'carrier-telnyx.jsonl'}")
+        say(f"                    other terminals launch with both after `. {carriers_file(config)}`")
     else:
         say(f"  carrier           {stack.twilio_api_url}")
     say(f"  mailbox           smtp 127.0.0.1:{stack.smtp_port} -> {config.mail_dir}/")
@@ -112,9 +131,9 @@ async def main() -> None:
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     async with running_stack(config) as stack:
-        banner(stack, config)
+        banner(stack, stack.config)
         if args.demo:
-            await demo(stack, config)
+            await demo(stack, stack.config)
             say("\nthe stack stays up for starter.py commands; Ctrl-C to stop")
         await asyncio.Event().wait()
 

@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from callbacks import urls
 from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
+from carrier.accounts import Carriers
 from carrier.simulator import CarrierSimulator, load_scenario
-from carrier.twilio import TwilioCarrier
 from codec import server as codec_server
 from codec.aes import AesGcmCodec
 from config import Settings, data_converter, temporal_target
@@ -25,6 +25,7 @@ from console.app import serve as serve_console
 from console.auth import Users
 from console.demo import demo_sign_in
 from localmail.server import Mailbox
+from stack import second_carrier
 from stack.binaries import temporal_cli
 from stack.dev_server import ONE_PARTITION
 from worker import running_workers, smtp_settings
@@ -39,6 +40,10 @@ class RunningStack:
     temporal_address: str
     simulator_url: str | None
     twilio_api_url: str
+    second_carrier_url: str | None
+    """The simulated Telnyx, when the stack simulates its carriers (its journal beside the first's)."""
+    config: Settings
+    """The settings the stack runs on: the simulated carriers in them."""
     smtp_port: int
     mailbox: Mailbox
     console_url: str
@@ -78,15 +83,14 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
         mailbox.start()
         stack.callback(mailbox.stop)
 
-        simulator_url = None
+        simulator_url = second_url = None
         api_url = config.twilio_api_url
-        if not api_url:
+        if not api_url and not config.carriers:
+            scenario = load_scenario(config.scenario)
             simulator = CarrierSimulator(
                 config.twilio_account_sid,
                 config.twilio_auth_token,
-                load_scenario(config.scenario).with_account_rate(
-                    config.calls_per_second, config.sms_per_second
-                ),
+                scenario.with_account_rate(config.calls_per_second, config.sms_per_second),
                 config.carrier_log,
                 dial_in_number=config.dial_in_number,
                 voice_url=callback_url(config.public_url, urls.VOICE_INBOUND),
@@ -95,16 +99,23 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             stack.push_async_callback(runner.cleanup)
             simulator_url = api_url = _url_of(runner)
             (config.data_dir / "simulator.url").write_text(simulator_url)
+            second = second_carrier.simulator(config, scenario, config.data_dir / "carrier-telnyx.jsonl")
+            second_runner = await serve(second.app(), "127.0.0.1", 0)
+            stack.push_async_callback(second_runner.cleanup)
+            second_url = _url_of(second_runner)
+            config = config.model_copy(
+                update={"carriers": second_carrier.carriers(config, simulator_url, second_url)}
+            )
 
-        carrier = TwilioCarrier(config.twilio_account_sid, config.twilio_auth_token, api_url)
-        stack.push_async_callback(carrier.close)
+        carriers = Carriers.of(config.carrier_accounts())
+        stack.push_async_callback(carriers.close)
         callbacks = await serve(
-            build_app(carrier, env.client, config), config.callback_host, config.callback_port
+            build_app(carriers, env.client, config), config.callback_host, config.callback_port
         )
         stack.push_async_callback(callbacks.cleanup)
 
         await stack.enter_async_context(
-            running_workers(env.client, config, carrier, smtp_settings(config, port=mailbox.port))
+            running_workers(env.client, config, carriers, smtp_settings(config, port=mailbox.port))
         )
         users = Users(config.users_path)
         console_demo = demo_sign_in(users)
@@ -115,7 +126,9 @@ async def running_stack(config: Settings) -> AsyncIterator[RunningStack]:
             client=env.client,
             temporal_address=f"{host}:{port}",
             simulator_url=simulator_url,
-            twilio_api_url=api_url,
+            twilio_api_url=api_url or "",
+            second_carrier_url=second_url,
+            config=config,
             smtp_port=mailbox.port,
             mailbox=mailbox,
             console_url=config.console_url,

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -27,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from callbacks import urls
 from callbacks.server import build_app, serve
 from callbacks.urls import callback_url
-from carrier.accounts import DEV_TELNYX_PUBLIC_KEY, DEV_TELNYX_SIGNING_KEY, CarrierAccount, Carriers
+from carrier.accounts import Carriers
 from carrier.simulator import CarrierSimulator, Scenario
 from carrier.twilio import TwilioCarrier
 from config import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_ENCRYPTION_KEYS, EXAMPLES, Settings, data_converter
@@ -36,6 +35,7 @@ from domain.run_view import RunView
 from launching import Launched, LaunchRequest, launch, red_button
 from localmail.server import Mailbox
 from procedures.definitions import Definitions, load_definitions
+from stack import second_carrier
 from stack.binaries import temporal_test_server
 from stack.ports import free_port
 from watch import NoWorker, read_view
@@ -236,21 +236,12 @@ async def harness(
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(sim_runner.cleanup)
         if backup is not None:
-            h.backup = CarrierSimulator(
-                BACKUP_SID,
-                BACKUP_TOKEN,
-                backup.with_account_rate(calls_per_second, config.sms_per_second),
-                carrier_log.with_name("carrier-telnyx.jsonl"),
-                dial_in_number=BACKUP_NUMBER,
-                voice_url=callback_url(config.public_url, urls.VOICE_INBOUND, carrier="telnyx"),
-                dialect="telnyx",
-                signing_key=DEV_TELNYX_SIGNING_KEY,
-            )
+            h.backup = second_carrier.simulator(config, backup, carrier_log.with_name("carrier-telnyx.jsonl"))
             backup_runner = await serve(h.backup.app(), "127.0.0.1", 0)
             stack.push_async_callback(backup_runner.cleanup)
             h.backup_url = "http://{}:{}".format(*backup_runner.addresses[0][:2])
             h.settings = config = config.model_copy(
-                update={"carriers": two_carriers(config, simulator_url, h.backup_url)}
+                update={"carriers": second_carrier.carriers(config, simulator_url, h.backup_url)}
             )
         relay = h.carriers()
         stack.push_async_callback(relay.close)
@@ -263,28 +254,7 @@ async def harness(
             await h.terminate_leftovers()
 
 
-BACKUP_SID = "rallycall-telnyx-dev-account"
-BACKUP_TOKEN = "KEY-rallycall-embedded-telnyx-dev"
-BACKUP_NUMBER = "+41215550200"
-
-
-def two_carriers(config: Settings, first_url: str, backup_url: str) -> list[CarrierAccount]:
-    """The loopback's carriers in order: the first as the single-carrier settings have it, then
-    `telnyx` (simulated) with its own account, number and rate."""
-    (first,) = config.carrier_accounts()
-    backup = CarrierAccount(
-        name="telnyx",
-        kind="telnyx",
-        account_sid=BACKUP_SID,
-        auth_token=SecretStr(BACKUP_TOKEN),
-        api_url=backup_url,
-        application_id="rallycall-dev-texml-app",
-        public_key=DEV_TELNYX_PUBLIC_KEY,
-        number=BACKUP_NUMBER,
-        calls_per_second=config.calls_per_second,
-        sms_per_second=config.sms_per_second,
-    )
-    return [first.model_copy(update={"api_url": first_url}), backup]
+BACKUP_NUMBER = second_carrier.NUMBER
 
 
 @overload
