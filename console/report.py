@@ -105,7 +105,6 @@ def person_rows(person: PersonView, has_bridge: bool) -> list[ReportRow]:
         purpose = (
             "alert message" if note.purpose == "alert"
             else "the way back" if note.purpose == "rejoin"
-            else "PIN invitation again: the bridge moved" if note.purpose == "bridge_moved"
             else "PIN invitation" if has_bridge else "closing message"
         )  # fmt: skip
         rows.append(

@@ -503,6 +503,13 @@ class Roster:
     def called_anyone(self) -> bool:
         return any(a.placed_at for _, a in self._attempts.values()) or bool(self.state.dial_in_calls)
 
+    def unheard_outcomes(self, truth: CarrierTruth) -> list[str]:
+        """Calls the carrier says are over, or answered, whose callback never told us: before the
+        roster takes the truth in, what its callbacks failed to say."""
+        pending = {a.call_sid for _, a in self._attempts.values() if a.call_sid and a.outcome == "pending"}
+        told = set(FINAL_CALL_STATUSES) | {"in-progress", "completed"}
+        return [call.call_sid for call in truth.calls if call.call_sid in pending and call.status in told]
+
     def carrier_truth(self, truth: CarrierTruth, asked_at: datetime, at: datetime) -> list[str]:
         """Correct the roster with what the carrier said when asked; returns calls to hang up
         (machines, calls answered after the run ended), as callbacks would have. A leg whose

@@ -29,7 +29,7 @@ FINAL_CALL_STATUSES: dict[str, Outcome] = {
 """Twilio call statuses that end an attempt that never reached the person."""
 RunState = Literal["running", "ended"]
 Channel = Literal["sms", "email"]
-Purpose = Literal["alert", "post_objective", "rejoin", "bridge_moved"]
+Purpose = Literal["alert", "post_objective", "rejoin"]
 """`rejoin`: the dial-in number and PIN, sent at once to someone who dropped out of the bridge."""
 PersonState = Literal[
     "waiting",

@@ -119,7 +119,6 @@ def _person_changes(old: PersonView | None, new: PersonView, bridge: bool, carri
         what = {
             "alert": "message",
             "rejoin": "the way back (number and PIN)",
-            "bridge_moved": "the PIN invitation again (the bridge moved)",
         }.get(note.purpose, "PIN invitation" if bridge else "closing message")
         through = f" through {note.carrier}" if carriers and note.carrier else ""
         lines.append((note.sent_at, f"{what} sent to {new.name} by {channel}{through}"))

@@ -7,6 +7,7 @@ the carrier clean-ups (hang up, end the bridge), tried for two minutes without f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -19,6 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_policies import CARRIER_RETRY, HEARTBEAT, failure_message
     from workflows.run_context import RunContext
 
+LOST_CALLBACKS = 3
+"""Calls of one carrier whose outcome no callback told, at one check, before it counts as failing:
+one lost callback is a blip (our callback server restarting); three at once is its webhooks down."""
 RING_GRACE = timedelta(seconds=3)
 """Past a call's ring time, how long its final callback may take before we ask the carrier (a
 call can also wait a second in the carrier's queue before it rings)."""
@@ -59,9 +63,34 @@ class CarrierCheck:
         except FailureError as err:  # a local activity's failure may come as its own error
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
+        self.count_lost_callbacks(roster.unheard_outcomes(truth))
         for call_sid in roster.carrier_truth(truth, asked_at, workflow.now()):
             self.run.background(self.hang_up_quietly(call_sid))
         self.run.publish()
+
+    def count_lost_callbacks(self, unheard: list[str]) -> None:
+        """A carrier whose callbacks stopped coming (LOST_CALLBACKS calls' outcomes learnt only
+        by asking it) is failing as surely as one answering 503: the run's next calls go through
+        the next carrier. Not the bridge's calls: its room works, and the run asks for it."""
+        if self.run.plan.has_bridge:
+            return
+        lost = Counter(self.run.roster.carrier_of(sid) for sid in unheard)
+        now = workflow.now()
+        for carrier, count in lost.items():
+            carriers = self.run.carriers
+            if (
+                count < LOST_CALLBACKS
+                or carrier in carriers.down(now)
+                or not carriers.has_alternative(carrier, now)
+            ):
+                continue
+            to = carriers.failed(carrier, now)
+            self.run.carrier_failed(
+                carrier,
+                f"its callbacks stopped coming: {count} calls' outcomes learnt only by asking it",
+                to.name if to else carrier,
+                now,
+            )
 
     async def wait_for_any(self, settled: Callable[[], bool]) -> None:
         """Until `settled()`; if a call's callback is overdue meanwhile, the carrier is asked (a

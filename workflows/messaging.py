@@ -46,12 +46,9 @@ class Messages:
             self.run.roster.delivered(alert.contact.id, step, workflow.now())
             self.run.publish()
 
-    async def send_post_objective(
-        self, step: StepPlan, purpose: Purpose = "post_objective", no_sms_for: frozenset[str] = frozenset()
-    ) -> None:
+    async def send_post_objective(self, step: StepPlan) -> None:
         """To every destination of the step, reached or not, by SMS and by email (the red
-        button's: the dial-in numbers and the PIN); again, `bridge_moved`, when the bridge moved
-        to another carrier (`no_sms_for`: people just texted the way back, which says the same)."""
+        button's: the dial-in numbers and the PIN)."""
         post = step.post_objective
         if post is None:
             return
@@ -64,11 +61,11 @@ class Messages:
             message = Outgoing(
                 subject=version.subject, body=version.body, fields=fields, language=version.language
             )
-            if contact.mobile and contact_id not in no_sms_for:
+            if contact.mobile:
                 sms = message.model_copy(update={"body": version.sms or version.body})
-                sends.append(self.send(contact, "sms", contact.mobile, sms, step, purpose))
+                sends.append(self.send(contact, "sms", contact.mobile, sms, step, "post_objective"))
             if contact.email:
-                sends.append(self.send(contact, "email", contact.email, message, step, purpose))
+                sends.append(self.send(contact, "email", contact.email, message, step, "post_objective"))
         await asyncio.gather(*sends)
 
     async def send(

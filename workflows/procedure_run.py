@@ -263,13 +263,20 @@ class ProcedureRun:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self.end_request is not None or self.roster.ended or self.history_is_long(),
+                    lambda: (
+                        self.end_request is not None
+                        or self.roster.ended
+                        or self.history_is_long()
+                        or self.alerting.bridge.wanted
+                    ),
                     timeout=WATCH_EVERY,
                     timeout_summary="watch the bridge's carrier",
                 )
-                return
+                if not self.alerting.bridge.wanted:
+                    return
             except TimeoutError:
-                await self.alerting.bridge.check()
+                pass
+            await self.alerting.bridge.check()
 
     def history_is_long(self) -> bool:
         info = workflow.info()
@@ -345,6 +352,8 @@ class ProcedureRun:
         """Their leg left the bridge without us ending it: the dial-in number and PIN by SMS,
         or a call back, as the procedure says."""
         contact = self.plan.person(person_id)
+        if not await self.alerting.bridge.after_drop():
+            return  # the bridge was lost, not them: they are being called into the new one
         if self.plan.after_drop == "call":
             await self.alerting.moderation.call_again(contact)
         elif self.plan.after_drop == "sms" and contact.mobile:
