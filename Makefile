@@ -43,8 +43,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(DEV) $(BIN)/python -m bench.conference_scale
 
-chaos: $(STAMP)  ## the chaos drill: four conferences on the prod-like topology broken on purpose (~12 min; README)
-	$(DEV) $(BIN)/python -m stack.chaos
+chaos: $(STAMP)  ## the chaos drills: four conferences on the prod-like topology broken on purpose (~12 min), then the first carrier lost mid-conference (~7 min); ~19 min in all (README)
+	$(DEV) $(BIN)/python -m stack.chaos; first=$$?; $(DEV) $(BIN)/python -m bench.carrier_loss && exit $$first
 
 catalogues: $(STAMP)  ## refresh i18n/*.pot and the .po catalogues from the texts marked in the code
 	$(BIN)/python -m i18n.extract

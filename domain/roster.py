@@ -69,6 +69,8 @@ class RosterState(BaseModel):
     bridge_carrier: str = ""
     """The carrier the bridge is on now (0.2.0; "": the first): conference calls go through it,
     and its room's events are the bridge's."""
+    bridge_moved_at: datetime | None = None
+    """When it last moved: drops before it were the old room's."""
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     people: dict[str, PersonView]
@@ -321,7 +323,7 @@ class Roster:
         """The bridge is on `to` from now: the old room's legs are forgotten (their leaving is no
         drop, and its later events are not the bridge's). Returns whom to call into the new
         room: those in the old one, and those who dropped out of it since `lost_since`."""
-        self.state.bridge_carrier = to
+        self.state.bridge_carrier, self.state.bridge_moved_at = to, at
         self.state.conference_sid, self.state.conference_carrier = None, ""
         back = []
         for person in self.state.people.values():
@@ -341,7 +343,16 @@ class Roster:
         us, or two or more who dropped out since `since` (a room lost drops everyone at once)."""
         if any(self.live_legs(p.id) for p in self.state.people.values() if not p.guest):
             return True
-        dropped = [p for p in self.state.people.values() if p.drops and p.left_at and p.left_at >= since]
+        moved = self.state.bridge_moved_at
+
+        def dropped_out(person: PersonView) -> bool:
+            if not (person.drops and person.left_at):
+                return False
+            if moved and moved >= since:  # the old room's drops, and its forgotten legs, are not this one's
+                return person.left_at > moved
+            return person.left_at >= since
+
+        dropped = [p for p in self.state.people.values() if dropped_out(p)]
         return len(dropped) >= 2
 
     def bridge_event(self, event: BridgeUpdate, at: datetime) -> None:
