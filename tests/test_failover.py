@@ -39,6 +39,14 @@ def pin_messages_sent(report: RunView) -> int:
     return sum(1 for p in report.people for n in p.notifications if n.channel == "sms")
 
 
+def answering(tmp_path: Path, people: int) -> tuple[Path, Scenario]:
+    """`people` contacts, each answering at work and at home on either carrier."""
+    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(people))
+    return contacts, pop.scenario(
+        people, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
+    )
+
+
 async def launch_everyone(h: Harness) -> RunView:
     launched = await h.launch(*(pop.person_id(n) for n in range(PEOPLE)), definitions=TIMELINE)
     return await eventually(lambda: h.roster(launched), lambda r: pin_messages_sent(r) == PEOPLE, 90)
@@ -47,10 +55,7 @@ async def launch_everyone(h: Harness) -> RunView:
 async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_where_they_work(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
-    everyone_answers = pop.scenario(
-        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
-    )
+    contacts, everyone_answers = answering(tmp_path, PEOPLE)
     async with harness(
         dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
     ) as h:
@@ -102,10 +107,7 @@ async def test_calls_move_to_the_next_carrier_when_the_first_fails_and_sms_stay_
 async def test_sms_move_to_the_next_carrier_when_the_first_cannot_text_and_calls_stay(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
-    everyone_answers = pop.scenario(
-        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
-    )
+    contacts, everyone_answers = answering(tmp_path, PEOPLE)
     async with harness(
         dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
     ) as h:
@@ -135,10 +137,7 @@ drill, where the PIN SMS at +120 s comes after the loss at +30 s."""
 async def test_a_bridge_its_carrier_loses_is_rebuilt_on_the_next_with_everyone_called_back(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(PEOPLE))
-    everyone_answers = pop.scenario(
-        PEOPLE, at_work=lambda n: "answer", at_home=lambda n: "answer", ring_seconds=0.3
-    )
+    contacts, everyone_answers = answering(tmp_path, PEOPLE)
     async with (
         harness(
             dev_env.client, tmp_path, contacts, everyone_answers, calls_per_second=5, backup=everyone_answers
