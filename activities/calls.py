@@ -186,7 +186,7 @@ class CarrierActivities:
         dialling = {DIALLING: datetime.now(UTC).isoformat()}
         name = self._carriers.name_of(request.carrier)
         health = self._carriers.health.of(name, "voice")
-        if request.fail_over and not health.allows():
+        if request.fail_over and not earlier.may_exist and not health.allows():  # else: look for it first
             raise carrier_down(name, health.last_fault)
         try:
             async with heartbeating(lambda: dialling):
@@ -195,12 +195,17 @@ class CarrierActivities:
                 )
         except CarrierError as exc:
             if exc.kind is FailureKind.TRANSIENT:
-                health.fault(str(exc))
+                health.fault(str(exc), rate_limited=exc.rate_limited)
                 if request.fail_over and health.is_open:
-                    raise carrier_down(name, str(exc), maybe_placed=exc.maybe_done) from exc
+                    maybe = exc.maybe_done or earlier.may_exist
+                    raise carrier_down(name, str(exc), maybe_placed=maybe) from exc
+            elif exc.kind is FailureKind.DESTINATION:
+                health.success()  # the carrier answered: the number is the trouble
             if not exc.maybe_done:
                 activity.heartbeat(NOT_PLACED)
             raise as_application_error(exc) from exc
+        finally:
+            health.release()  # a probe that ended otherwise (refused, too late, cancelled) told nothing
         health.success()
         return call_sid
 
@@ -375,7 +380,7 @@ class CarrierActivities:
         the try, and the next sends the rest."""
         progress, may_have_been_sent = progress_so_far()
         info = activity.info()
-        once_key = f"{info.workflow_id}/{info.activity_id}"  # every try of this batch: the same keys
+        once_key = f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"  # each try: the same keys
         limit = asyncio.Semaphore(FETCHES_AT_ONCE)
         refused: list[CarrierError] = []
         not_sent: list[int] = []
@@ -387,29 +392,39 @@ class CarrierActivities:
                 if refused:
                     not_sent.append(index)
                     return
-                for route, last in self._sms_routes(batch, request, looked_for):
+                routes = self._sms_routes(batch, request, looked_for)
+                failure: CarrierError | None = None
+                for route in routes:
                     name = self._carriers.name_of(route.carrier)
                     health = self._carriers.health.of(name, "sms")
+                    looking = name == looked_for  # where an earlier try may have sent it: look there first
+                    if not (looking or health.allows() or (failure is None and route is routes[-1])):
+                        continue  # failing in this worker: the next (the last is tried if none was)
                     progress.begin(index, name)
-                    since = request.requested_at if name == looked_for else None
+                    since = request.requested_at if looking else None
                     texting = self._texting(
                         name, request.to, route.sender, body, since, f"{once_key}/{index}"
                     )
                     try:
                         sid = await self._in_flight.once(f"sms{index}@{name}", texting)
                     except CarrierError as exc:
+                        failure = exc
                         if exc.kind is FailureKind.DESTINATION:
-                            settle_sms_failure(progress, index, exc, refused, not_sent)
-                            return
-                        health.fault(str(exc))
-                        failing = health.is_open or exc.kind is FailureKind.CONFIGURATION
-                        if not last and not exc.maybe_done and failing:
-                            continue  # surely not sent, and this carrier is failing: the next
-                        settle_sms_failure(progress, index, exc, refused, not_sent)
+                            health.success()  # the carrier answered: the number is the trouble
+                            break
+                        if exc.kind is FailureKind.TRANSIENT:
+                            health.fault(str(exc), rate_limited=exc.rate_limited)
+                        if exc.maybe_done or not (health.is_open or exc.kind is FailureKind.CONFIGURATION):
+                            break  # may have been sent, or a blip: the batch's next try
+                        continue  # surely not sent, and this carrier is failing or refuses us: the next
                     else:
                         health.success()
                         progress.settle(index, MessageOutcome(sent=sid, carrier=name))
-                    return
+                        return
+                    finally:
+                        health.release()
+                if failure is not None:
+                    settle_sms_failure(progress, index, failure, refused, not_sent)
 
         async with heartbeating(lambda: progress.model_dump(mode="json")):
             await asyncio.gather(
@@ -429,18 +444,11 @@ class CarrierActivities:
     ) -> Callable[[], Awaitable[str]]:
         return lambda: self._carriers[name].send_sms(to, sender, body, sent_since=since, key=key)
 
-    def _sms_routes(
-        self, batch: SmsBatch, request: SendSms, looked_for: str | None
-    ) -> list[tuple[SmsRoute, bool]]:
-        """The carriers to try this message on, each with whether it is the last: those this
-        worker sees working, in order (the one an earlier try may have sent it through first,
-        to look there); with none working, the first, to try all the same."""
+    def _sms_routes(self, batch: SmsBatch, request: SendSms, looked_for: str | None) -> list[SmsRoute]:
+        """The carriers to try this message on, in order, the one an earlier try may have sent
+        it through first (to look there)."""
         routes = batch.routes or [SmsRoute(carrier="", sender=request.sender)]
-        routes = sorted(routes, key=lambda r: self._carriers.name_of(r.carrier) != looked_for)
-        health = self._carriers.health
-        working = [r for r in routes if health.of(self._carriers.name_of(r.carrier), "sms").allows()]
-        chosen = working or routes[:1]
-        return [(route, i == len(chosen) - 1) for i, route in enumerate(chosen)]
+        return sorted(routes, key=lambda r: self._carriers.name_of(r.carrier) != looked_for)
 
 
 def settle_sms_failure(

@@ -183,7 +183,7 @@ async def relay_bridge_event(request: web.Request) -> web.Response:
         conference_sid=event.conference_sid,
         call_sid=event.call_sid,
         reason=event.reason,
-        carrier=request.query.get("carrier", ""),
+        carrier=request.app[CARRIERS].name_of(request.query.get("carrier", "")),  # none named: the first
     )
     return await deliver(request.app[CLIENT], run_id, ProcedureRun.bridge_event.__name__, update)
 

@@ -24,6 +24,10 @@ class FailureKind(Enum):
     """Credentials or caller ID are wrong: nothing will work until someone fixes them."""
 
 
+RATE_LIMIT_CODES = frozenset({"429", "20429", "10011"})
+"""HTTP 429, Twilio's 20429 (too many requests at once), Telnyx's 10011."""
+
+
 class CarrierError(Exception):
     def __init__(
         self, kind: FailureKind, message: str, code: str | None = None, *, maybe_done: bool = False
@@ -33,6 +37,11 @@ class CarrierError(Exception):
         self.code = code
         self.maybe_done = maybe_done
         """The carrier may have done it anyway (a 5xx, a lost answer): a retry must look first."""
+
+    @property
+    def rate_limited(self) -> bool:
+        """A 429: the carrier is busy with us, not failing; only a flood of them counts."""
+        return self.kind is FailureKind.TRANSIENT and self.code in RATE_LIMIT_CODES
 
 
 @dataclass(frozen=True)

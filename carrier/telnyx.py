@@ -68,6 +68,7 @@ def classify(exc: Exception) -> CarrierError:
     """Turn an SDK or network failure into what the caller should do about it."""
     if isinstance(exc, APIStatusError):
         code, title, pointer = _first_error(exc.body)
+        code = code or ("429" if exc.status_code == 429 else None)
         shown = code or str(exc.status_code)
         message = f"Telnyx error {shown}: {NUMBER.sub(lambda m: masked(m.group()), title)}"
         if code in NUMBER_ERRORS:

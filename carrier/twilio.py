@@ -57,7 +57,7 @@ T = TypeVar("T")
 def classify(exc: Exception) -> CarrierError:
     """Turn an SDK or network failure into what the caller should do about it."""
     if isinstance(exc, TwilioRestException):
-        code = str(exc.code) if exc.code is not None else None
+        code = str(exc.code) if exc.code is not None else (str(exc.status) if exc.status == 429 else None)
         message = f"Twilio error {code or exc.status}: {NUMBER.sub(lambda m: masked(m.group()), exc.msg)}"
         if code in DESTINATION_ERRORS:
             return CarrierError(FailureKind.DESTINATION, message, code)

@@ -43,10 +43,6 @@ class CarrierChoice:
                 return route
         return self.routes[0]
 
-    def preferred(self, now: datetime) -> str:
-        """The first carrier not failing now (no probe is claimed): where its calls go."""
-        return next((r.name for r in self.routes if r.name not in self.down(now)), self.routes[0].name)
-
     def has_alternative(self, name: str, now: datetime) -> bool:
         """Whether a call failing on `name` could go through another carrier now."""
         return any(r.name != name and self._usable(r.name, now) for r in self.routes)

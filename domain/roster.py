@@ -49,6 +49,7 @@ REASONS_WE_CAUSED = frozenset(
     {"participant_updated_via_api", "conference_ended_via_api", "moderator_ended_conference"}
 )
 """Why a participant leaves when we made it happen (Twilio's `ReasonParticipantLeft`)."""
+HUNG_UP = "participant_hung_up"
 DIAL_IN_WITHOUT_CALL = "dial-in:"
 """Leg prefix of a rejoin that did not come through the phone line (`starter.py rejoin`)."""
 
@@ -71,6 +72,9 @@ class RosterState(BaseModel):
     and its room's events are the bridge's."""
     bridge_moved_at: datetime | None = None
     """When it last moved: drops before it were the old room's."""
+    unexplained_drops: dict[str, datetime] = Field(default_factory=dict)
+    """When each person last left the bridge not by hanging up (their line or room lost): what a
+    lost room leaves behind, where a conference ending as people hang up leaves nothing."""
     recording_url: str | None = None
     problems: list[str] = Field(default_factory=list)
     people: dict[str, PersonView]
@@ -328,38 +332,31 @@ class Roster:
         back = []
         for person in self.state.people.values():
             legs = self.live_legs(person.id)
-            dropped = person.drops > 0 and person.left_at is not None and person.left_at >= lost_since
-            if person.guest or not (legs or dropped):
-                continue
-            for leg in legs:
+            for leg in legs:  # a guest's too: the old room is not the bridge any more
                 self.state.expected_leaves.append(leg)
                 self._leave(person, leg, at)
-            back.append(person.id)
+            dropped = self.state.unexplained_drops.get(person.id)
+            if not person.guest and (legs or (dropped and dropped >= lost_since)):
+                back.append(person.id)
         self.state.drops = [d for d in self.state.drops if d not in back]
         return back
 
     def lost_room(self, since: datetime) -> bool:
         """Whether a bridge the carrier says is gone had people in it: someone still in it for
-        us, or two or more who dropped out since `since` (a room lost drops everyone at once)."""
+        us, or two or more who dropped out since `since` other than by hanging up (a room lost
+        drops everyone at once; a room whose people hang up ends as it should)."""
         if any(self.live_legs(p.id) for p in self.state.people.values() if not p.guest):
             return True
         moved = self.state.bridge_moved_at
-
-        def dropped_out(person: PersonView) -> bool:
-            if not (person.drops and person.left_at):
-                return False
-            if moved and moved >= since:  # the old room's drops, and its forgotten legs, are not this one's
-                return person.left_at > moved
-            return person.left_at >= since
-
-        dropped = [p for p in self.state.people.values() if dropped_out(p)]
-        return len(dropped) >= 2
+        if moved and moved >= since:  # the old room's drops, and its forgotten legs, are not this one's
+            return sum(at > moved for at in self.state.unexplained_drops.values()) >= 2
+        return sum(at >= since for at in self.state.unexplained_drops.values()) >= 2
 
     def bridge_event(self, event: BridgeUpdate, at: datetime) -> None:
         """The conference room reported a start, an end, or a participant joining or leaving.
         A room on another carrier than the bridge's (the one it moved from) is not the bridge."""
-        if event.carrier and event.carrier != self.bridge_carrier:
-            return
+        if self.plan.carriers and event.carrier and event.carrier != self.bridge_carrier:
+            return  # (a run launched before 0.2.0 knows no carrier: every room event is its own)
         if event.kind == "start":
             self.state.conference_sid = event.conference_sid
             self.state.conference_carrier = event.carrier
@@ -695,6 +692,8 @@ class Roster:
             return
         person.drops += 1
         self.state.drops.append(person.id)
+        if reason != HUNG_UP and person.left_at is not None:
+            self.state.unexplained_drops[person.id] = person.left_at
 
     def take_drops(self) -> list[str]:
         """People who dropped out of the bridge since last asked, once per drop."""

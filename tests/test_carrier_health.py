@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 from carrier.health import FAULT_WINDOW, FAULTS_IN_A_ROW, OPEN_FOR, CarrierHealth
 from domain.call_queue import CarrierRoute
 from domain.carrier_choice import FAILED_FOR, CarrierChoice
+from domain.contacts import Contact
+from domain.events import BridgeUpdate
+from domain.roster import Roster, RosterState
+from tests.test_roster import ANN, PLAN, STEP, T0
 
 
 class Clock:
@@ -67,7 +71,6 @@ def test_a_run_moves_its_calls_to_the_next_carrier_then_probes_the_first_once() 
 
     assert choice.failed("twilio", start).name == "telnyx"  # type: ignore[union-attr]
     assert choice.pick(start).name == "telnyx" and choice.down(start) == ["twilio"]
-    assert choice.preferred(start) == "telnyx"
 
     later = start + FAILED_FOR
     assert choice.pick(later).name == "twilio", "one call probes the first carrier again"
@@ -87,3 +90,35 @@ def test_with_every_carrier_failing_calls_go_to_the_first_and_keep_trying() -> N
     assert choice.pick(now).name == "twilio"
     assert not choice.has_alternative("twilio", now), "so its worker retries it until the deadline"
     assert choice.pick(now + timedelta(seconds=1)).name == "twilio"
+
+
+def two_in_a_bridge() -> tuple[Roster, datetime]:
+    """Ann and Bob in the room, on calls CA1 and CA2."""
+    bob = Contact(id="bob", name="Bob", voice_pro="+41215550102")
+    step = STEP.model_copy(update={"destinations": ("ann", "bob")})
+    plan = PLAN.model_copy(update={"steps": (step,), "people": (ANN, bob)})
+    book = Roster(plan, "conference-x", RosterState.fresh(plan, T0))
+    for alert, sid in zip(plan.alerts(step), ("CA1", "CA2"), strict=True):
+        attempt = book.attempt_queued(alert, alert.address or "", T0)
+        book.call_placed(attempt.attempt_id, sid, T0)
+        book.bridge_event(BridgeUpdate(kind="join", conference_sid="CF1", call_sid=sid), T0)
+    return book, T0 + timedelta(seconds=30)
+
+
+def test_a_room_whose_people_hang_up_ends_as_it_should_and_one_that_drops_them_is_lost() -> None:
+    book, later = two_in_a_bridge()
+    for sid in ("CA1", "CA2"):
+        book.bridge_event(
+            BridgeUpdate(kind="leave", conference_sid="CF1", call_sid=sid, reason="participant_hung_up"),
+            later,
+        )
+    assert not book.lost_room(T0), "both hung up: the room ended, nothing to move"
+
+    book, later = two_in_a_bridge()
+    for sid in ("CA1", "CA2"):
+        book.bridge_event(
+            BridgeUpdate(kind="leave", conference_sid="CF1", call_sid=sid, reason="bridge_failed"), later
+        )
+    assert book.lost_room(T0), "both dropped at once, not by hanging up"
+    assert book.bridge_moved("telnyx", later, T0) == ["ann", "bob"], "both called into the new room"
+    assert not book.lost_room(T0), "the old room's drops are not the new room's"

@@ -201,6 +201,7 @@ async def test_a_pin_keyed_on_the_other_carriers_number_brings_the_caller_into_t
     contacts = pop.write_contacts(tmp_path / "contacts.yaml", pop.contacts(3))
     dropping = pop.scenario(3, at_work=lambda n: "answer", at_home=lambda n: "no-answer", ring_seconds=0.2)
     dropping.numbers[pop.work(0)] = NumberPlan(answer="answer", hangup_after_s=2)  # hangs up by mistake
+    dropping.numbers[pop.mobile(0)] = "answer"  # then dials in from their mobile
     async with (
         harness(dev_env.client, tmp_path, contacts, dropping, calls_per_second=5, backup=dropping) as h,
         h.worker(),
@@ -220,7 +221,10 @@ async def test_a_pin_keyed_on_the_other_carriers_number_brings_the_caller_into_t
         )  # fmt: skip
         (again,) = [a for a in report.person(pop.person_id(0)).attempts if a.attempt_id.endswith("again1")]
         assert again.carrier == "twilio", "called into the bridge where it is, through its carrier"
-        assert Counter(c["to"] for c in h.carrier_entries("call"))[pop.work(0)] == 2
+        assert (again.medium, again.number) == ("voice_mobile", pop.mobile(0)), (
+            "on the phone they dialled from"
+        )
+        assert Counter(c["to"] for c in h.carrier_entries("call"))[pop.mobile(0)] == 1
         assert h.backup_entries("call") == [], "the other carrier places nothing"
         assert h.backup is not None and h.backup.rooms == {}, "and holds no bridge"
 

@@ -7,7 +7,8 @@ the bridge moves to the next carrier:
 1. conference calls go through the new carrier from now on (those waiting move at once);
 2. everyone who was in the old room, or dropped out of it in the last LOST_WINDOW, is called
    back into the new one, ahead of every scheme's calls (not told the way back by SMS: a drop
-   waits for the check that follows it before it is);
+   waits for the check that follows it before it is); calls still in the old room are hung up
+   where that carrier can;
 3. nobody needs a new number: the PIN invitation lists every carrier's number, and the PIN
    works on each (a right PIN on a number the bridge is not on calls its person into it).
 
@@ -18,6 +19,7 @@ Runs with one carrier, and runs launched before 0.2.0, never watch: nothing to m
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -49,13 +51,19 @@ LOST_WINDOW = timedelta(seconds=60)
 
 
 class BridgeMove:
-    def __init__(self, run: RunContext, moderation: Moderation) -> None:
+    def __init__(
+        self, run: RunContext, moderation: Moderation, hang_up: Callable[[str, str], Awaitable[bool]]
+    ) -> None:
         self.run = run
         self.moderation = moderation
+        self.hang_up = hang_up
+        """Through a given carrier: the old room's calls, where that carrier can still end them."""
         self.wanted = False
         """Someone dropped out: check now, not at the next WATCH_EVERY."""
-        self.checks = 0
-        """Checks done: a drop waits for the next one before it is told the way back."""
+        self.started = 0
+        """Checks begun, numbered from 1."""
+        self.done = 0
+        """The number of the last check finished: a drop waits for one begun after it."""
 
     def watching(self) -> bool:
         return self.run.plan.has_bridge and len(self.run.carriers.routes) > 1
@@ -65,11 +73,11 @@ class BridgeMove:
         theirs: they get the way back), False when it moved (they are being called back)."""
         if not self.watching():
             return True
-        before, carrier = self.checks, self.run.roster.bridge_carrier
+        after, carrier = self.started + 1, self.run.roster.bridge_carrier
         self.wanted = True
         with contextlib.suppress(TimeoutError):  # no check came (the run is ending): tell them
             await workflow.wait_condition(
-                lambda: self.checks > before,
+                lambda: self.done >= after,
                 timeout=WATCH_EVERY + API_PATIENCE,
                 timeout_summary="was the bridge lost?",
             )
@@ -79,10 +87,12 @@ class BridgeMove:
         """Ask the bridge's carrier for its room; move the bridge if it cannot say, or if the
         room is gone with people in it."""
         self.wanted = False
+        self.started += 1
+        number = self.started
         try:
             await self.ask()
         finally:
-            self.checks += 1
+            self.done = max(self.done, number)
 
     async def ask(self) -> None:
         roster = self.run.roster
@@ -111,6 +121,9 @@ class BridgeMove:
         if truth.conference_sid is None and roster.lost_room(workflow.now() - LOST_WINDOW):
             self.move(carrier, "its room is gone with people in it")
 
+    async def hang_up_quietly(self, call_sid: str, carrier: str) -> None:
+        await self.hang_up(call_sid, carrier)
+
     def route(self) -> CarrierRoute:
         """The carrier conference calls go through now."""
         name = self.run.roster.bridge_carrier
@@ -130,7 +143,10 @@ class BridgeMove:
             )
             return current
         roster, plan = self.run.roster, self.run.plan
+        old_legs = [leg for person in roster.state.people.values() for leg in roster.live_legs(person.id)]
         back = roster.bridge_moved(to.name, now, now - LOST_WINDOW)
+        for leg in old_legs:  # nobody stays in the old room while called into the new one
+            self.run.background(self.hang_up_quietly(leg, failed))
         roster.problem(
             f"{now:%H:%M:%S} the bridge moved from {failed} to {to.name} ({why}): "
             f"calling back the {len(back)} who were in it"

@@ -236,15 +236,19 @@ class Calls:
         step: StepPlan,
     ) -> CarrierRoute | None:
         """The carrier to place this call through instead, if it was not placed because its
-        carrier is failing (the worker said so, or the run moved it before its turn). A call
-        into the bridge follows the bridge, which moves off a carrier failing such a call."""
+        carrier is failing or refuses our settings while another may not (the worker said so, or
+        the run moved it before its turn). A call into the bridge follows the bridge, which moves
+        off a carrier failing such a call."""
         now = workflow.now()
         carriers = self.run.carriers
         bridged = step.objective == "conference" and self.bridge_route is not None
         if withdrawal == MOVING:
             self.run.roster.carrier_fault(attempt_id, f"{carrier}: moved before its turn ({MOVING})")
             return self.bridge_route() if bridged and self.bridge_route else carriers.pick(now)
-        if isinstance(err, ActivityError) and error_type(err) == CARRIER_DOWN:
+        refused = isinstance(err, ActivityError) and error_type(err) == "CarrierMisconfigured"
+        if refused and not carriers.has_alternative(carrier, now):
+            refused = False  # every carrier refused us: the run says so (`not_started`)
+        if isinstance(err, ActivityError) and (error_type(err) == CARRIER_DOWN or refused):
             why = failure_message(err)
             self.run.roster.carrier_fault(attempt_id, why)
             if bridged and self.bridge_failed is not None:

@@ -46,7 +46,7 @@ class CarrierCheck:
             if self.run.plan.has_bridge and roster.parent_id is None
             else None,
             carriers={sid: carrier for sid in calls if (carrier := roster.carrier_of(sid))},
-            room_carrier=roster.state.conference_carrier or self.run.carriers.preferred(workflow.now()),
+            room_carrier=roster.bridge_carrier,
         )
         if not question.calls and question.room is None:
             return
@@ -64,6 +64,8 @@ class CarrierCheck:
             workflow.logger.warning("could not reconcile with the carrier: %s", failure_message(err))
             return
         self.count_lost_callbacks(roster.unheard_outcomes(truth))
+        if truth.conference_sid is not None:
+            roster.state.conference_carrier = question.room_carrier
         for call_sid in roster.carrier_truth(truth, asked_at, workflow.now()):
             self.run.background(self.hang_up_quietly(call_sid))
         self.run.publish()

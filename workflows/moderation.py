@@ -98,13 +98,13 @@ class Moderation:
             summary="moderate the bridge",
         )
 
-    async def call_again(self, person: Contact) -> None:
-        """Call them now into the bridge, ahead of every scheme's calls, on the phone they last
-        answered (else their work, mobile or home phone), until the run closes."""
+    async def call_again(self, person: Contact, medium: VoiceMedium | None = None) -> None:
+        """Call them now into the bridge, ahead of every scheme's calls, on `medium`, else the
+        phone they last answered (else their work, mobile or home phone), until the run closes."""
         roster, plan = self.run.roster, self.run.plan
         step = next(s for s in plan.steps if s.has_bridge and person.id in s.destinations)
         tries = sum("again" in a.attempt_id for a in roster.person(person.id).attempts)
-        medium = call_again_medium(roster.person(person.id), person)
+        medium = medium or call_again_medium(roster.person(person.id), person)
         alert = Alert(step.number, person, -1, medium, timedelta(0), tag=f"again{tries + 1}")
 
         def withdrawn(alerts: list[Alert]) -> list[str | None]:

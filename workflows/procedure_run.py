@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.messages import Outgoing
     from domain.pin_check import LIMIT_REACHED, person_calling, turned_away
-    from domain.plan import RunPlan, StepPlan, batch_id
+    from domain.plan import RunPlan, StepPlan, VoiceMedium, batch_id
     from domain.roster import Roster, RosterState
     from domain.run_view import PeoplePage, PeopleQuery, RunView, page_of
     from rendering.webui import current_details
@@ -434,7 +434,7 @@ class ProcedureRun:
         result = self.roster.rejoin(request, workflow.now())
         bridge = self.roster.bridge_carrier
         if result.accepted and request.carrier and bridge and request.carrier != bridge:
-            self.call_into_bridge(result, bridge)
+            self.call_into_bridge(request, result, bridge)
         if not result.accepted:
             result.refused_by = self.turned_away(request)
             if result.refused_by is not None and request.limits is not None:
@@ -442,15 +442,21 @@ class ProcedureRun:
         self.publish()
         return result
 
-    def call_into_bridge(self, result: RejoinResult, bridge: str) -> None:
+    def call_into_bridge(self, request: RejoinRequest, result: RejoinResult, bridge: str) -> None:
         """A right PIN on another carrier's number than the bridge's (it moved, or they chose
         the other number): one of the run's people is called into the bridge where it is; a
         guest is told its number."""
         result.bridge_carrier, result.bridge_number = bridge, self.plan.carriers.get(bridge, "")
         person = result.participant_id
         if not result.guest and person and self.plan.knows(person):
-            alerting = self.alerting
-            alerting.run.background(alerting.moderation.call_again(self.plan.person(person)))
+            contact, alerting = self.plan.person(person), self.alerting
+            phones: dict[VoiceMedium, str | None] = {
+                "voice_mobile": contact.mobile,
+                "voice_pro": contact.voice_pro,
+                "voice_home": contact.voice_home,
+            }
+            dialled_from = next((m for m, n in phones.items() if n == request.from_number), None)  # theirs?
+            alerting.run.background(alerting.moderation.call_again(contact, dialled_from))
             result.called_back = True
 
     @rejoin.validator

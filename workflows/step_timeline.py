@@ -58,7 +58,7 @@ class StepTimeline:
         self.calls = Calls(self.run, calls, self.carrier.hang_up)
         self.messages = Messages(self.run)
         self.moderation = Moderation(self.run, self.calls)
-        self.bridge = BridgeMove(self.run, self.moderation)
+        self.bridge = BridgeMove(self.run, self.moderation, self.carrier.hang_up)
         if self.bridge.watching():
             self.calls.bridge_route, self.calls.bridge_failed = self.bridge.route, self.bridge.move
 
