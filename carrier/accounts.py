@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from carrier.health import CarrierHealth
 from carrier.port import Carrier
-from carrier.telnyx import TelnyxCarrier
-from carrier.twilio import TwilioCarrier
 from domain.call_queue import CarrierRoute
 from domain.contacts import to_e164
 
@@ -73,8 +71,12 @@ class CarrierAccount(BaseModel):
     def adapter(self) -> Carrier:
         token = self.auth_token.get_secret_value()
         if self.kind == "telnyx":
+            from carrier.telnyx import TelnyxCarrier  # its SDK takes 1.8 s to import: only when used
+
             assert self.application_id and self.public_key, "checked when the settings were read"
             return TelnyxCarrier(token, self.account_sid, self.application_id, self.public_key, self.api_url)
+        from carrier.twilio import TwilioCarrier  # the CLI and the console need no carrier SDK
+
         return TwilioCarrier(self.account_sid, token, self.api_url)
 
 
