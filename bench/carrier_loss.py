@@ -283,7 +283,7 @@ class Drill:
         if asks:
             print(
                 f"   A asked for its bridge {len(asks)} times, {self.offset(at(asks[0]))} to "
-                f"{self.offset(at(asks[-1]))} (asked every 10 s: the first ask comes 0-10 s after a fault)"
+                f"{self.offset(at(asks[-1]))} (asked at once after the drops, then every 10 s)"
             )
         if first is None:
             print(
